@@ -1,0 +1,299 @@
+//! The chat commands, parsed once here and shared by every adapter.
+//!
+//! The same words work on every platform and in `baton chat`:
+//! `/orchestrator on|off`, `/verbose on|off`, `/effort off|on|high|max`,
+//! `/status`, `/stop`, `/reset`, `/help`.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// How hard a model should think, clamped to what each model supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Effort {
+    /// No extended reasoning.
+    Off,
+    /// The provider's normal reasoning.
+    #[default]
+    On,
+    /// More reasoning.
+    High,
+    /// The most reasoning the model offers.
+    Max,
+}
+
+impl Effort {
+    /// Every level, lowest first.
+    pub const ALL: [Effort; 4] = [Effort::Off, Effort::On, Effort::High, Effort::Max];
+
+    /// The word used in commands, config and tool arguments.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effort::Off => "off",
+            Effort::On => "on",
+            Effort::High => "high",
+            Effort::Max => "max",
+        }
+    }
+}
+
+impl fmt::Display for Effort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A word that is not an effort level.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown effort {0:?}: use off, on, high or max")]
+pub struct ParseEffortError(pub String);
+
+impl FromStr for Effort {
+    type Err = ParseEffortError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" => Ok(Effort::Off),
+            "on" => Ok(Effort::On),
+            "high" => Ok(Effort::High),
+            "max" => Ok(Effort::Max),
+            _ => Err(ParseEffortError(s.to_owned())),
+        }
+    }
+}
+
+impl serde::Serialize for Effort {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Effort {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let word = String::deserialize(deserializer)?;
+        word.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A parsed chat command. `None` in a switch means "show the current value".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `/orchestrator on|off`: delegate to workers, or answer alone.
+    Orchestrator(Option<bool>),
+    /// `/verbose on|off`: show worker output under the message.
+    Verbose(Option<bool>),
+    /// `/effort off|on|high|max`: the conversation's default effort.
+    Effort(Option<Effort>),
+    /// `/status`: mode, verbose, models, running workers, usage.
+    Status,
+    /// `/stop`: cancel the running turn and all its workers.
+    Stop,
+    /// `/reset`: start a new context.
+    Reset,
+    /// `/help`: list the commands.
+    Help,
+}
+
+impl Command {
+    /// Every command with a one-line description, in the order `/help` lists
+    /// them (adapters register these with their platform).
+    pub const DESCRIPTIONS: [(&'static str, &'static str, &'static str); 7] = [
+        (
+            "orchestrator",
+            "on|off",
+            "Let the bot split work across parallel workers",
+        ),
+        (
+            "verbose",
+            "on|off",
+            "Show what the workers do, under your message",
+        ),
+        ("effort", "off|on|high|max", "How hard the models think"),
+        (
+            "status",
+            "",
+            "Mode, models, running workers, usage and cost",
+        ),
+        ("stop", "", "Cancel the running answer and its workers"),
+        ("reset", "", "Forget this conversation's context"),
+        ("help", "", "List the commands"),
+    ];
+
+    /// The `/help` text.
+    pub fn help_text() -> String {
+        let mut text = String::from("Commands:\n");
+        for (name, args, about) in Self::DESCRIPTIONS {
+            let usage = if args.is_empty() {
+                format!("/{name}")
+            } else {
+                format!("/{name} {args}")
+            };
+            text.push_str(&format!("{usage} — {about}\n"));
+        }
+        text
+    }
+
+    /// Whether the command changes settings (and so needs permission in groups).
+    pub fn changes_settings(&self) -> bool {
+        match self {
+            Command::Orchestrator(v) | Command::Verbose(v) => v.is_some(),
+            Command::Effort(v) => v.is_some(),
+            Command::Reset => true,
+            Command::Status | Command::Stop | Command::Help => false,
+        }
+    }
+}
+
+/// A message that is a command, but not a valid one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// A command word nobody knows.
+    #[error("unknown command /{0}; /help lists the commands")]
+    Unknown(String),
+    /// A known command with a bad argument.
+    #[error("usage: /{command} {usage}")]
+    Usage {
+        command: &'static str,
+        usage: &'static str,
+    },
+}
+
+/// Parses `text` as a command.
+///
+/// Returns `None` when the text is not a command at all, or is a command
+/// addressed to another bot (`/status@otherbot`). `bot_name` is this bot's
+/// username, without `@`, where the platform has one.
+pub fn parse_command(text: &str, bot_name: Option<&str>) -> Option<Result<Command, CommandError>> {
+    let rest = text.trim_start().strip_prefix('/')?;
+    let mut words = rest.split_whitespace();
+    let head = words.next()?;
+    let (name, addressee) = match head.split_once('@') {
+        Some((name, addressee)) => (name, Some(addressee)),
+        None => (head, None),
+    };
+    if let (Some(addressee), Some(bot)) = (addressee, bot_name)
+        && !addressee.eq_ignore_ascii_case(bot)
+    {
+        return None;
+    }
+    let name = name.to_ascii_lowercase();
+    let arg = words.next();
+    Some(parse_named(&name, arg))
+}
+
+fn parse_named(name: &str, arg: Option<&str>) -> Result<Command, CommandError> {
+    match name {
+        "orchestrator" => parse_switch(arg, "orchestrator").map(Command::Orchestrator),
+        "verbose" => parse_switch(arg, "verbose").map(Command::Verbose),
+        "effort" => {
+            match arg {
+                None => Ok(Command::Effort(None)),
+                Some(word) => word.parse().map(|e| Command::Effort(Some(e))).map_err(|_| {
+                    CommandError::Usage {
+                        command: "effort",
+                        usage: "off|on|high|max",
+                    }
+                }),
+            }
+        }
+        "status" => Ok(Command::Status),
+        "stop" => Ok(Command::Stop),
+        "reset" => Ok(Command::Reset),
+        "help" | "start" => Ok(Command::Help),
+        other => Err(CommandError::Unknown(other.to_owned())),
+    }
+}
+
+fn parse_switch(arg: Option<&str>, command: &'static str) -> Result<Option<bool>, CommandError> {
+    match arg.map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(None),
+        Some("on" | "true" | "yes" | "1") => Ok(Some(true)),
+        Some("off" | "false" | "no" | "0") => Ok(Some(false)),
+        Some(_) => Err(CommandError::Usage {
+            command,
+            usage: "on|off",
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Option<Result<Command, CommandError>> {
+        parse_command(text, Some("baton_bot"))
+    }
+
+    #[test]
+    fn parses_every_command() {
+        assert_eq!(
+            parse("/orchestrator on"),
+            Some(Ok(Command::Orchestrator(Some(true))))
+        );
+        assert_eq!(
+            parse("/orchestrator OFF"),
+            Some(Ok(Command::Orchestrator(Some(false))))
+        );
+        assert_eq!(
+            parse("/orchestrator"),
+            Some(Ok(Command::Orchestrator(None)))
+        );
+        assert_eq!(parse("/verbose on"), Some(Ok(Command::Verbose(Some(true)))));
+        assert_eq!(
+            parse("/effort max"),
+            Some(Ok(Command::Effort(Some(Effort::Max))))
+        );
+        assert_eq!(parse("/status"), Some(Ok(Command::Status)));
+        assert_eq!(parse("  /stop"), Some(Ok(Command::Stop)));
+        assert_eq!(parse("/reset"), Some(Ok(Command::Reset)));
+        assert_eq!(parse("/help"), Some(Ok(Command::Help)));
+        assert_eq!(parse("/start"), Some(Ok(Command::Help)));
+    }
+
+    #[test]
+    fn honours_the_bot_name_suffix() {
+        assert_eq!(parse("/status@baton_bot"), Some(Ok(Command::Status)));
+        assert_eq!(parse("/status@Baton_Bot"), Some(Ok(Command::Status)));
+        assert_eq!(parse("/status@other_bot"), None);
+        assert_eq!(
+            parse_command("/status@anyone", None),
+            Some(Ok(Command::Status))
+        );
+    }
+
+    #[test]
+    fn plain_text_is_not_a_command() {
+        assert_eq!(parse("hello /status"), None);
+        assert_eq!(parse("/"), None);
+        assert_eq!(parse(""), None);
+    }
+
+    #[test]
+    fn bad_input_gets_a_usage_error() {
+        assert_eq!(
+            parse("/verbose maybe"),
+            Some(Err(CommandError::Usage {
+                command: "verbose",
+                usage: "on|off"
+            }))
+        );
+        assert_eq!(
+            parse("/effort extreme").unwrap().unwrap_err().to_string(),
+            "usage: /effort off|on|high|max"
+        );
+        assert_eq!(
+            parse("/frobnicate"),
+            Some(Err(CommandError::Unknown("frobnicate".into())))
+        );
+    }
+
+    #[test]
+    fn help_lists_every_command() {
+        let help = Command::help_text();
+        for (name, _, _) in Command::DESCRIPTIONS {
+            assert!(
+                help.contains(&format!("/{name}")),
+                "{name} missing from help"
+            );
+        }
+    }
+}

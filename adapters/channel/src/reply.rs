@@ -1,0 +1,76 @@
+//! What comes in from a platform, and the handle the conversation actor
+//! posts through.
+
+use crate::event::WorkerEvent;
+use crate::key::ConversationKey;
+
+/// Who sent a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    /// The platform's user id.
+    pub id: String,
+    /// A display name, for the transcript.
+    pub name: String,
+}
+
+/// The platform message a turn answers: replies reference it and the verbose
+/// thread hangs under it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The platform's id of the user's message, where it has one.
+    pub message_id: Option<String>,
+}
+
+/// A chat message for the conversation's orchestrator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    /// The conversation it belongs to.
+    pub key: ConversationKey,
+    /// Who wrote it.
+    pub author: Author,
+    /// Its text, with any bot mention already stripped.
+    pub text: String,
+    /// The message it answers, if the user replied to one.
+    pub reply_to: Option<String>,
+    /// The message itself, for replies and deduplication.
+    pub origin: Origin,
+}
+
+/// A failure to deliver something to a platform.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelError {
+    /// Worth retrying: rate limits, timeouts, 5xx answers.
+    #[error("temporary delivery failure: {0}")]
+    Transient(String),
+    /// Not worth retrying: the chat is gone, the bot was removed, bad request.
+    #[error("delivery failed: {0}")]
+    Permanent(String),
+}
+
+impl ChannelError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ChannelError::Transient(_))
+    }
+}
+
+/// The one handle through which a conversation reaches its channel.
+///
+/// Exactly one exists per conversation actor, owned by it: it is not
+/// `Clone`, and the worker side of the engine has no field of this type, so
+/// a worker has no code path to a channel. Adapters split long text (see
+/// [`crate::chunk_text`]) and apply their platform's formatting and limits.
+#[async_trait::async_trait]
+pub trait Reply: Send {
+    /// Posts `text` to the conversation as the bot's answer to `origin`.
+    async fn post(&mut self, origin: &Origin, text: &str) -> Result<(), ChannelError>;
+
+    /// Shows one worker event under `origin` (only called with verbose on).
+    async fn verbose(&mut self, origin: &Origin, event: &WorkerEvent) -> Result<(), ChannelError>;
+
+    /// Shows that a turn is running (a typing indicator); called again while
+    /// it runs. Platforms without one ignore it.
+    async fn working(&mut self, _origin: &Origin) -> Result<(), ChannelError> {
+        Ok(())
+    }
+}

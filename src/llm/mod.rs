@@ -1,0 +1,163 @@
+//! Language-model providers behind one [`Provider`] trait.
+//!
+//! The engine speaks the provider-neutral types below; `openai.rs` (also
+//! Ollama, OpenRouter, vLLM), `anthropic.rs` and `gemini.rs` translate them to
+//! their wire formats over reqwest. `retry.rs` owns the retry policy for
+//! transient errors; `effort.rs` clamps and maps reasoning effort.
+
+pub mod anthropic;
+pub mod effort;
+mod error;
+pub mod gemini;
+pub mod openai;
+pub mod retry;
+
+pub use baton_channel::Effort;
+pub use error::ProviderError;
+
+use serde::{Deserialize, Serialize};
+
+/// One model call: everything a provider needs to answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompletionRequest {
+    /// The provider's model name (without the `provider:` prefix).
+    pub model: String,
+    /// The system prompt.
+    pub system: String,
+    /// The conversation so far, oldest first.
+    pub messages: Vec<Message>,
+    /// Tools the model may call; empty means none are offered.
+    pub tools: Vec<ToolSpec>,
+    /// Reasoning effort, already clamped to what the model supports.
+    pub effort: Effort,
+    /// An upper bound on output tokens, where the caller wants one.
+    pub max_output_tokens: Option<u32>,
+}
+
+/// A tool offered to the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    /// The name the model calls it by.
+    pub name: String,
+    /// What it does, for the model.
+    pub description: String,
+    /// JSON Schema of its arguments (an object schema).
+    pub parameters: serde_json::Value,
+}
+
+/// One entry of a model's context.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum Message {
+    /// Something the user (or, for a worker, the orchestrator's brief) said.
+    User { text: String },
+    /// What the model answered: text, tool calls, or both.
+    Assistant(AssistantMessage),
+    /// The result of one tool call, answering the call with the same id.
+    ToolResult(ToolResult),
+}
+
+impl Message {
+    /// A user message.
+    pub fn user(text: impl Into<String>) -> Self {
+        Message::User { text: text.into() }
+    }
+
+    /// An assistant message with text only.
+    pub fn assistant(text: impl Into<String>) -> Self {
+        Message::Assistant(AssistantMessage {
+            text: Some(text.into()),
+            ..AssistantMessage::default()
+        })
+    }
+}
+
+/// The model's side of one round.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AssistantMessage {
+    /// Text written to the reader, if any.
+    pub text: Option<String>,
+    /// Tools the model asked to call, in order.
+    pub tool_calls: Vec<ToolCall>,
+    /// Provider-specific state that must be sent back with this message on
+    /// the next round (Anthropic thinking blocks, Gemini thought signatures).
+    /// Opaque to everyone but the provider that produced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_state: Option<serde_json::Value>,
+}
+
+/// A tool call the model asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The id the result must answer (generated where the wire has none).
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The arguments as JSON text, exactly as the model wrote them: they may
+    /// be malformed, and the agent loop reports that back to the model.
+    pub arguments: String,
+}
+
+/// The result of one tool call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolResult {
+    /// The id of the call it answers.
+    pub call_id: String,
+    /// The tool's name (Gemini matches results by name).
+    pub name: String,
+    /// The result, usually JSON text.
+    pub content: String,
+    /// Whether the call failed (unknown tool, bad arguments, tool error).
+    pub is_error: bool,
+}
+
+/// Tokens one or more model calls used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Completion tokens (reasoning included).
+    pub output_tokens: u64,
+}
+
+impl Usage {
+    /// Adds another call's usage to this total.
+    pub fn add(&mut self, other: Usage) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+    }
+}
+
+/// Why the model stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// It finished its answer.
+    EndTurn,
+    /// It wants tool results.
+    ToolUse,
+    /// It hit the output token limit.
+    MaxTokens,
+    /// Anything else the provider reported (content filter, ...).
+    Other,
+}
+
+/// A provider's answer to one [`CompletionRequest`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// The model's message.
+    pub message: AssistantMessage,
+    /// Tokens this call used.
+    pub usage: Usage,
+    /// Why it stopped.
+    pub stop: StopReason,
+}
+
+/// A language-model API.
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync + std::fmt::Debug {
+    /// The name the config gives this provider (`openai`, `anthropic`, ...).
+    fn name(&self) -> &str;
+
+    /// Makes one model call. No retries here: see [`retry`].
+    async fn complete(&self, request: &CompletionRequest) -> Result<Completion, ProviderError>;
+}

@@ -1,0 +1,1 @@
+//! Shared test support: fake servers speaking real wire formats.
