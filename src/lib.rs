@@ -6,17 +6,30 @@
 //!
 //! - [`config`]: typed configuration from `config/baton.toml` plus
 //!   `BATON__SECTION__KEY` environment overrides; secrets as `SecretString`.
+//! - [`app`]: config to [`services::Services`], and the service's `run`.
 //! - [`conversation`]: the registry of conversation actors; each owns its
 //!   settings, its queue and the one `Reply` handle to its channel.
 //! - [`orchestrator`]: orchestrator mode: the delegation tools and the pool
 //!   of workers a turn starts.
-//! - [`agent`]: the model <-> tool loop shared by orchestrator and workers.
+//! - [`agent`]: the model <-> tool loop shared by orchestrator and workers,
+//!   and the engine-wide model-call limiter.
 //! - [`llm`]: the `Provider` trait and the OpenAI, Anthropic and Gemini wire
 //!   formats; retries and effort mapping.
 //! - [`tools`]: worker-safe tools.
 //! - [`store`]: the sqlx repository (SQLite by default, Postgres too).
+//! - [`chat`] and [`check`]: the `baton chat` terminal channel and
+//!   `baton check`.
 //!
 //! Platform adapters live in `adapters/` and speak only `baton-channel`.
 
+pub mod agent;
+pub mod app;
+pub mod chat;
+pub mod check;
+pub mod config;
+pub mod conversation;
 pub mod llm;
+pub mod orchestrator;
+pub mod services;
 pub mod store;
+pub mod tools;

@@ -1,1 +1,129 @@
-fn main() {}
+//! The `baton` command: `run` the service, `chat` in a terminal, `check`
+//! the config, `migrate` the database.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use baton::config::Config;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Baton: an LLM chat bot for Discord and Telegram, one orchestrator per
+/// conversation with parallel workers.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The config file; env variables BATON__SECTION__KEY override it.
+    #[arg(long, global = true, default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Commands>,
+}
+
+const DEFAULT_CONFIG: &str = "config/baton.toml";
+
+#[derive(Debug, Subcommand)]
+enum Commands {
+    /// Run the service (the default).
+    Run,
+    /// Talk to the engine in this terminal: one conversation, the same commands.
+    Chat {
+        /// Which terminal conversation (each has its own settings and history).
+        #[arg(long, default_value = "local")]
+        conversation: String,
+    },
+    /// Validate the config and say plainly what is missing.
+    Check,
+    /// Create the database and apply its migrations, then exit.
+    Migrate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let chatting = matches!(cli.command, Some(Commands::Chat { .. }));
+    let default_level = if chatting { "warn" } else { "info" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = load_config(&cli.config)?;
+    match cli.command.unwrap_or(Commands::Run) {
+        Commands::Run => {
+            baton::app::run(config, shutdown_signal()).await?;
+        }
+        Commands::Chat { conversation } => {
+            let services = baton::app::services(config).await?;
+            let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+            baton::chat::chat(services.clone(), &conversation, stdin, tokio::io::stdout()).await?;
+            services.store.close().await;
+        }
+        Commands::Check => {
+            let report = baton::check::check(&config).await;
+            print!("{}", report.render());
+            if !report.passed() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Commands::Migrate => {
+            let store = baton::store::Store::connect(&config.storage.url)
+                .await
+                .context("cannot open the database")?;
+            store.close().await;
+            println!("database ready: migrations applied");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the config; a missing file at the default path means defaults.
+fn load_config(path: &Path) -> anyhow::Result<Config> {
+    if !path.exists() && path == Path::new(DEFAULT_CONFIG) {
+        tracing::warn!("no {DEFAULT_CONFIG}; using the built-in defaults");
+        return Ok(Config::from_toml("", std::env::vars())?);
+    }
+    Config::load(path).with_context(|| format!("loading {}", path.display()))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    () = ctrl_c => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => ctrl_c.await,
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await;
+}

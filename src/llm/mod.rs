@@ -9,6 +9,7 @@ pub mod anthropic;
 pub mod effort;
 mod error;
 pub mod gemini;
+pub mod models;
 pub mod openai;
 pub mod retry;
 

@@ -16,4 +16,4 @@ pub use chunk::chunk_text;
 pub use command::{Command, CommandError, Effort, ParseEffortError, parse_command};
 pub use event::{WorkerEvent, WorkerEventKind, WorkerId, WorkerStatus};
 pub use key::{ConversationKey, ParseKeyError, Platform};
-pub use reply::{Author, ChannelError, Inbound, Origin, Reply};
+pub use reply::{Author, Channel, ChannelError, ChannelEvent, Inbound, Origin, Reply};

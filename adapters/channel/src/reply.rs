@@ -1,6 +1,7 @@
 //! What comes in from a platform, and the handle the conversation actor
 //! posts through.
 
+use crate::command::{Command, CommandError};
 use crate::event::WorkerEvent;
 use crate::key::ConversationKey;
 
@@ -73,4 +74,41 @@ pub trait Reply: Send {
     async fn working(&mut self, _origin: &Origin) -> Result<(), ChannelError> {
         Ok(())
     }
+}
+
+/// Something an adapter hands the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelEvent {
+    /// A chat message for the orchestrator.
+    Message(Inbound),
+    /// A command (already permission-checked by the adapter). Parse errors
+    /// are passed on too, so every platform answers them the same way.
+    Command {
+        /// The conversation it applies to.
+        key: ConversationKey,
+        /// Who sent it.
+        author: Author,
+        /// The message (or interaction) to answer.
+        origin: Origin,
+        /// The parsed command, or why it did not parse.
+        command: Result<Command, CommandError>,
+    },
+}
+
+impl ChannelEvent {
+    /// The conversation the event belongs to.
+    pub fn key(&self) -> &ConversationKey {
+        match self {
+            ChannelEvent::Message(inbound) => &inbound.key,
+            ChannelEvent::Command { key, .. } => key,
+        }
+    }
+}
+
+/// A platform adapter as the engine sees it: a source of [`Reply`] handles,
+/// one per conversation actor.
+pub trait Channel: Send + Sync {
+    /// A new reply handle for `key`; the engine keeps exactly one per live
+    /// conversation.
+    fn reply_to(&self, key: &ConversationKey) -> Box<dyn Reply>;
 }

@@ -1,0 +1,188 @@
+//! `baton check`: validates the config and says plainly what is missing.
+
+use std::time::Duration;
+
+use crate::config::{Config, ModelRef};
+use crate::store::Store;
+
+/// One thing `baton check` looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Whether it is fine.
+    pub ok: bool,
+    /// What was found, in words a user can act on.
+    pub text: String,
+}
+
+/// Everything `baton check` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// In the order checked.
+    pub findings: Vec<Finding>,
+}
+
+impl CheckReport {
+    fn ok(&mut self, text: impl Into<String>) {
+        self.findings.push(Finding {
+            ok: true,
+            text: text.into(),
+        });
+    }
+
+    fn problem(&mut self, text: impl Into<String>) {
+        self.findings.push(Finding {
+            ok: false,
+            text: text.into(),
+        });
+    }
+
+    /// Whether nothing is wrong.
+    pub fn passed(&self) -> bool {
+        self.findings.iter().all(|f| f.ok)
+    }
+
+    /// The report as lines of `ok:` and `problem:`.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        for finding in &self.findings {
+            let tag = if finding.ok { "ok" } else { "problem" };
+            text.push_str(&format!("{tag}: {}\n", finding.text));
+        }
+        text
+    }
+}
+
+/// Checks models, providers (keys and reachability), storage and platforms.
+pub async fn check(config: &Config) -> CheckReport {
+    let mut report = CheckReport::default();
+    let roles = [
+        ("orchestrator", config.models.orchestrator_model()),
+        ("worker", config.models.worker_model()),
+    ];
+    let mut providers_used = Vec::new();
+    for (role, model) in roles {
+        match model {
+            Err(e) => report.problem(format!("{role} model: {e}")),
+            Ok(model) => check_model(config, role, &model, &mut report, &mut providers_used),
+        }
+    }
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap_or_default();
+    for name in providers_used {
+        let Some(provider) = config.providers.get(&name) else {
+            continue;
+        };
+        match &provider.api_key_env {
+            Some(var) if provider.api_key().is_none() => report.problem(format!(
+                "provider {name}: no API key: set the environment variable {var}"
+            )),
+            Some(var) => report.ok(format!("provider {name}: API key found in {var}")),
+            None => report.ok(format!(
+                "provider {name}: no API key configured (fine for local models)"
+            )),
+        }
+        match http.get(&provider.base_url).send().await {
+            Ok(response) => report.ok(format!(
+                "provider {name}: {} is reachable (HTTP {})",
+                provider.base_url,
+                response.status().as_u16()
+            )),
+            Err(e) => report.problem(format!(
+                "provider {name}: {} is unreachable: {}",
+                provider.base_url,
+                without_url(&e)
+            )),
+        }
+    }
+    match Store::connect(&config.storage.url).await {
+        Ok(store) => {
+            report.ok(format!(
+                "storage: {} opened and migrated",
+                redact_url(&config.storage.url)
+            ));
+            store.close().await;
+        }
+        Err(e) => report.problem(format!("storage: {}: {e}", redact_url(&config.storage.url))),
+    }
+    for (name, platform) in [("telegram", &config.telegram), ("discord", &config.discord)] {
+        if !platform.enabled {
+            report.ok(format!("{name}: disabled"));
+        } else if platform.token().is_none() {
+            report.ok(format!(
+                "{name}: enabled but {} is not set, so it will not start",
+                platform.token_env
+            ));
+        } else {
+            report.ok(format!("{name}: token found in {}", platform.token_env));
+        }
+    }
+    report
+}
+
+fn check_model(
+    config: &Config,
+    role: &str,
+    model: &ModelRef,
+    report: &mut CheckReport,
+    providers_used: &mut Vec<String>,
+) {
+    if config.providers.contains_key(&model.provider) {
+        report.ok(format!("{role} model: {model}"));
+        if !providers_used.contains(&model.provider) {
+            providers_used.push(model.provider.clone());
+        }
+    } else {
+        report.problem(format!(
+            "{role} model {model}: there is no [providers.{}] section",
+            model.provider
+        ));
+    }
+}
+
+/// A reqwest error's message without the URL (which is printed already).
+fn without_url(error: &reqwest::Error) -> String {
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        causes.push(inner.to_string());
+        source = inner.source();
+    }
+    if causes.is_empty() {
+        error.to_string()
+    } else {
+        causes.join(": ")
+    }
+}
+
+/// The storage URL without a password.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://baton:secret@db/baton"),
+            "postgres://baton:***@db/baton"
+        );
+        assert_eq!(
+            redact_url("sqlite://data/baton.db"),
+            "sqlite://data/baton.db"
+        );
+    }
+}

@@ -1,0 +1,499 @@
+//! Typed configuration: a TOML file plus `BATON__SECTION__KEY` environment
+//! overrides. Secrets are never in the file: it names the environment
+//! variables that hold them, and they are read as [`SecretString`]s.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use baton_channel::Effort;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::llm::retry::RetryPolicy;
+use crate::store::Mode;
+
+/// The prefix of environment variables that override config keys.
+pub const ENV_PREFIX: &str = "BATON__";
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The TOML (after environment overrides) does not fit the schema.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// Everything Baton can be told; every field has a working default.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where state lives.
+    pub storage: StorageConfig,
+    /// Model APIs by name (`openai`, `anthropic`, ...).
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Which models play which role, and what each supports.
+    pub models: ModelsConfig,
+    /// Conversation defaults and orchestrator limits.
+    pub orchestrator: OrchestratorConfig,
+    /// Engine-wide limits.
+    pub engine: EngineConfig,
+    /// The Telegram adapter.
+    pub telegram: PlatformConfig,
+    /// The Discord adapter.
+    pub discord: PlatformConfig,
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `sqlite://path.db` or `postgres://...`; created and migrated on start.
+    pub url: String,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/baton.db".into(),
+        }
+    }
+}
+
+/// The wire format a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// OpenAI chat completions (also Ollama, OpenRouter, vLLM).
+    Openai,
+    /// Anthropic Messages.
+    Anthropic,
+    /// Gemini generateContent.
+    Gemini,
+}
+
+/// `[providers.NAME]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// The wire format.
+    pub kind: ProviderKind,
+    /// The API's base URL.
+    pub base_url: String,
+    /// The environment variable holding the API key (none for local models).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Seconds before one model call times out.
+    #[serde(default = "default_request_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+fn default_request_timeout_secs() -> u64 {
+    300
+}
+
+impl ProviderConfig {
+    /// The API key from the environment, if the variable is named and set.
+    pub fn api_key(&self) -> Option<SecretString> {
+        let var = self.api_key_env.as_deref()?;
+        std::env::var(var)
+            .ok()
+            .filter(|key| !key.trim().is_empty())
+            .map(SecretString::from)
+    }
+}
+
+/// A `provider:model` reference, as the config writes models.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ModelRef {
+    /// The `[providers.NAME]` it runs on.
+    pub provider: String,
+    /// The provider's model name (may itself contain `:`, as Ollama's do).
+    pub model: String,
+}
+
+impl FromStr for ModelRef {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once(':') {
+            Some((provider, model)) if !provider.is_empty() && !model.is_empty() => Ok(Self {
+                provider: provider.into(),
+                model: model.into(),
+            }),
+            _ => Err(ConfigError::Invalid(format!(
+                "model {s:?} is not provider:model (for example openai:gpt-5.1)"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for ModelRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.provider, self.model)
+    }
+}
+
+/// `[models]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelsConfig {
+    /// The orchestrator's model, `provider:model`.
+    pub orchestrator: String,
+    /// The workers' model; the orchestrator's when unset.
+    pub worker: Option<String>,
+    /// What each model supports, keyed by `provider:model`.
+    pub catalog: BTreeMap<String, ModelSpec>,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        Self {
+            orchestrator: "openai:gpt-5.1".into(),
+            worker: Some("openai:gpt-5-mini".into()),
+            catalog: BTreeMap::new(),
+        }
+    }
+}
+
+impl ModelsConfig {
+    /// The orchestrator's model.
+    pub fn orchestrator_model(&self) -> Result<ModelRef, ConfigError> {
+        self.orchestrator.parse()
+    }
+
+    /// The workers' model (the orchestrator's when unset).
+    pub fn worker_model(&self) -> Result<ModelRef, ConfigError> {
+        self.worker.as_deref().unwrap_or(&self.orchestrator).parse()
+    }
+
+    /// What `model` supports: its catalog entry, or the defaults.
+    pub fn spec(&self, model: &ModelRef) -> ModelSpec {
+        self.catalog
+            .get(&model.to_string())
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// `[models.catalog."provider:model"]`: what one model supports and costs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSpec {
+    /// The effort levels it accepts; requests are clamped to these.
+    pub efforts: Vec<Effort>,
+    /// Its context window in tokens, where known.
+    pub context_window: Option<u64>,
+    /// US dollars per million input tokens.
+    pub input_price: f64,
+    /// US dollars per million output tokens.
+    pub output_price: f64,
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        Self {
+            efforts: vec![Effort::Off, Effort::On, Effort::High],
+            context_window: None,
+            input_price: 0.0,
+            output_price: 0.0,
+        }
+    }
+}
+
+/// `[orchestrator]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OrchestratorConfig {
+    /// `single` or `orchestrator` for new conversations.
+    pub default_mode: ModeSetting,
+    /// Whether new conversations show worker output.
+    pub default_verbose: bool,
+    /// The effort of new conversations.
+    pub default_effort: Effort,
+    /// Workers open at once in one turn.
+    pub max_workers: usize,
+    /// Seconds a worker run may take before it is stopped as timed out.
+    pub worker_timeout_secs: u64,
+    /// Model rounds in one agent loop before it must answer.
+    pub max_tool_rounds: usize,
+    /// Transcript messages sent to the orchestrator's model.
+    pub history_limit: usize,
+}
+
+impl Default for OrchestratorConfig {
+    fn default() -> Self {
+        Self {
+            default_mode: ModeSetting(Mode::Single),
+            default_verbose: false,
+            default_effort: Effort::On,
+            max_workers: 8,
+            worker_timeout_secs: 300,
+            max_tool_rounds: 20,
+            history_limit: 40,
+        }
+    }
+}
+
+impl OrchestratorConfig {
+    /// The worker timeout as a duration.
+    pub fn worker_timeout(&self) -> Duration {
+        Duration::from_secs(self.worker_timeout_secs)
+    }
+}
+
+/// A [`Mode`] as written in the config (`single` or `orchestrator`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModeSetting(pub Mode);
+
+impl<'de> Deserialize<'de> for ModeSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let word = String::deserialize(deserializer)?;
+        Mode::parse(&word).map(ModeSetting).ok_or_else(|| {
+            serde::de::Error::custom(format!("unknown mode {word:?}: use single or orchestrator"))
+        })
+    }
+}
+
+/// `[engine]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Model calls in flight at once across all conversations; orchestrator
+    /// calls go ahead of worker calls when all are taken.
+    pub max_concurrent_model_calls: usize,
+    /// Events waiting in one conversation's queue before senders wait.
+    pub queue_capacity: usize,
+    /// Seconds an idle conversation actor stays in memory.
+    pub idle_timeout_secs: u64,
+    /// Attempts for one orchestrator model call (transient errors only).
+    pub retry_attempts: u32,
+    /// First retry delay in milliseconds; doubles each attempt.
+    pub retry_base_delay_ms: u64,
+    /// Longest retry delay in milliseconds (also caps Retry-After).
+    pub retry_max_delay_ms: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent_model_calls: 32,
+            queue_capacity: 64,
+            idle_timeout_secs: 600,
+            retry_attempts: 4,
+            retry_base_delay_ms: 500,
+            retry_max_delay_ms: 30_000,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// The retry policy for orchestrator model calls.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.retry_attempts.max(1),
+            base_delay: Duration::from_millis(self.retry_base_delay_ms),
+            max_delay: Duration::from_millis(self.retry_max_delay_ms),
+        }
+    }
+}
+
+/// `[telegram]` and `[discord]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct PlatformConfig {
+    /// Whether to start the adapter (it also needs its token variable set).
+    pub enabled: bool,
+    /// The environment variable holding the bot token.
+    pub token_env: String,
+    /// The platform's API base URL (a local server or a test fake).
+    pub api_url: String,
+}
+
+impl Default for PlatformConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            token_env: String::new(),
+            api_url: String::new(),
+        }
+    }
+}
+
+impl PlatformConfig {
+    /// The bot token from the environment, if set.
+    pub fn token(&self) -> Option<SecretString> {
+        std::env::var(&self.token_env)
+            .ok()
+            .filter(|token| !token.trim().is_empty())
+            .map(SecretString::from)
+    }
+}
+
+impl Config {
+    /// Reads `path` and applies the process environment's overrides.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text, std::env::vars())
+    }
+
+    /// Parses `text` and applies `BATON__SECTION__KEY=value` overrides from
+    /// `env` (values are TOML scalars or arrays where they parse as such,
+    /// plain strings otherwise).
+    pub fn from_toml(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        for (name, raw) in env {
+            let Some(path) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let path: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+            apply_override(&mut table, &path, parse_env_value(&raw))
+                .map_err(|why| ConfigError::Invalid(format!("{name}: {why}")))?;
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what the types cannot: model references and limits.
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.models.orchestrator_model()?;
+        self.models.worker_model()?;
+        for name in self.models.catalog.keys() {
+            name.parse::<ModelRef>()?;
+        }
+        let invalid = |what: &str| Err(ConfigError::Invalid(format!("{what} must be at least 1")));
+        if self.orchestrator.max_workers == 0 {
+            return invalid("orchestrator.max_workers");
+        }
+        if self.orchestrator.max_tool_rounds == 0 {
+            return invalid("orchestrator.max_tool_rounds");
+        }
+        if self.engine.max_concurrent_model_calls == 0 {
+            return invalid("engine.max_concurrent_model_calls");
+        }
+        if self.engine.queue_capacity == 0 {
+            return invalid("engine.queue_capacity");
+        }
+        Ok(())
+    }
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("value = {raw}"))
+        .ok()
+        .and_then(|mut table| table.remove("value"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+fn apply_override(
+    table: &mut toml::Table,
+    path: &[String],
+    value: toml::Value,
+) -> Result<(), String> {
+    match path {
+        [] => Err("empty key".into()),
+        [key] if key.is_empty() => Err("empty key".into()),
+        [key] => {
+            table.insert(key.clone(), value);
+            Ok(())
+        }
+        [head, rest @ ..] => {
+            let entry = table
+                .entry(head.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(inner) => apply_override(inner, rest, value),
+                _ => Err(format!("{head} is not a section")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_shipped_config_parses() {
+        let text = include_str!("../config/baton.toml");
+        let config = Config::from_toml(text, env(&[])).unwrap();
+        assert_eq!(
+            config.models.orchestrator_model().unwrap().provider,
+            "openai"
+        );
+        assert!(config.providers.contains_key("anthropic"));
+    }
+
+    #[test]
+    fn environment_overrides_any_key() {
+        let config = Config::from_toml(
+            "[orchestrator]\nmax_workers = 3\n",
+            env(&[
+                ("BATON__ORCHESTRATOR__MAX_WORKERS", "5"),
+                ("BATON__ORCHESTRATOR__DEFAULT_MODE", "orchestrator"),
+                ("BATON__STORAGE__URL", "sqlite::memory:"),
+                ("BATON__PROVIDERS__LOCAL__KIND", "openai"),
+                (
+                    "BATON__PROVIDERS__LOCAL__BASE_URL",
+                    "http://127.0.0.1:11434/v1",
+                ),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.orchestrator.max_workers, 5);
+        assert_eq!(
+            config.orchestrator.default_mode,
+            ModeSetting(Mode::Orchestrator)
+        );
+        assert_eq!(config.storage.url, "sqlite::memory:");
+        assert_eq!(
+            config.providers["local"].base_url,
+            "http://127.0.0.1:11434/v1"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let err = Config::from_toml("[models]\norchestrator = \"gpt\"\n", env(&[])).unwrap_err();
+        assert!(err.to_string().contains("provider:model"), "{err}");
+        let err =
+            Config::from_toml("[orchestrator]\ndefault_mode = \"solo\"\n", env(&[])).unwrap_err();
+        assert!(err.to_string().contains("single or orchestrator"), "{err}");
+        let err = Config::from_toml("[storage]\nurll = \"x\"\n", env(&[])).unwrap_err();
+        assert!(err.to_string().contains("urll"), "{err}");
+    }
+
+    #[test]
+    fn model_refs_split_at_the_first_colon() {
+        let model: ModelRef = "ollama:llama3:8b".parse().unwrap();
+        assert_eq!(model.provider, "ollama");
+        assert_eq!(model.model, "llama3:8b");
+        assert_eq!(model.to_string(), "ollama:llama3:8b");
+    }
+}

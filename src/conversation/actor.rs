@@ -1,0 +1,412 @@
+//! The conversation actor: owns one conversation's settings, its queue and
+//! its one [`Reply`] handle, and runs one turn at a time.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_channel::{
+    Author, Command, CommandError, ConversationKey, Inbound, Origin, Reply, WorkerEvent,
+    WorkerEventKind, WorkerId,
+};
+use dashmap::DashMap;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
+
+use super::commands;
+use super::turn::{TurnOutcome, TurnRequest, run_turn};
+use crate::llm::{Message, Usage};
+use crate::services::Services;
+use crate::store::{ConversationSettings, EventKind, Role, StoredMessage, TurnId, TurnStatus};
+
+/// How often the typing indicator is refreshed while a turn runs.
+const TYPING_REFRESH: Duration = Duration::from_secs(4);
+/// How long a stopped turn gets to wind down before it is aborted.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Worker events buffered between a turn and its actor.
+const EVENT_BUFFER: usize = 64;
+
+/// A command on its way to the actor; it bypasses the message queue.
+#[derive(Debug)]
+pub(crate) struct ControlMessage {
+    pub author: Author,
+    pub origin: Origin,
+    pub command: Result<Command, CommandError>,
+}
+
+/// The sending side of a live actor (cheap to clone).
+#[derive(Debug, Clone)]
+pub(crate) struct ConversationHandle {
+    /// Tells this actor apart from a later one for the same key.
+    pub generation: u64,
+    pub queue: mpsc::Sender<Inbound>,
+    pub control: mpsc::Sender<ControlMessage>,
+}
+
+/// The registry's map of live actors.
+pub(crate) type LiveActors = DashMap<ConversationKey, ConversationHandle>;
+
+/// What the actor knows of the turn it is running.
+#[derive(Default)]
+struct RunningTurn {
+    workers: BTreeMap<WorkerId, String>,
+}
+
+pub(crate) struct Actor {
+    pub key: ConversationKey,
+    pub generation: u64,
+    pub services: Arc<Services>,
+    /// The conversation's one handle to its channel. Never shared.
+    pub reply: Box<dyn Reply>,
+    pub settings: ConversationSettings,
+    pub queue: mpsc::Receiver<Inbound>,
+    pub control: mpsc::Receiver<ControlMessage>,
+    pub live: Arc<LiveActors>,
+    pub shutdown: CancellationToken,
+    pub last_turn: Option<(Usage, f64)>,
+}
+
+impl Actor {
+    /// The actor's loop: commands at once, messages one turn at a time,
+    /// and an exit after `idle_timeout` without events.
+    pub async fn run(mut self) {
+        match self.services.store.load_settings(&self.key).await {
+            Ok(Some(settings)) => self.settings = settings,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(conversation = %self.key, error = %e, "could not load settings; using defaults");
+            }
+        }
+        let idle = Duration::from_secs(self.services.config.engine.idle_timeout_secs);
+        loop {
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => break,
+                message = self.control.recv() => match message {
+                    Some(message) => self.command(message, None).await,
+                    None => break,
+                },
+                inbound = self.queue.recv() => match inbound {
+                    Some(inbound) => self.turn(inbound).await,
+                    None => break,
+                },
+                () = tokio::time::sleep(idle) => {
+                    if self.leave_registry() {
+                        break;
+                    }
+                }
+            }
+        }
+        // Whatever slipped in while leaving is still answered, in order.
+        self.queue.close();
+        self.control.close();
+        while let Ok(message) = self.control.try_recv() {
+            self.command(message, None).await;
+        }
+        if !self.shutdown.is_cancelled() {
+            while let Ok(inbound) = self.queue.try_recv() {
+                self.turn(inbound).await;
+            }
+        }
+        tracing::debug!(conversation = %self.key, "conversation actor stopped");
+    }
+
+    /// Removes this actor from the registry if nothing is waiting for it.
+    fn leave_registry(&self) -> bool {
+        let queue_empty = self.queue.is_empty() && self.control.is_empty();
+        queue_empty
+            && self
+                .live
+                .remove_if(&self.key, |_, handle| handle.generation == self.generation)
+                .is_some()
+    }
+
+    async fn command(&mut self, message: ControlMessage, running: Option<&RunningTurn>) {
+        let text = match message.command {
+            Err(error) => error.to_string(),
+            Ok(Command::Stop) => "Nothing is running.".to_owned(),
+            Ok(Command::Status) => self.status(running).await,
+            Ok(Command::Reset) if running.is_some() => {
+                "A reply is being written; /stop it first, then /reset.".to_owned()
+            }
+            Ok(Command::Reset) => match self.services.store.reset_context(&self.key).await {
+                Ok(()) => "Context cleared: I start fresh from your next message.".to_owned(),
+                Err(e) => format!("Could not clear the context: {e}"),
+            },
+            Ok(command) => {
+                let (settings, text) = commands::apply(self.settings, &command);
+                if settings != self.settings {
+                    match self
+                        .services
+                        .store
+                        .save_settings(&self.key, &settings)
+                        .await
+                    {
+                        Ok(()) => self.settings = settings,
+                        Err(e) => {
+                            return self
+                                .post(&message.origin, &format!("Could not save the setting: {e}"))
+                                .await;
+                        }
+                    }
+                }
+                if running.is_some()
+                    && matches!(
+                        command,
+                        Command::Orchestrator(Some(_)) | Command::Effort(Some(_))
+                    )
+                {
+                    format!("{text} (from the next message on)")
+                } else {
+                    text
+                }
+            }
+        };
+        tracing::debug!(conversation = %self.key, author = %message.author.id, "command answered");
+        self.post(&message.origin, &text).await;
+    }
+
+    async fn status(&self, running: Option<&RunningTurn>) -> String {
+        let today = self
+            .services
+            .store
+            .usage_since(&self.key, start_of_today_ms())
+            .await
+            .unwrap_or_default();
+        commands::status_text(commands::StatusView {
+            settings: self.settings,
+            models: &self.services.models,
+            running: running.map(|r| {
+                r.workers
+                    .iter()
+                    .map(|(id, label)| (id.0.as_str(), label.as_str()))
+                    .collect()
+            }),
+            today,
+            last_turn: self.last_turn,
+        })
+    }
+
+    /// Runs one turn for `inbound`, answering commands while it runs.
+    async fn turn(&mut self, inbound: Inbound) {
+        let store = self.services.store.clone();
+        let recorded = store
+            .record_inbound(
+                &self.key,
+                &inbound.author,
+                &inbound.text,
+                inbound.origin.message_id.as_deref(),
+            )
+            .await;
+        let message_id = match recorded {
+            Ok(Some(id)) => id,
+            Ok(None) => {
+                tracing::info!(conversation = %self.key, "duplicate message ignored");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(conversation = %self.key, error = %e, "could not store a message");
+                let text =
+                    "Sorry, I could not save your message; please send it again in a moment.";
+                return self.post(&inbound.origin, text).await;
+            }
+        };
+        let origin = inbound.origin;
+        let history_limit = self.services.config.orchestrator.history_limit;
+        let context = match store.history(&self.key, history_limit).await {
+            Ok(history) => to_context(&history),
+            Err(e) => {
+                tracing::error!(conversation = %self.key, error = %e, "could not read the transcript");
+                return self
+                    .post(
+                        &origin,
+                        "Sorry, I could not read this conversation's history; please try again.",
+                    )
+                    .await;
+            }
+        };
+        let models = &self.services.models;
+        let turn = match store
+            .start_turn(
+                &self.key,
+                Some(message_id),
+                self.settings.mode,
+                &models.orchestrator.model.to_string(),
+            )
+            .await
+        {
+            Ok(turn) => turn,
+            Err(e) => {
+                tracing::error!(conversation = %self.key, error = %e, "could not start a turn");
+                return self
+                    .post(
+                        &origin,
+                        "Sorry, something went wrong on my side; please try again.",
+                    )
+                    .await;
+            }
+        };
+        let outcome = self.drive(turn, context, &origin).await;
+        self.finish(turn, outcome, &origin).await;
+    }
+
+    /// Runs the turn task to its end, forwarding worker events and handling
+    /// commands (`/stop` cancels) in the meantime.
+    async fn drive(&mut self, turn: TurnId, context: Vec<Message>, origin: &Origin) -> TurnOutcome {
+        let cancel = CancellationToken::new();
+        let (events_tx, mut events) = mpsc::channel(EVENT_BUFFER);
+        let request = TurnRequest {
+            key: self.key.clone(),
+            turn,
+            settings: self.settings,
+            context,
+            services: self.services.clone(),
+            events: events_tx,
+            cancel: cancel.clone(),
+        };
+        let mut task = AbortOnDropHandle::new(tokio::spawn(run_turn(request)));
+        let mut running = RunningTurn::default();
+        let mut typing = tokio::time::interval(TYPING_REFRESH);
+        let mut stop_deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                joined = &mut task => break joined.unwrap_or(TurnOutcome::Cancelled),
+                () = async { match stop_deadline.as_mut() { Some(deadline) => deadline.await, None => std::future::pending().await } } => {
+                    tracing::warn!(conversation = %self.key, "a stopped turn did not end in time; aborting it");
+                    break TurnOutcome::Cancelled;
+                }
+                () = self.shutdown.cancelled(), if stop_deadline.is_none() => {
+                    cancel.cancel();
+                    stop_deadline = Some(Box::pin(tokio::time::sleep(STOP_GRACE)));
+                }
+                Some(message) = self.control.recv() => {
+                    if matches!(message.command, Ok(Command::Stop)) {
+                        cancel.cancel();
+                        stop_deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(STOP_GRACE)));
+                    } else {
+                        self.command(message, Some(&running)).await;
+                    }
+                }
+                Some(event) = events.recv() => self.worker_event(event, origin, &mut running).await,
+                _ = typing.tick() => {
+                    if let Err(e) = self.reply.working(origin).await {
+                        tracing::debug!(conversation = %self.key, error = %e, "typing indicator failed");
+                    }
+                }
+            }
+        };
+        // Show what the workers said before the reply that sums it up.
+        while let Ok(event) = events.try_recv() {
+            self.worker_event(event, origin, &mut running).await;
+        }
+        outcome
+    }
+
+    async fn worker_event(
+        &mut self,
+        event: WorkerEvent,
+        origin: &Origin,
+        running: &mut RunningTurn,
+    ) {
+        match &event.kind {
+            WorkerEventKind::Started { .. } => {
+                running
+                    .workers
+                    .insert(event.worker_id.clone(), event.label.clone());
+            }
+            WorkerEventKind::Finished { .. } => {
+                running.workers.remove(&event.worker_id);
+            }
+            WorkerEventKind::Text(_) | WorkerEventKind::ToolCall { .. } => {}
+        }
+        // Display only: worker events never execute anything.
+        if self.settings.verbose
+            && let Err(e) = self.reply.verbose(origin, &event).await
+        {
+            tracing::warn!(conversation = %self.key, error = %e, "could not show worker output");
+        }
+    }
+
+    async fn finish(&mut self, turn: TurnId, outcome: TurnOutcome, origin: &Origin) {
+        let store = self.services.store.clone();
+        let (status, usage, error, text) = match outcome {
+            TurnOutcome::Answered { text, usage } => {
+                let text = if text.trim().is_empty() {
+                    "(The model returned an empty answer.)".to_owned()
+                } else {
+                    text
+                };
+                (TurnStatus::Done, usage, None, text)
+            }
+            TurnOutcome::Failed(error) => {
+                let message = error.to_string();
+                tracing::warn!(conversation = %self.key, error = %message, "turn failed");
+                (
+                    TurnStatus::Failed,
+                    Usage::default(),
+                    Some(message.clone()),
+                    format!("Sorry, I could not answer: {message}"),
+                )
+            }
+            TurnOutcome::Cancelled => (
+                TurnStatus::Cancelled,
+                Usage::default(),
+                None,
+                "Stopped.".to_owned(),
+            ),
+        };
+        if status == TurnStatus::Done {
+            if let Err(e) = store.record_reply(&self.key, turn, &text).await {
+                tracing::error!(conversation = %self.key, error = %e, "could not store a reply");
+            }
+            self.last_turn = Some((usage, self.services.models.orchestrator.cost(usage)));
+        }
+        if let Err(e) = store
+            .finish_turn(turn, status, usage, error.as_deref())
+            .await
+        {
+            tracing::error!(conversation = %self.key, error = %e, "could not finish a turn");
+        }
+        self.post(origin, &text).await;
+    }
+
+    async fn post(&mut self, origin: &Origin, text: &str) {
+        if let Err(e) = self.reply.post(origin, text).await {
+            tracing::warn!(conversation = %self.key, error = %e, "could not deliver a reply");
+            let store = &self.services.store;
+            let _ = store
+                .record_event(
+                    &self.key,
+                    None,
+                    EventKind::Error,
+                    "system",
+                    &format!("delivery failed: {e}"),
+                )
+                .await;
+        }
+    }
+}
+
+/// The transcript as model messages; people's messages carry their name.
+fn to_context(history: &[StoredMessage]) -> Vec<Message> {
+    history
+        .iter()
+        .map(|message| match message.role {
+            Role::User => match &message.author {
+                Some(author) => Message::user(format!("{author}: {}", message.content)),
+                None => Message::user(message.content.clone()),
+            },
+            Role::Assistant => Message::assistant(message.content.clone()),
+        })
+        .collect()
+}
+
+fn start_of_today_ms() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default();
+    now - now.rem_euclid(86_400_000)
+}

@@ -1,0 +1,17 @@
+//! Conversations: one actor per [`ConversationKey`](baton_channel::ConversationKey),
+//! found or started by the [`Registry`].
+//!
+//! An actor runs one turn at a time; messages arriving meanwhile wait in its
+//! bounded queue, in order. Commands bypass the queue (`/stop` cancels the
+//! running turn and its workers at once). The actor alone holds the
+//! conversation's `Reply` handle; worker events reach it over a channel and
+//! go to the verbose sink only when verbose is on. Idle actors leave memory;
+//! their state lives in the store.
+
+mod actor;
+mod commands;
+mod registry;
+mod turn;
+
+pub use registry::{EngineError, Registry};
+pub use turn::{TurnOutcome, TurnRequest, run_turn};

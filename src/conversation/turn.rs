@@ -1,0 +1,92 @@
+//! One turn: the orchestrator's agent loop over the conversation's context,
+//! with the delegation tools in orchestrator mode. Runs as its own task;
+//! the actor posts what it returns.
+
+use std::sync::Arc;
+
+use baton_channel::{ConversationKey, WorkerEvent};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::{Agent, AgentError, Priority, Unobserved};
+use crate::llm::{Message, Usage};
+use crate::orchestrator::{DelegationTools, WorkerPool, prompt};
+use crate::services::Services;
+use crate::store::{ConversationSettings, Mode, TurnId};
+use crate::tools::Toolbox;
+
+/// Everything a turn needs, handed over by the actor.
+pub struct TurnRequest {
+    /// The conversation.
+    pub key: ConversationKey,
+    /// The turn's row.
+    pub turn: TurnId,
+    /// The settings when the turn started.
+    pub settings: ConversationSettings,
+    /// The transcript the orchestrator sees, ending with the new message.
+    pub context: Vec<Message>,
+    /// Shared services.
+    pub services: Arc<Services>,
+    /// Where worker events go (the actor forwards them when verbose is on).
+    pub events: mpsc::Sender<WorkerEvent>,
+    /// `/stop` cancels this.
+    pub cancel: CancellationToken,
+}
+
+/// How a turn ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnOutcome {
+    /// The orchestrator's one reply.
+    Answered { text: String, usage: Usage },
+    /// The orchestrator's model failed; the user gets the error's message.
+    Failed(AgentError),
+    /// `/stop` cancelled it.
+    Cancelled,
+}
+
+/// Runs one turn to its end. No worker outlives it.
+pub async fn run_turn(request: TurnRequest) -> TurnOutcome {
+    let services = request.services.clone();
+    let orchestrator = &services.models.orchestrator;
+    let mut context = request.context;
+    let pool = match request.settings.mode {
+        Mode::Single => None,
+        Mode::Orchestrator => Some(WorkerPool::new(
+            services.clone(),
+            request.key.clone(),
+            request.turn,
+            request.settings.effort,
+            request.events.clone(),
+        )),
+    };
+    let delegation = pool.as_ref().map(|pool| DelegationTools {
+        pool,
+        tools: &services.tools,
+    });
+    let (system, toolbox): (&str, &dyn Toolbox) = match &delegation {
+        Some(delegation) => (prompt::ORCHESTRATOR, delegation),
+        None => (prompt::SINGLE, &services.tools),
+    };
+    let agent = Agent {
+        model: orchestrator,
+        system,
+        toolbox,
+        effort: request.settings.effort,
+        max_rounds: services.config.orchestrator.max_tool_rounds,
+        limiter: &services.limiter,
+        priority: Priority::Orchestrator,
+        retry: Some(&services.retry),
+        observer: &Unobserved,
+    };
+    let outcome = tokio::select! {
+        result = agent.run(&mut context) => match result {
+            Ok(output) => TurnOutcome::Answered { text: output.text, usage: output.usage },
+            Err(error) => TurnOutcome::Failed(error),
+        },
+        () = request.cancel.cancelled() => TurnOutcome::Cancelled,
+    };
+    if let Some(pool) = &pool {
+        pool.shutdown().await;
+    }
+    outcome
+}

@@ -1,0 +1,398 @@
+//! The workers of one orchestrator turn: start, re-brief, await, close and
+//! cancel them, and make sure none outlives the turn.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use baton_channel::{ConversationKey, Effort, WorkerEvent, WorkerId, WorkerStatus};
+use futures::future::select_all;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
+
+use super::prompt;
+use super::worker::{Brief, RunState, WorkerTask};
+use crate::services::Services;
+use crate::store::{EventKind, NewWorker, TurnId};
+use crate::tools::ToolError;
+
+/// How long a cancelled worker gets to record its end before it is aborted.
+const CANCEL_GRACE: Duration = Duration::from_secs(2);
+
+/// What `spawn_worker` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct SpawnRequest {
+    /// The brief.
+    pub prompt: String,
+    /// A short label for the verbose thread.
+    pub label: Option<String>,
+    /// Effort for this worker (the conversation's default when unset).
+    pub effort: Option<Effort>,
+    /// A specialty that adds a preamble to the worker's instructions.
+    pub specialty: Option<String>,
+}
+
+/// One worker's slot in the pool.
+struct Slot {
+    label: String,
+    briefs: mpsc::Sender<Brief>,
+    /// Shared with the worker task: the pool starts runs, the task ends them.
+    state: Arc<watch::Sender<RunState>>,
+    /// Cancels the current run.
+    cancel: CancellationToken,
+    /// The last run whose end `await_workers` reported.
+    reported_run: u32,
+    /// Aborts the task when the slot is dropped.
+    _task: AbortOnDropHandle<()>,
+}
+
+impl Slot {
+    fn status(&self) -> WorkerStatus {
+        self.state.borrow().status
+    }
+}
+
+/// The workers of one turn.
+pub struct WorkerPool {
+    services: Arc<Services>,
+    key: ConversationKey,
+    turn: TurnId,
+    default_effort: Effort,
+    events: mpsc::Sender<WorkerEvent>,
+    /// A std mutex: never held across an `.await`.
+    slots: Mutex<BTreeMap<WorkerId, Slot>>,
+    spawned: AtomicU32,
+}
+
+impl WorkerPool {
+    /// An empty pool for `turn`; worker events go to `events`.
+    pub fn new(
+        services: Arc<Services>,
+        key: ConversationKey,
+        turn: TurnId,
+        default_effort: Effort,
+        events: mpsc::Sender<WorkerEvent>,
+    ) -> Self {
+        Self {
+            services,
+            key,
+            turn,
+            default_effort,
+            events,
+            slots: Mutex::new(BTreeMap::new()),
+            spawned: AtomicU32::new(0),
+        }
+    }
+
+    fn slots(&self) -> MutexGuard<'_, BTreeMap<WorkerId, Slot>> {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts a worker on its brief; it runs in the background.
+    pub async fn spawn(&self, request: SpawnRequest) -> Result<Value, ToolError> {
+        if request.prompt.trim().is_empty() {
+            return Err(ToolError::BadArguments("prompt must not be empty".into()));
+        }
+        let max = self.services.config.orchestrator.max_workers;
+        let model = &self.services.models.worker;
+        let requested = request.effort.unwrap_or(self.default_effort);
+        let effort = model.clamp_effort(requested);
+        let number = {
+            let slots = self.slots();
+            if slots.len() >= max {
+                return Err(ToolError::failed(format!(
+                    "worker limit reached ({max} open); close_worker finished workers first"
+                )));
+            }
+            self.spawned.fetch_add(1, Ordering::Relaxed) + 1
+        };
+        let id = WorkerId(format!("w{number}"));
+        let label = request
+            .label
+            .filter(|l| !l.trim().is_empty())
+            .or_else(|| request.specialty.clone())
+            .unwrap_or_else(|| format!("worker {number}"));
+        let store = &self.services.store;
+        let record = NewWorker {
+            worker_id: id.clone(),
+            label: label.clone(),
+            brief: request.prompt.clone(),
+            effort,
+            model: model.model.to_string(),
+        };
+        if let Err(e) = store.insert_worker(self.turn, &record).await {
+            tracing::warn!(worker = %id, error = %e, "could not record a worker");
+        }
+        self.log_delegation(&id, &request.prompt).await;
+
+        let (briefs_tx, briefs_rx) = mpsc::channel(1);
+        let state = Arc::new(watch::Sender::new(RunState {
+            run: 1,
+            status: WorkerStatus::Running,
+            result: None,
+            error: None,
+            usage: Default::default(),
+        }));
+        let task = WorkerTask {
+            id: id.clone(),
+            label: label.clone(),
+            system: prompt::worker_system(request.specialty.as_deref()),
+            services: self.services.clone(),
+            key: self.key.clone(),
+            turn: self.turn,
+            events: self.events.clone(),
+            state: state.clone(),
+            briefs: briefs_rx,
+        };
+        let cancel = CancellationToken::new();
+        let brief = Brief {
+            prompt: request.prompt,
+            effort,
+            cancel: cancel.clone(),
+        };
+        // The channel is new and holds one brief: this cannot fail.
+        let _ = briefs_tx.try_send(brief);
+        let handle = AbortOnDropHandle::new(tokio::spawn(task.run()));
+        self.slots().insert(
+            id.clone(),
+            Slot {
+                label: label.clone(),
+                briefs: briefs_tx,
+                state,
+                cancel,
+                reported_run: 0,
+                _task: handle,
+            },
+        );
+        let mut result = json!({
+            "worker_id": id.0,
+            "label": label,
+            "status": "running",
+            "effort": effort.as_str(),
+        });
+        if effort != requested {
+            result["effort_clamped_from"] = json!(requested.as_str());
+        }
+        Ok(result)
+    }
+
+    /// Gives an idle worker a follow-up; it keeps its earlier context.
+    pub async fn send(
+        &self,
+        id: &WorkerId,
+        prompt: String,
+        effort: Option<Effort>,
+    ) -> Result<Value, ToolError> {
+        if prompt.trim().is_empty() {
+            return Err(ToolError::BadArguments("prompt must not be empty".into()));
+        }
+        let requested = effort.unwrap_or(self.default_effort);
+        let effort = self.services.models.worker.clamp_effort(requested);
+        {
+            let mut slots = self.slots();
+            let slot = slots.get_mut(id).ok_or_else(|| unknown_worker(id))?;
+            let status = slot.status();
+            if status == WorkerStatus::Running {
+                return Err(ToolError::failed(format!(
+                    "{id} is still running; await_workers first"
+                )));
+            }
+            let cancel = CancellationToken::new();
+            let brief = Brief {
+                prompt: prompt.clone(),
+                effort,
+                cancel: cancel.clone(),
+            };
+            slot.briefs
+                .try_send(brief)
+                .map_err(|_| ToolError::failed(format!("{id} is not accepting work")))?;
+            slot.cancel = cancel;
+            // Publish the new run at once, so awaiting it waits for its end.
+            slot.state.send_modify(|state| {
+                state.run += 1;
+                state.status = WorkerStatus::Running;
+                state.result = None;
+                state.error = None;
+            });
+        }
+        if let Err(e) = self
+            .services
+            .store
+            .update_worker(
+                self.turn,
+                id,
+                WorkerStatus::Running,
+                None,
+                None,
+                Default::default(),
+            )
+            .await
+        {
+            tracing::warn!(worker = %id, error = %e, "could not record a worker's new brief");
+        }
+        self.log_delegation(id, &prompt).await;
+        Ok(json!({ "worker_id": id.0, "status": "running", "effort": effort.as_str() }))
+    }
+
+    /// Waits for the next worker (of `ids`, or of all) to finish a run that
+    /// has not been reported yet, and reports it.
+    pub async fn await_next(&self, ids: Option<Vec<WorkerId>>) -> Result<Value, ToolError> {
+        loop {
+            let mut waiting = Vec::new();
+            {
+                let mut slots = self.slots();
+                if let Some(ids) = &ids {
+                    if let Some(unknown) = ids.iter().find(|id| !slots.contains_key(*id)) {
+                        return Err(unknown_worker(unknown));
+                    }
+                }
+                let wanted = |id: &WorkerId| ids.as_ref().is_none_or(|ids| ids.contains(id));
+                let finished = slots.iter_mut().find(|(id, slot)| {
+                    let state = slot.state.borrow();
+                    wanted(id) && state.status.is_finished() && state.run > slot.reported_run
+                });
+                if let Some((id, slot)) = finished {
+                    let state = slot.state.borrow().clone();
+                    slot.reported_run = state.run;
+                    let label = slot.label.clone();
+                    let id = id.clone();
+                    let still_running: Vec<String> = slots
+                        .iter()
+                        .filter(|(_, s)| s.status() == WorkerStatus::Running)
+                        .map(|(id, _)| id.0.clone())
+                        .collect();
+                    return Ok(report(&id, &label, &state, still_running));
+                }
+                for (id, slot) in slots.iter() {
+                    if wanted(id) && slot.status() == WorkerStatus::Running {
+                        waiting.push(slot.state.subscribe());
+                    }
+                }
+            }
+            if waiting.is_empty() {
+                return Err(ToolError::failed(
+                    "no worker is running and every result was already reported",
+                ));
+            }
+            let ends = waiting.into_iter().map(|mut state| {
+                Box::pin(async move {
+                    let _ = state.wait_for(|s| s.status.is_finished()).await;
+                })
+            });
+            select_all(ends).await;
+        }
+    }
+
+    /// Closes a worker and frees its slot; a running one is cancelled first.
+    pub async fn close(&self, id: &WorkerId) -> Result<Value, ToolError> {
+        let slot = self.slots().remove(id).ok_or_else(|| unknown_worker(id))?;
+        let was = slot.status();
+        slot.cancel.cancel();
+        let usage = slot.state.borrow().usage;
+        drop(slot);
+        if let Err(e) = self
+            .services
+            .store
+            .update_worker(self.turn, id, WorkerStatus::Closed, None, None, usage)
+            .await
+        {
+            tracing::warn!(worker = %id, error = %e, "could not record a closed worker");
+        }
+        let mut result = json!({ "worker_id": id.0, "status": "closed" });
+        if was == WorkerStatus::Running {
+            result["note"] = json!("it was still running and was cancelled");
+        }
+        Ok(result)
+    }
+
+    /// Cancels a worker's current run, aborting its model and tool calls.
+    /// The worker stays open (with its context) for `send_to_worker`.
+    pub async fn cancel(&self, id: &WorkerId) -> Result<Value, ToolError> {
+        let mut state = {
+            let slots = self.slots();
+            let slot = slots.get(id).ok_or_else(|| unknown_worker(id))?;
+            let status = slot.status();
+            if status != WorkerStatus::Running {
+                return Ok(
+                    json!({ "worker_id": id.0, "status": status.as_str(), "note": "it was not running" }),
+                );
+            }
+            slot.cancel.cancel();
+            slot.state.subscribe()
+        };
+        let ended = tokio::time::timeout(CANCEL_GRACE, state.wait_for(|s| s.status.is_finished()));
+        let _ = ended.await;
+        // The orchestrator knows about this end; do not report it again.
+        if let Some(slot) = self.slots().get_mut(id) {
+            slot.reported_run = slot.state.borrow().run;
+        }
+        Ok(json!({ "worker_id": id.0, "status": "cancelled" }))
+    }
+
+    /// Ids of the workers running now.
+    pub fn running(&self) -> Vec<WorkerId> {
+        self.slots()
+            .iter()
+            .filter(|(_, slot)| slot.status() == WorkerStatus::Running)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Ends the turn's workers: cancels every running one, gives each a
+    /// moment to record its end, then aborts whatever is left.
+    pub async fn shutdown(&self) {
+        let slots = std::mem::take(&mut *self.slots());
+        let mut ends = Vec::new();
+        for slot in slots.values() {
+            if slot.status() == WorkerStatus::Running {
+                slot.cancel.cancel();
+                let mut state = slot.state.subscribe();
+                ends.push(async move {
+                    let _ = state.wait_for(|s| s.status.is_finished()).await;
+                });
+            }
+        }
+        let _ = tokio::time::timeout(CANCEL_GRACE, futures::future::join_all(ends)).await;
+        drop(slots);
+    }
+
+    async fn log_delegation(&self, id: &WorkerId, prompt: &str) {
+        if let Err(e) = self
+            .services
+            .store
+            .record_event(
+                &self.key,
+                Some(self.turn),
+                EventKind::Delegation,
+                &id.0,
+                prompt,
+            )
+            .await
+        {
+            tracing::warn!(worker = %id, error = %e, "could not record a delegation");
+        }
+    }
+}
+
+fn unknown_worker(id: &WorkerId) -> ToolError {
+    ToolError::BadArguments(format!("unknown worker_id {:?}", id.0))
+}
+
+fn report(id: &WorkerId, label: &str, state: &RunState, still_running: Vec<String>) -> Value {
+    let mut result = json!({
+        "worker_id": id.0,
+        "label": label,
+        "status": state.status.as_str(),
+        "usage": { "input_tokens": state.usage.input_tokens, "output_tokens": state.usage.output_tokens },
+        "still_running": still_running,
+    });
+    match (&state.result, &state.error) {
+        (Some(text), _) => result["result"] = json!(text),
+        (None, Some(error)) => result["error"] = json!(error),
+        (None, None) => {}
+    }
+    result
+}

@@ -1,0 +1,190 @@
+//! The five delegation tools, offered only to the orchestrator in
+//! orchestrator mode: `spawn_worker`, `send_to_worker`, `await_workers`,
+//! `close_worker`, `cancel_worker` (names, arguments and results as in
+//! DESIGN.md). Worker-safe tools are offered alongside them.
+
+use baton_channel::{Effort, WorkerId};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::pool::{SpawnRequest, WorkerPool};
+use crate::llm::ToolSpec;
+use crate::tools::{ToolError, ToolRegistry, Toolbox};
+
+/// The exact names of the delegation tools.
+pub const DELEGATION_TOOLS: [&str; 5] = [
+    "spawn_worker",
+    "send_to_worker",
+    "await_workers",
+    "close_worker",
+    "cancel_worker",
+];
+
+/// The orchestrator's toolbox: delegation tools over a pool, plus the
+/// worker-safe tools.
+pub struct DelegationTools<'a> {
+    /// The turn's workers.
+    pub pool: &'a WorkerPool,
+    /// Worker-safe tools the orchestrator may use itself.
+    pub tools: &'a ToolRegistry,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpawnArgs {
+    prompt: String,
+    label: Option<String>,
+    effort: Option<String>,
+    specialty: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendArgs {
+    worker_id: String,
+    prompt: String,
+    effort: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AwaitArgs {
+    worker_ids: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkerArg {
+    worker_id: String,
+}
+
+fn parse<T: DeserializeOwned>(arguments: Value) -> Result<T, ToolError> {
+    serde_json::from_value(arguments).map_err(|e| ToolError::BadArguments(e.to_string()))
+}
+
+fn parse_effort(word: Option<String>) -> Result<Option<Effort>, ToolError> {
+    word.map(|w| {
+        w.parse()
+            .map_err(|e: baton_channel::ParseEffortError| ToolError::BadArguments(e.to_string()))
+    })
+    .transpose()
+}
+
+#[async_trait::async_trait]
+impl Toolbox for DelegationTools<'_> {
+    fn specs(&self) -> Vec<ToolSpec> {
+        let mut specs = delegation_specs();
+        specs.extend(self.tools.specs());
+        specs
+    }
+
+    async fn call(&self, name: &str, arguments: Value) -> Result<String, ToolError> {
+        let result = match name {
+            "spawn_worker" => {
+                let args: SpawnArgs = parse(arguments)?;
+                self.pool
+                    .spawn(SpawnRequest {
+                        prompt: args.prompt,
+                        label: args.label,
+                        effort: parse_effort(args.effort)?,
+                        specialty: args.specialty,
+                    })
+                    .await?
+            }
+            "send_to_worker" => {
+                let args: SendArgs = parse(arguments)?;
+                let effort = parse_effort(args.effort)?;
+                self.pool
+                    .send(&WorkerId(args.worker_id), args.prompt, effort)
+                    .await?
+            }
+            "await_workers" => {
+                let args: AwaitArgs = parse(arguments)?;
+                let ids = args
+                    .worker_ids
+                    .filter(|ids| !ids.is_empty())
+                    .map(|ids| ids.into_iter().map(WorkerId).collect());
+                self.pool.await_next(ids).await?
+            }
+            "close_worker" => {
+                let args: WorkerArg = parse(arguments)?;
+                self.pool.close(&WorkerId(args.worker_id)).await?
+            }
+            "cancel_worker" => {
+                let args: WorkerArg = parse(arguments)?;
+                self.pool.cancel(&WorkerId(args.worker_id)).await?
+            }
+            other => return self.tools.call(other, arguments).await,
+        };
+        Ok(result.to_string())
+    }
+}
+
+/// The delegation tools' specs, exactly as DESIGN.md names them.
+pub fn delegation_specs() -> Vec<ToolSpec> {
+    let effort = json!({
+        "type": "string",
+        "enum": ["off", "on", "high", "max"],
+        "description": "How hard the worker's model thinks; clamped to what it supports. Defaults to the conversation's effort."
+    });
+    let worker_id =
+        json!({"type": "string", "description": "The id spawn_worker returned (w1, w2, ...)."});
+    vec![
+        ToolSpec {
+            name: "spawn_worker".into(),
+            description: "Start a worker on one independent part of the request. It runs in the background on a cheaper model and sees ONLY this prompt, so make it a complete, self-contained brief. Returns at once with its worker_id; collect its result with await_workers.".into(),
+            parameters: json!({
+                "type": "object",
+                "properties": {
+                    "prompt": {"type": "string", "description": "The complete brief: goal, context, scope, and the form of the result."},
+                    "label": {"type": "string", "description": "A short name for what this worker does, shown to users."},
+                    "effort": effort,
+                    "specialty": {"type": "string", "description": "Optional specialty, e.g. coder, researcher, writer, analyst."}
+                },
+                "required": ["prompt"]
+            }),
+        },
+        ToolSpec {
+            name: "send_to_worker".into(),
+            description: "Give a finished worker a follow-up (for example, what to fix in its result). It keeps its whole earlier context. Returns at once; collect the new result with await_workers.".into(),
+            parameters: json!({
+                "type": "object",
+                "properties": {
+                    "worker_id": worker_id,
+                    "prompt": {"type": "string", "description": "The follow-up instructions."},
+                    "effort": effort
+                },
+                "required": ["worker_id", "prompt"]
+            }),
+        },
+        ToolSpec {
+            name: "await_workers".into(),
+            description: "Wait for the NEXT worker to finish (not all of them) and return its result, with the ids of those still running. Call it again for the others.".into(),
+            parameters: json!({
+                "type": "object",
+                "properties": {
+                    "worker_ids": {"type": "array", "items": {"type": "string"}, "description": "Only wait for these workers (default: any)."}
+                }
+            }),
+        },
+        ToolSpec {
+            name: "close_worker".into(),
+            description: "Close a worker you no longer need and free its slot.".into(),
+            parameters: json!({
+                "type": "object",
+                "properties": {"worker_id": worker_id},
+                "required": ["worker_id"]
+            }),
+        },
+        ToolSpec {
+            name: "cancel_worker".into(),
+            description: "Stop a running worker now, aborting its model and tool calls. It stays open for send_to_worker.".into(),
+            parameters: json!({
+                "type": "object",
+                "properties": {"worker_id": worker_id},
+                "required": ["worker_id"]
+            }),
+        },
+    ]
+}

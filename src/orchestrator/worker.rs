@@ -1,0 +1,203 @@
+//! One worker: a task that runs briefs through the agent loop on the worker
+//! model and keeps its context between them.
+//!
+//! A worker holds exactly the fields of [`WorkerTask`]: a model, worker-safe
+//! tools, the limiter, a sender of display-only [`WorkerEvent`]s and the
+//! store. None of them reaches a channel (the one `Reply` handle is owned by
+//! the conversation actor and is not `Clone`), so a worker cannot post, by
+//! construction:
+//!
+//! ```compile_fail
+//! fn give_a_worker_the_channel(reply: Box<dyn baton_channel::Reply>) {
+//!     let for_worker = reply.clone(); // `Reply` handles cannot be copied
+//! }
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_channel::{
+    ConversationKey, Effort, WorkerEvent, WorkerEventKind, WorkerId, WorkerStatus,
+};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::{Agent, AgentObserver, Priority};
+use crate::llm::{Message, ToolCall, Usage};
+use crate::services::Services;
+use crate::store::{EventKind, TurnId};
+
+/// One piece of work handed to a worker.
+#[derive(Debug)]
+pub(crate) struct Brief {
+    /// The prompt: the first brief, or a follow-up.
+    pub prompt: String,
+    /// Effort for this run, already clamped.
+    pub effort: Effort,
+    /// Cancels this run only.
+    pub cancel: CancellationToken,
+}
+
+/// A worker's latest run, as published to the pool.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RunState {
+    /// Which run (1 for the first brief, +1 per `send_to_worker`).
+    pub run: u32,
+    /// Its status.
+    pub status: WorkerStatus,
+    /// The final text, when done.
+    pub result: Option<String>,
+    /// What went wrong, when it failed.
+    pub error: Option<String>,
+    /// Tokens used by all its runs so far.
+    pub usage: Usage,
+}
+
+/// Everything a worker task owns. See the module docs: nothing here posts.
+pub(crate) struct WorkerTask {
+    pub id: WorkerId,
+    pub label: String,
+    pub system: String,
+    pub services: Arc<Services>,
+    pub key: ConversationKey,
+    pub turn: TurnId,
+    pub events: mpsc::Sender<WorkerEvent>,
+    pub state: Arc<watch::Sender<RunState>>,
+    pub briefs: mpsc::Receiver<Brief>,
+}
+
+impl WorkerTask {
+    /// Runs briefs until the pool closes the worker.
+    pub async fn run(mut self) {
+        let mut history: Vec<Message> = Vec::new();
+        let mut usage = Usage::default();
+        while let Some(brief) = self.briefs.recv().await {
+            self.emit(WorkerEventKind::Started {
+                brief: brief.prompt.clone(),
+            })
+            .await;
+            history.push(Message::user(brief.prompt));
+            let (status, result, error) = self
+                .run_brief(&mut history, &mut usage, brief.effort, &brief.cancel)
+                .await;
+            if status != WorkerStatus::Done {
+                // Keep the context valid for a follow-up brief.
+                history.push(Message::assistant(format!("(stopped: {status})")));
+            }
+            self.record(status, result.as_deref(), error.as_deref(), usage)
+                .await;
+            if let Some(text) = &result {
+                self.emit(WorkerEventKind::Text(text.clone())).await;
+            }
+            self.state.send_modify(|state| {
+                state.status = status;
+                state.result = result;
+                state.error = error;
+                state.usage = usage;
+            });
+            self.emit(WorkerEventKind::Finished { status }).await;
+        }
+    }
+
+    async fn run_brief(
+        &self,
+        history: &mut Vec<Message>,
+        usage: &mut Usage,
+        effort: Effort,
+        cancel: &CancellationToken,
+    ) -> (WorkerStatus, Option<String>, Option<String>) {
+        let services = &self.services;
+        let observer = WorkerObserver { task: self };
+        let agent = Agent {
+            model: &services.models.worker,
+            system: &self.system,
+            toolbox: &services.tools,
+            effort,
+            max_rounds: services.config.orchestrator.max_tool_rounds,
+            limiter: &services.limiter,
+            priority: Priority::Worker,
+            // Workers are single-shot: a failure goes straight back to the
+            // orchestrator, which decides what to do.
+            retry: None,
+            observer: &observer,
+        };
+        let timeout = services.config.orchestrator.worker_timeout();
+        tokio::select! {
+            outcome = agent.run(history) => match outcome {
+                Ok(output) => {
+                    usage.add(output.usage);
+                    (WorkerStatus::Done, Some(output.text), None)
+                }
+                Err(error) => (WorkerStatus::Error, None, Some(error.to_string())),
+            },
+            () = cancel.cancelled() => (WorkerStatus::Cancelled, None, Some("cancelled".into())),
+            () = tokio::time::sleep(timeout) => (
+                WorkerStatus::TimedOut,
+                None,
+                Some(format!("no result within {}", humanize(timeout))),
+            ),
+        }
+    }
+
+    async fn emit(&self, kind: WorkerEventKind) {
+        let event = WorkerEvent {
+            worker_id: self.id.clone(),
+            label: self.label.clone(),
+            kind,
+        };
+        // The actor stops listening once the turn ends; that is fine.
+        let _ = self.events.send(event).await;
+    }
+
+    async fn record(
+        &self,
+        status: WorkerStatus,
+        result: Option<&str>,
+        error: Option<&str>,
+        usage: Usage,
+    ) {
+        let store = &self.services.store;
+        if let Err(e) = store
+            .update_worker(self.turn, &self.id, status, result, error, usage)
+            .await
+        {
+            tracing::warn!(worker = %self.id, error = %e, "could not record a worker's result");
+        }
+        let (kind, body) = match (result, error) {
+            (Some(result), _) => (EventKind::Result, result),
+            (None, Some(error)) => (EventKind::Error, error),
+            (None, None) => (EventKind::Result, ""),
+        };
+        if let Err(e) = store
+            .record_event(&self.key, Some(self.turn), kind, &self.id.0, body)
+            .await
+        {
+            tracing::warn!(worker = %self.id, error = %e, "could not record a worker event");
+        }
+    }
+}
+
+/// Turns a worker's agent-loop activity into display events.
+struct WorkerObserver<'a> {
+    task: &'a WorkerTask,
+}
+
+#[async_trait::async_trait]
+impl AgentObserver for WorkerObserver<'_> {
+    async fn on_text(&self, text: &str) {
+        self.task.emit(WorkerEventKind::Text(text.to_owned())).await;
+    }
+
+    async fn on_tool_call(&self, call: &ToolCall) {
+        self.task
+            .emit(WorkerEventKind::ToolCall {
+                name: call.name.clone(),
+                arguments: call.arguments.clone(),
+            })
+            .await;
+    }
+}
+
+fn humanize(duration: Duration) -> String {
+    format!("{}s", duration.as_secs())
+}

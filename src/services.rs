@@ -1,0 +1,40 @@
+//! The services every conversation shares: config, store, models, the
+//! model-call limiter and the worker-safe tools.
+
+use crate::agent::ModelCallLimiter;
+use crate::config::Config;
+use crate::llm::models::Models;
+use crate::llm::retry::RetryPolicy;
+use crate::store::Store;
+use crate::tools::ToolRegistry;
+
+/// Shared, read-only after start (held in an `Arc`).
+#[derive(Debug)]
+pub struct Services {
+    /// The loaded configuration.
+    pub config: Config,
+    /// The repository.
+    pub store: Store,
+    /// The orchestrator's and workers' models.
+    pub models: Models,
+    /// Caps model calls in flight engine-wide.
+    pub limiter: ModelCallLimiter,
+    /// Tools offered to workers (and to the orchestrator).
+    pub tools: ToolRegistry,
+    /// Retries for the orchestrator's model calls (workers get none).
+    pub retry: RetryPolicy,
+}
+
+impl Services {
+    /// Builds the services from a config, a connected store and the models.
+    pub fn new(config: Config, store: Store, models: Models) -> Self {
+        Self {
+            limiter: ModelCallLimiter::new(config.engine.max_concurrent_model_calls),
+            retry: config.engine.retry_policy(),
+            tools: ToolRegistry::worker_defaults(),
+            config,
+            store,
+            models,
+        }
+    }
+}

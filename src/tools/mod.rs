@@ -1,0 +1,111 @@
+//! Tools a model can call, and the [`Toolbox`] the agent loop calls them
+//! through.
+//!
+//! Everything registered in a [`ToolRegistry`] here is worker-safe: it can
+//! read the world but has no way to post to a channel or start workers. The
+//! orchestrator's delegation tools live in `orchestrator/` and are offered
+//! only to the orchestrator in orchestrator mode.
+
+mod time;
+
+pub use time::CurrentTime;
+
+use std::sync::Arc;
+
+use crate::llm::ToolSpec;
+
+/// Why a tool call failed. Every variant goes back to the model as an error
+/// result; none ends the turn.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ToolError {
+    /// The model named a tool that is not offered.
+    #[error("unknown tool {0:?}")]
+    UnknownTool(String),
+    /// The arguments are not valid JSON or do not fit the schema.
+    #[error("bad arguments: {0}")]
+    BadArguments(String),
+    /// The tool ran and failed. `transient` says whether trying again may
+    /// work (the model decides whether to).
+    #[error("{message}")]
+    Failed { message: String, transient: bool },
+}
+
+impl ToolError {
+    /// A failure that trying again will not fix.
+    pub fn failed(message: impl Into<String>) -> Self {
+        ToolError::Failed {
+            message: message.into(),
+            transient: false,
+        }
+    }
+}
+
+/// What the agent loop calls tools through.
+#[async_trait::async_trait]
+pub trait Toolbox: Send + Sync {
+    /// The tools offered to the model.
+    fn specs(&self) -> Vec<ToolSpec>;
+
+    /// Calls tool `name` with parsed `arguments`; the `Ok` text goes to the
+    /// model as the result.
+    async fn call(&self, name: &str, arguments: serde_json::Value) -> Result<String, ToolError>;
+}
+
+/// One worker-safe tool.
+#[async_trait::async_trait]
+pub trait Tool: Send + Sync {
+    /// Its name, description and argument schema.
+    fn spec(&self) -> ToolSpec;
+
+    /// Runs it.
+    async fn call(&self, arguments: serde_json::Value) -> Result<String, ToolError>;
+}
+
+/// A set of worker-safe tools, keyed by name.
+#[derive(Clone, Default)]
+pub struct ToolRegistry {
+    tools: Vec<Arc<dyn Tool>>,
+}
+
+impl std::fmt::Debug for ToolRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.tools.iter().map(|t| t.spec().name).collect();
+        f.debug_struct("ToolRegistry")
+            .field("tools", &names)
+            .finish()
+    }
+}
+
+impl ToolRegistry {
+    /// The tools every worker gets by default.
+    pub fn worker_defaults() -> Self {
+        let mut registry = Self::default();
+        registry.register(Arc::new(CurrentTime));
+        registry
+    }
+
+    /// Adds a tool (a later one with the same name replaces it).
+    pub fn register(&mut self, tool: Arc<dyn Tool>) {
+        let name = tool.spec().name;
+        self.tools.retain(|t| t.spec().name != name);
+        self.tools.push(tool);
+    }
+
+    fn find(&self, name: &str) -> Option<&Arc<dyn Tool>> {
+        self.tools.iter().find(|t| t.spec().name == name)
+    }
+}
+
+#[async_trait::async_trait]
+impl Toolbox for ToolRegistry {
+    fn specs(&self) -> Vec<ToolSpec> {
+        self.tools.iter().map(|t| t.spec()).collect()
+    }
+
+    async fn call(&self, name: &str, arguments: serde_json::Value) -> Result<String, ToolError> {
+        match self.find(name) {
+            Some(tool) => tool.call(arguments).await,
+            None => Err(ToolError::UnknownTool(name.to_owned())),
+        }
+    }
+}
