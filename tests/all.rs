@@ -1,3 +1,5 @@
 //! Baton's integration tests: one binary, one module per area.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod engine;
 mod support;
