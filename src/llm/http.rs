@@ -80,7 +80,8 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 /// Classifies a non-2xx answer by its status and JSON error body.
 ///
 /// - 429: [`ProviderError::RateLimited`] with `retry_after` (from the headers,
-///   else from a Gemini `RetryInfo.retryDelay` in the body);
+///   else from a Gemini `RetryInfo.retryDelay` in the body), except OpenAI's
+///   `insufficient_quota` (out of credit): [`ProviderError::BadRequest`];
 /// - 500–599 (Anthropic's 529 "overloaded" included):
 ///   [`ProviderError::Server`];
 /// - 408: [`ProviderError::Network`] (the request timed out on the way);
@@ -99,6 +100,12 @@ pub(crate) fn classify_status(
     let parsed: Option<serde_json::Value> = serde_json::from_str(body).ok();
     let message = error_message(parsed.as_ref(), body, status);
     match status {
+        // OpenAI's "out of credit" is a 429 too, but waiting will not help.
+        429 if is_insufficient_quota(parsed.as_ref()) => ProviderError::BadRequest {
+            provider,
+            status,
+            message,
+        },
         429 => ProviderError::RateLimited {
             provider,
             retry_after: retry_after.or_else(|| parsed.as_ref().and_then(gemini_retry_delay)),
@@ -158,6 +165,17 @@ fn gemini_retry_delay(body: &serde_json::Value) -> Option<Duration> {
         let seconds = delay.strip_suffix('s')?.parse::<f64>().ok()?;
         (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
     })
+}
+
+/// Whether a 429 body is OpenAI's `insufficient_quota` (billing, not load).
+fn is_insufficient_quota(parsed: Option<&serde_json::Value>) -> bool {
+    let field = |pointer: &str| {
+        parsed
+            .and_then(|value| value.pointer(pointer))
+            .and_then(serde_json::Value::as_str)
+    };
+    field("/error/code") == Some("insufficient_quota")
+        || field("/error/type") == Some("insufficient_quota")
 }
 
 /// Whether an error body says the prompt does not fit the context window,
@@ -234,6 +252,17 @@ mod tests {
             }
         );
         assert!(error.is_transient());
+    }
+
+    #[test]
+    fn insufficient_quota_is_not_retried() {
+        let body = r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#;
+        let error = classify_status("openai", 429, None, body);
+        assert!(matches!(
+            error,
+            ProviderError::BadRequest { status: 429, .. }
+        ));
+        assert!(!error.is_transient());
     }
 
     #[test]

@@ -89,10 +89,13 @@ fn wire_message(message: &Message) -> Value {
     match message {
         Message::User { text } => json!({"role": "user", "content": text}),
         Message::Assistant(assistant) => {
-            let mut wire = json!({
-                "role": "assistant",
-                "content": assistant.text.as_deref().filter(|text| !text.is_empty()),
-            });
+            // `content` may be null only beside tool calls.
+            let text = assistant.text.as_deref().filter(|text| !text.is_empty());
+            let content = match text {
+                None if assistant.tool_calls.is_empty() => Some(""),
+                text => text,
+            };
+            let mut wire = json!({"role": "assistant", "content": content});
             if !assistant.tool_calls.is_empty() {
                 wire["tool_calls"] = assistant
                     .tool_calls
