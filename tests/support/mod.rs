@@ -1,1 +1,3 @@
 //! Shared test support: fake servers speaking real wire formats.
+
+pub mod fake_llm;
