@@ -1,1 +1,368 @@
-//! TODO
+//! The Anthropic Messages wire format (`POST {base_url}/v1/messages`):
+//! [`AnthropicProvider`].
+//!
+//! Owns the translation to Anthropic content blocks (`tool_use`,
+//! `tool_result`), the effort → extended-thinking budget mapping, and keeping
+//! the model's thinking blocks in [`AssistantMessage::provider_state`] so
+//! they go back, first and unchanged, with that message on the next round.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::http::send_json;
+use super::{
+    AssistantMessage, Completion, CompletionRequest, Effort, Message, Provider, ProviderError,
+    StopReason, ToolCall, Usage,
+};
+
+/// The API version sent in `anthropic-version`.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// `max_tokens` when the caller sets no bound: the answer's own allowance,
+/// on top of any thinking budget.
+pub const DEFAULT_MAX_TOKENS: u32 = 8192;
+
+/// The key under which this provider keeps its state in
+/// [`AssistantMessage::provider_state`]: `{"anthropic": {"thinking": [...]}}`.
+const STATE_KEY: &str = "anthropic";
+
+/// A provider speaking the Anthropic Messages API (non-streaming).
+#[derive(Debug, Clone)]
+pub struct AnthropicProvider {
+    name: String,
+    base_url: String,
+    api_key: Option<SecretString>,
+    http: reqwest::Client,
+}
+
+impl AnthropicProvider {
+    /// A provider called `name` at `base_url` (e.g. `https://api.anthropic.com`;
+    /// a trailing `/` is ignored). The key, when given, goes in `x-api-key`.
+    pub fn new(
+        name: impl Into<String>,
+        base_url: impl Into<String>,
+        api_key: Option<SecretString>,
+        http: reqwest::Client,
+    ) -> Self {
+        AnthropicProvider {
+            name: name.into(),
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            api_key,
+            http,
+        }
+    }
+
+    /// The request body for `request`, in the Messages format.
+    ///
+    /// `max_tokens` is the caller's bound (default [`DEFAULT_MAX_TOKENS`])
+    /// plus the thinking budget when thinking is on, so it is always greater
+    /// than the budget and the answer keeps its own allowance.
+    pub fn request_body(request: &CompletionRequest) -> Value {
+        let budget = thinking_budget(request.effort);
+        let answer_allowance = request
+            .max_output_tokens
+            .unwrap_or(DEFAULT_MAX_TOKENS)
+            .max(1);
+        let max_tokens = answer_allowance.saturating_add(budget.unwrap_or(0));
+        let mut body = json!({
+            "model": request.model,
+            "max_tokens": max_tokens,
+            "messages": wire_messages(&request.messages),
+        });
+        if !request.system.is_empty() {
+            body["system"] = json!(request.system);
+        }
+        if !request.tools.is_empty() {
+            body["tools"] = request
+                .tools
+                .iter()
+                .map(|tool| {
+                    json!({
+                        "name": tool.name,
+                        "description": tool.description,
+                        "input_schema": tool.parameters,
+                    })
+                })
+                .collect();
+        }
+        if let Some(budget_tokens) = budget {
+            body["thinking"] = json!({"type": "enabled", "budget_tokens": budget_tokens});
+        }
+        body
+    }
+}
+
+/// The extended-thinking budget for an effort level; `None` turns thinking off.
+pub fn thinking_budget(effort: Effort) -> Option<u32> {
+    match effort {
+        Effort::Off => None,
+        Effort::On => Some(4096),
+        Effort::High => Some(16384),
+        Effort::Max => Some(32000),
+    }
+}
+
+/// The conversation as Anthropic messages. Content that belongs to the same
+/// role in a row (several tool results, tool results then user text) goes in
+/// one message, as the API wants strictly alternating roles.
+fn wire_messages(messages: &[Message]) -> Vec<Value> {
+    let mut wire: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    for message in messages {
+        let (role, blocks) = match message {
+            Message::User { text } => ("user", vec![json!({"type": "text", "text": text})]),
+            Message::ToolResult(result) => (
+                "user",
+                vec![json!({
+                    "type": "tool_result",
+                    "tool_use_id": result.call_id,
+                    "content": result.content,
+                    "is_error": result.is_error,
+                })],
+            ),
+            Message::Assistant(assistant) => ("assistant", assistant_blocks(assistant)),
+        };
+        if blocks.is_empty() {
+            continue;
+        }
+        match wire.last_mut() {
+            Some((last_role, last_blocks)) if *last_role == role => last_blocks.extend(blocks),
+            _ => wire.push((role, blocks)),
+        }
+    }
+    wire.into_iter()
+        .map(|(role, content)| json!({"role": role, "content": content}))
+        .collect()
+}
+
+/// An assistant message's content: its thinking blocks first (from
+/// `provider_state`), then its text, then its tool calls.
+fn assistant_blocks(assistant: &AssistantMessage) -> Vec<Value> {
+    let mut blocks: Vec<Value> = assistant
+        .provider_state
+        .as_ref()
+        .and_then(|state| state.pointer("/anthropic/thinking"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(text) = assistant.text.as_deref().filter(|text| !text.is_empty()) {
+        blocks.push(json!({"type": "text", "text": text}));
+    }
+    blocks.extend(assistant.tool_calls.iter().map(|call| {
+        json!({
+            "type": "tool_use",
+            "id": call.id,
+            "name": call.name,
+            "input": arguments_object(&call.arguments),
+        })
+    }));
+    blocks
+}
+
+/// A tool call's arguments as the JSON object `input` must be; `{}` when the
+/// model wrote something that is not a JSON object.
+fn arguments_object(arguments: &str) -> Value {
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(object @ Value::Object(_)) => object,
+        _ => json!({}),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct MessagesResponse {
+    content: Vec<Value>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireUsage {
+    #[serde(default)]
+    input_tokens: u64,
+    #[serde(default)]
+    output_tokens: u64,
+}
+
+impl AnthropicProvider {
+    fn completion_from_wire(&self, wire: MessagesResponse) -> Result<Completion, ProviderError> {
+        let mut text = String::new();
+        let mut tool_calls = Vec::new();
+        let mut thinking = Vec::new();
+        for block in wire.content {
+            match block.get("type").and_then(Value::as_str) {
+                Some("text") => {
+                    text.push_str(block.get("text").and_then(Value::as_str).unwrap_or(""));
+                }
+                Some("tool_use") => tool_calls.push(self.tool_call(&block)?),
+                Some("thinking" | "redacted_thinking") => thinking.push(block),
+                _ => {}
+            }
+        }
+        let stop = match wire.stop_reason.as_deref() {
+            Some("end_turn" | "stop_sequence") | None => StopReason::EndTurn,
+            Some("tool_use") => StopReason::ToolUse,
+            Some("max_tokens") => StopReason::MaxTokens,
+            Some(_) => StopReason::Other,
+        };
+        let usage = wire.usage.map_or_else(Usage::default, |usage| Usage {
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+        });
+        let provider_state =
+            (!thinking.is_empty()).then(|| json!({STATE_KEY: {"thinking": thinking}}));
+        Ok(Completion {
+            message: AssistantMessage {
+                text: (!text.is_empty()).then_some(text),
+                tool_calls,
+                provider_state,
+            },
+            usage,
+            stop,
+        })
+    }
+
+    fn tool_call(&self, block: &Value) -> Result<ToolCall, ProviderError> {
+        let field = |name: &str| -> Result<String, ProviderError> {
+            block
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| ProviderError::InvalidResponse {
+                    provider: self.name.clone(),
+                    message: format!("a tool_use block has no {name}"),
+                })
+        };
+        let arguments = match block.get("input") {
+            Some(input) if !input.is_null() => input.to_string(),
+            _ => String::from("{}"),
+        };
+        Ok(ToolCall {
+            id: field("id")?,
+            name: field("name")?,
+            arguments,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for AnthropicProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn complete(&self, request: &CompletionRequest) -> Result<Completion, ProviderError> {
+        let url = format!("{}/v1/messages", self.base_url);
+        let mut builder = self
+            .http
+            .post(url)
+            .header("anthropic-version", ANTHROPIC_VERSION)
+            .json(&Self::request_body(request));
+        if let Some(key) = &self.api_key {
+            builder = builder.header("x-api-key", key.expose_secret());
+        }
+        let wire: MessagesResponse = send_json(&self.name, builder).await?;
+        self.completion_from_wire(wire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::ToolResult;
+
+    fn tool_result(id: &str, content: &str, is_error: bool) -> Message {
+        Message::ToolResult(ToolResult {
+            call_id: id.into(),
+            name: "t".into(),
+            content: content.into(),
+            is_error,
+        })
+    }
+
+    #[test]
+    fn tool_results_share_one_user_message_and_thinking_goes_first() {
+        let thinking = json!({"type": "thinking", "thinking": "hmm", "signature": "sig"});
+        let request = CompletionRequest {
+            model: "claude-test".into(),
+            system: "sys".into(),
+            messages: vec![
+                Message::user("go"),
+                Message::Assistant(AssistantMessage {
+                    text: Some("calling".into()),
+                    tool_calls: vec![
+                        ToolCall {
+                            id: "a".into(),
+                            name: "t".into(),
+                            arguments: "{\"x\":1}".into(),
+                        },
+                        ToolCall {
+                            id: "b".into(),
+                            name: "t".into(),
+                            arguments: "not json".into(),
+                        },
+                    ],
+                    provider_state: Some(json!({"anthropic": {"thinking": [thinking]}})),
+                }),
+                tool_result("a", "ok", false),
+                tool_result("b", "bad arguments", true),
+            ],
+            tools: vec![],
+            effort: Effort::High,
+            max_output_tokens: None,
+        };
+        let body = AnthropicProvider::request_body(&request);
+        assert_eq!(body["system"], "sys");
+        assert_eq!(
+            body["thinking"],
+            json!({"type": "enabled", "budget_tokens": 16384})
+        );
+        assert_eq!(body["max_tokens"], 16384 + 8192);
+        let messages = body["messages"].as_array().cloned().unwrap_or_default();
+        assert_eq!(messages.len(), 3);
+        assert_eq!(messages[1]["content"][0]["type"], "thinking");
+        assert_eq!(messages[1]["content"][1]["type"], "text");
+        assert_eq!(messages[1]["content"][2]["input"], json!({"x": 1}));
+        assert_eq!(messages[1]["content"][3]["input"], json!({}));
+        assert_eq!(messages[2]["role"], "user");
+        assert_eq!(messages[2]["content"][0]["tool_use_id"], "a");
+        assert_eq!(messages[2]["content"][1]["is_error"], true);
+        assert!(body.get("tools").is_none());
+    }
+
+    #[test]
+    fn answer_keeps_thinking_blocks() {
+        let provider =
+            AnthropicProvider::new("anthropic", "http://x", None, reqwest::Client::new());
+        let wire: MessagesResponse = serde_json::from_value(json!({
+            "content": [
+                {"type": "thinking", "thinking": "t", "signature": "s"},
+                {"type": "redacted_thinking", "data": "d"},
+                {"type": "text", "text": "hi"},
+                {"type": "tool_use", "id": "tu_1", "name": "f", "input": {"q": "x"}}
+            ],
+            "stop_reason": "tool_use",
+            "usage": {"input_tokens": 5, "output_tokens": 7}
+        }))
+        .unwrap_or_else(|error| panic!("{error}"));
+        let completion = provider
+            .completion_from_wire(wire)
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(completion.stop, StopReason::ToolUse);
+        assert_eq!(completion.message.text.as_deref(), Some("hi"));
+        assert_eq!(completion.message.tool_calls[0].arguments, "{\"q\":\"x\"}");
+        assert_eq!(
+            completion.usage,
+            Usage {
+                input_tokens: 5,
+                output_tokens: 7
+            }
+        );
+        let state = completion.message.provider_state.unwrap_or_default();
+        assert_eq!(
+            state["anthropic"]["thinking"][1]["type"],
+            "redacted_thinking"
+        );
+    }
+}

@@ -2,13 +2,16 @@
 //!
 //! The engine speaks the provider-neutral types below; `openai.rs` (also
 //! Ollama, OpenRouter, vLLM), `anthropic.rs` and `gemini.rs` translate them to
-//! their wire formats over reqwest. `retry.rs` owns the retry policy for
-//! transient errors; `effort.rs` clamps and maps reasoning effort.
+//! their wire formats over reqwest; `http.rs` owns what they share (sending
+//! JSON, classifying HTTP errors). `retry.rs` owns the retry policy for
+//! transient errors; `effort.rs` clamps reasoning effort (each provider maps
+//! it to its own wire field).
 
 pub mod anthropic;
 pub mod effort;
 mod error;
 pub mod gemini;
+mod http;
 pub mod models;
 pub mod openai;
 pub mod retry;

@@ -1,1 +1,240 @@
-//! TODO
+//! Retrying model calls that failed for a transient reason (rate limits,
+//! server errors, network failures): [`RetryPolicy`] and [`with_retry`].
+//!
+//! Permanent errors (auth, bad request, context too long, unreadable answer)
+//! are returned at once.
+
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::ProviderError;
+
+/// How often and how patiently a call is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (0 is treated as 1).
+    pub max_attempts: u32,
+    /// The backoff before the first retry; it doubles for each later one.
+    pub base_delay: Duration,
+    /// The longest wait between two attempts, `Retry-After` included.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 4 attempts, 500 ms base delay, 30 s cap.
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `retry` (1 for the first retry) after
+    /// `error`: the provider's `Retry-After` when it gave one, else
+    /// exponential backoff with jitter; never more than `max_delay`.
+    pub fn delay_before_retry(&self, retry: u32, error: &ProviderError) -> Duration {
+        match error.retry_after() {
+            Some(after) => after.min(self.max_delay),
+            None => self.backoff(retry),
+        }
+    }
+
+    /// Exponential backoff with "equal jitter": half of
+    /// `base_delay * 2^(retry-1)` (capped at `max_delay`) plus a random
+    /// part of the other half.
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let doublings = retry.saturating_sub(1).min(31);
+        let exponential = self
+            .base_delay
+            .saturating_mul(1u32 << doublings)
+            .min(self.max_delay);
+        let half = exponential / 2;
+        let jitter_nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
+        let jitter = if jitter_nanos == 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_nanos(random_u64(retry) % (jitter_nanos + 1))
+        };
+        (half + jitter).min(self.max_delay)
+    }
+}
+
+/// A cheap pseudo-random number from the clock (splitmix64 of its nanos),
+/// good enough to spread retries apart; not for anything secret.
+fn random_u64(salt: u32) -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|since| since.subsec_nanos())
+        .unwrap_or(0);
+    let mut z = (u64::from(nanos) << 32 | u64::from(salt)).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Runs `call` until it succeeds, fails permanently, or `policy.max_attempts`
+/// attempts are used up; returns the last error then.
+///
+/// Only [`ProviderError::is_transient`] errors are retried. Each retry is
+/// logged at warn level with the error (which never holds a secret).
+pub async fn with_retry<T, F, Fut>(policy: &RetryPolicy, mut call: F) -> Result<T, ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ProviderError>>,
+{
+    let max_attempts = policy.max_attempts.max(1);
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Ok(value) => return Ok(value),
+            Err(error) if error.is_transient() && attempt < max_attempts => {
+                let delay = policy.delay_before_retry(attempt, &error);
+                tracing::warn!(
+                    attempt,
+                    max_attempts,
+                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    %error,
+                    "model call failed; retrying"
+                );
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use tokio::time::Instant;
+
+    fn server_error() -> ProviderError {
+        ProviderError::Server {
+            provider: "test".into(),
+            status: 503,
+            message: "unavailable".into(),
+        }
+    }
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transient_errors_are_retried_until_success() {
+        let calls = AtomicU32::new(0);
+        let result = with_retry(&policy(), || async {
+            let call = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            if call < 3 {
+                Err(server_error())
+            } else {
+                Ok(call)
+            }
+        })
+        .await;
+        assert_eq!(result, Ok(3));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn permanent_errors_are_not_retried() {
+        let calls = AtomicU32::new(0);
+        let auth = ProviderError::Auth {
+            provider: "test".into(),
+            status: 401,
+            message: "bad key".into(),
+        };
+        let result: Result<(), _> = with_retry(&policy(), || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(auth.clone())
+        })
+        .await;
+        assert_eq!(result, Err(auth));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gives_up_after_max_attempts_with_last_error() {
+        let calls = AtomicU32::new(0);
+        let result: Result<(), _> = with_retry(&policy(), || async {
+            let call = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            Err(ProviderError::Network {
+                provider: "test".into(),
+                message: format!("reset {call}"),
+            })
+        })
+        .await;
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+        assert!(
+            matches!(result, Err(ProviderError::Network { message, .. }) if message == "reset 4")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_retry_after_capped_by_max_delay() {
+        let calls = AtomicU32::new(0);
+        let started = Instant::now();
+        let result = with_retry(&policy(), || async {
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                Err(ProviderError::RateLimited {
+                    provider: "test".into(),
+                    retry_after: Some(Duration::from_secs(2)),
+                    message: "slow down".into(),
+                })
+            } else {
+                Ok(())
+            }
+        })
+        .await;
+        assert_eq!(result, Ok(()));
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_secs(2), "{waited:?}");
+        assert!(waited < Duration::from_millis(2100), "{waited:?}");
+
+        let long = ProviderError::RateLimited {
+            provider: "test".into(),
+            retry_after: Some(Duration::from_secs(600)),
+            message: String::new(),
+        };
+        assert_eq!(
+            policy().delay_before_retry(1, &long),
+            Duration::from_secs(5)
+        );
+    }
+
+    #[test]
+    fn backoff_grows_and_stays_within_bounds() {
+        let policy = policy();
+        for retry in 1..=10 {
+            let exponential = (policy.base_delay * 2u32.pow(retry - 1)).min(policy.max_delay);
+            let delay = policy.backoff(retry);
+            assert!(delay >= exponential / 2, "retry {retry}: {delay:?}");
+            assert!(delay <= exponential, "retry {retry}: {delay:?}");
+        }
+        assert!(policy.backoff(100) <= policy.max_delay);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn zero_attempts_still_calls_once() {
+        let calls = AtomicU32::new(0);
+        let policy = RetryPolicy {
+            max_attempts: 0,
+            ..policy()
+        };
+        let _: Result<(), _> = with_retry(&policy, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(server_error())
+        })
+        .await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+}

@@ -1,0 +1,352 @@
+//! The HTTP exchange every provider shares: sending a JSON request, and
+//! turning HTTP statuses, `Retry-After` headers, JSON error bodies and
+//! transport failures into [`ProviderError`]s, the same way for all wires.
+
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+use serde::de::DeserializeOwned;
+
+use super::ProviderError;
+
+/// The longest provider error message passed on to users, in characters.
+pub(crate) const MAX_ERROR_MESSAGE_CHARS: usize = 500;
+
+/// Sends `request` and parses a 2xx answer as `T`.
+///
+/// Non-2xx answers become the matching [`ProviderError`] (see
+/// [`classify_status`]); transport failures become
+/// [`ProviderError::Network`]; a 2xx body that is not a `T` becomes
+/// [`ProviderError::InvalidResponse`].
+pub(crate) async fn send_json<T: DeserializeOwned>(
+    provider: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<T, ProviderError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|error| transport_error(provider, &error))?;
+    let status = response.status().as_u16();
+    let retry_after = retry_after_from_headers(response.headers());
+    let body = response
+        .text()
+        .await
+        .map_err(|error| transport_error(provider, &error))?;
+    if !(200..300).contains(&status) {
+        return Err(classify_status(provider, status, retry_after, &body));
+    }
+    serde_json::from_str(&body).map_err(|error| ProviderError::InvalidResponse {
+        provider: provider.to_owned(),
+        message: format!("{error}; body starts with {:?}", cap_message(&body, 200)),
+    })
+}
+
+/// Maps a reqwest failure (no usable HTTP answer) to a [`ProviderError`].
+///
+/// Timeouts, refused or reset connections and broken bodies are
+/// [`ProviderError::Network`] (transient); a request that could not even be
+/// built (a malformed base URL, say) is a permanent
+/// [`ProviderError::BadRequest`] with status 0.
+pub(crate) fn transport_error(provider: &str, error: &reqwest::Error) -> ProviderError {
+    let message = cap_message(&error_chain(error), MAX_ERROR_MESSAGE_CHARS);
+    if error.is_builder() {
+        return ProviderError::BadRequest {
+            provider: provider.to_owned(),
+            status: 0,
+            message,
+        };
+    }
+    ProviderError::Network {
+        provider: provider.to_owned(),
+        message,
+    }
+}
+
+/// An error and its sources on one line ("error sending request: connection refused").
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Classifies a non-2xx answer by its status and JSON error body.
+///
+/// - 429: [`ProviderError::RateLimited`] with `retry_after` (from the headers,
+///   else from a Gemini `RetryInfo.retryDelay` in the body), except OpenAI's
+///   `insufficient_quota` (out of credit): [`ProviderError::BadRequest`];
+/// - 500–599 (Anthropic's 529 "overloaded" included):
+///   [`ProviderError::Server`];
+/// - 408: [`ProviderError::Network`] (the request timed out on the way);
+/// - 401, 403: [`ProviderError::Auth`];
+/// - 400, 413 whose body says the prompt is longer than the context:
+///   [`ProviderError::ContextTooLong`];
+/// - any other 4xx: [`ProviderError::BadRequest`];
+/// - anything else: [`ProviderError::InvalidResponse`].
+pub(crate) fn classify_status(
+    provider: &str,
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &str,
+) -> ProviderError {
+    let provider = provider.to_owned();
+    let parsed: Option<serde_json::Value> = serde_json::from_str(body).ok();
+    let message = error_message(parsed.as_ref(), body, status);
+    match status {
+        // OpenAI's "out of credit" is a 429 too, but waiting will not help.
+        429 if is_insufficient_quota(parsed.as_ref()) => ProviderError::BadRequest {
+            provider,
+            status,
+            message,
+        },
+        429 => ProviderError::RateLimited {
+            provider,
+            retry_after: retry_after.or_else(|| parsed.as_ref().and_then(gemini_retry_delay)),
+            message,
+        },
+        500..=599 => ProviderError::Server {
+            provider,
+            status,
+            message,
+        },
+        408 => ProviderError::Network { provider, message },
+        401 | 403 => ProviderError::Auth {
+            provider,
+            status,
+            message,
+        },
+        400 | 413 if says_context_too_long(parsed.as_ref(), body) => {
+            ProviderError::ContextTooLong { provider, message }
+        }
+        400..=499 => ProviderError::BadRequest {
+            provider,
+            status,
+            message,
+        },
+        _ => ProviderError::InvalidResponse {
+            provider,
+            message: format!("unexpected HTTP status {status}: {message}"),
+        },
+    }
+}
+
+/// How long the answer's headers ask us to wait: OpenAI's `retry-after-ms`
+/// (milliseconds) first, else `Retry-After` in (possibly fractional) seconds.
+/// The HTTP-date form of `Retry-After` is not understood and ignored.
+pub(crate) fn retry_after_from_headers(headers: &HeaderMap) -> Option<Duration> {
+    let header_number = |name: &str| -> Option<f64> {
+        let value = headers
+            .get(name)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse::<f64>()
+            .ok()?;
+        (value.is_finite() && value >= 0.0).then_some(value)
+    };
+    if let Some(millis) = header_number("retry-after-ms") {
+        return Some(Duration::from_secs_f64(millis / 1000.0));
+    }
+    header_number("retry-after").map(Duration::from_secs_f64)
+}
+
+/// Gemini puts the wait in the body: `error.details[].retryDelay = "30s"`.
+fn gemini_retry_delay(body: &serde_json::Value) -> Option<Duration> {
+    let details = body.pointer("/error/details")?.as_array()?;
+    details.iter().find_map(|detail| {
+        let delay = detail.get("retryDelay")?.as_str()?;
+        let seconds = delay.strip_suffix('s')?.parse::<f64>().ok()?;
+        (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+    })
+}
+
+/// Whether a 429 body is OpenAI's `insufficient_quota` (billing, not load).
+fn is_insufficient_quota(parsed: Option<&serde_json::Value>) -> bool {
+    let field = |pointer: &str| {
+        parsed
+            .and_then(|value| value.pointer(pointer))
+            .and_then(serde_json::Value::as_str)
+    };
+    field("/error/code") == Some("insufficient_quota")
+        || field("/error/type") == Some("insufficient_quota")
+}
+
+/// Whether an error body says the prompt does not fit the context window,
+/// in any of the three providers' words.
+fn says_context_too_long(parsed: Option<&serde_json::Value>, body: &str) -> bool {
+    let code_says_so = parsed
+        .and_then(|value| value.pointer("/error/code"))
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|code| code == "context_length_exceeded");
+    if code_says_so {
+        return true;
+    }
+    let lower = body.to_lowercase();
+    [
+        "context_length_exceeded",
+        "prompt is too long",
+        "exceeds the maximum number of tokens",
+        "maximum context length",
+        "context window",
+    ]
+    .iter()
+    .any(|phrase| lower.contains(phrase))
+}
+
+/// The provider's own error message from its JSON error body, capped.
+///
+/// Understands `{"error": {"message": ...}}` (OpenAI, Anthropic, Gemini),
+/// `{"error": "..."}` (Ollama) and `{"message": ...}`; falls back to the raw
+/// body, and to the status when the body is empty.
+fn error_message(parsed: Option<&serde_json::Value>, body: &str, status: u16) -> String {
+    let from_json = parsed.and_then(|value| {
+        value
+            .pointer("/error/message")
+            .or_else(|| value.get("error"))
+            .or_else(|| value.get("message"))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    });
+    let message = match from_json {
+        Some(message) => message,
+        None if body.trim().is_empty() => format!("HTTP {status} with an empty body"),
+        None => body.trim().to_owned(),
+    };
+    cap_message(&message, MAX_ERROR_MESSAGE_CHARS)
+}
+
+/// `text` cut to at most `max_chars` characters, marked with `…` when cut.
+pub(crate) fn cap_message(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn rate_limit_keeps_retry_after() {
+        let error = classify_status(
+            "openai",
+            429,
+            Some(Duration::from_secs(3)),
+            r#"{"error":{"message":"slow down","type":"rate_limit"}}"#,
+        );
+        assert_eq!(
+            error,
+            ProviderError::RateLimited {
+                provider: "openai".into(),
+                retry_after: Some(Duration::from_secs(3)),
+                message: "slow down".into(),
+            }
+        );
+        assert!(error.is_transient());
+    }
+
+    #[test]
+    fn insufficient_quota_is_not_retried() {
+        let body = r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#;
+        let error = classify_status("openai", 429, None, body);
+        assert!(matches!(
+            error,
+            ProviderError::BadRequest { status: 429, .. }
+        ));
+        assert!(!error.is_transient());
+    }
+
+    #[test]
+    fn gemini_retry_delay_is_read_from_the_body() {
+        let body = r#"{"error":{"code":429,"message":"quota","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"12s"}]}}"#;
+        let error = classify_status("gemini", 429, None, body);
+        assert_eq!(error.retry_after(), Some(Duration::from_secs(12)));
+    }
+
+    #[test]
+    fn statuses_map_to_variants() {
+        let overloaded =
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        assert!(matches!(
+            classify_status("anthropic", 529, None, overloaded),
+            ProviderError::Server { status: 529, ref message, .. } if message == "Overloaded"
+        ));
+        assert!(matches!(
+            classify_status("x", 503, None, ""),
+            ProviderError::Server { status: 503, .. }
+        ));
+        assert!(matches!(
+            classify_status("x", 401, None, "{}"),
+            ProviderError::Auth { status: 401, .. }
+        ));
+        assert!(matches!(
+            classify_status("x", 403, None, "{}"),
+            ProviderError::Auth { status: 403, .. }
+        ));
+        assert!(matches!(
+            classify_status("x", 404, None, r#"{"error":"model not found"}"#),
+            ProviderError::BadRequest { status: 404, ref message, .. } if message == "model not found"
+        ));
+    }
+
+    #[test]
+    fn context_too_long_in_each_providers_words() {
+        let openai = r#"{"error":{"message":"This model's maximum context length is 128000 tokens.","type":"invalid_request_error","code":"context_length_exceeded"}}"#;
+        let anthropic = r#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 210000 tokens > 200000 maximum"}}"#;
+        let gemini = r#"{"error":{"code":400,"message":"The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).","status":"INVALID_ARGUMENT"}}"#;
+        for body in [openai, anthropic, gemini] {
+            assert!(
+                matches!(
+                    classify_status("p", 400, None, body),
+                    ProviderError::ContextTooLong { .. }
+                ),
+                "{body}"
+            );
+        }
+        assert!(matches!(
+            classify_status("p", 400, None, r#"{"error":{"message":"bad temperature"}}"#),
+            ProviderError::BadRequest { .. }
+        ));
+    }
+
+    #[test]
+    fn long_messages_are_capped() {
+        let body = format!(r#"{{"error":{{"message":"{}"}}}}"#, "é".repeat(2000));
+        let ProviderError::BadRequest { message, .. } = classify_status("p", 400, None, &body)
+        else {
+            panic!("expected BadRequest");
+        };
+        assert_eq!(message.chars().count(), MAX_ERROR_MESSAGE_CHARS + 1);
+    }
+
+    #[test]
+    fn retry_after_headers() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after_from_headers(&headers), None);
+        headers.insert("retry-after", HeaderValue::from_static("7"));
+        assert_eq!(
+            retry_after_from_headers(&headers),
+            Some(Duration::from_secs(7))
+        );
+        headers.insert("retry-after-ms", HeaderValue::from_static("250"));
+        assert_eq!(
+            retry_after_from_headers(&headers),
+            Some(Duration::from_millis(250))
+        );
+        let mut dated = HeaderMap::new();
+        dated.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after_from_headers(&dated), None);
+    }
+}

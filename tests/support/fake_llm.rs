@@ -1,0 +1,646 @@
+//! A scripted fake model server speaking the real wire formats: OpenAI Chat
+//! Completions, Anthropic Messages and Gemini generateContent.
+//!
+//! [`FakeLlm::start`] binds `127.0.0.1:0` and answers every request with
+//! what the test's script returns for it. Each request is parsed into a
+//! provider-neutral [`SeenRequest`] (and kept for [`FakeLlm::requests`]); each
+//! [`FakeReply`] is rendered in the wire format, with plausible usage numbers
+//! (input = messages × 10, output = text length / 4 + 1). The server stops
+//! when the `FakeLlm` is dropped.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// Which wire format the fake speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// OpenAI Chat Completions at `/v1/chat/completions`.
+    OpenAi,
+    /// Anthropic Messages at `/v1/messages`.
+    Anthropic,
+    /// Gemini at `/v1beta/models/{model}:generateContent`.
+    Gemini,
+}
+
+/// What the fake answers to one request.
+#[derive(Debug, Clone)]
+pub enum FakeReply {
+    /// A text answer that ends the turn.
+    Text(String),
+    /// Tool calls: (name, arguments object), in order.
+    ToolCalls(Vec<(String, Value)>),
+    /// One tool call whose arguments may be malformed JSON. OpenAI sends them
+    /// verbatim; the other wires need an object, so they send the arguments
+    /// parsed when they are a JSON object and `{}` otherwise.
+    RawToolCall { name: String, arguments: String },
+    /// An HTTP error: status, JSON body, and a `Retry-After` header (seconds)
+    /// when given.
+    Error {
+        status: u16,
+        body: Value,
+        retry_after: Option<u64>,
+    },
+    /// The inner reply after sleeping (tokio time) this long.
+    Delayed(Duration, Box<FakeReply>),
+}
+
+/// One message of a request, provider-neutral.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeenMessage {
+    /// `"user"`, `"assistant"` or `"tool"` (a tool result).
+    pub role: String,
+    /// The text (for a tool result: its content; Gemini's `{"result": ..}`
+    /// and `{"error": ..}` wrappers are taken off).
+    pub text: String,
+    /// The assistant's tool calls: (name, arguments; a JSON string value
+    /// when the arguments were not valid JSON).
+    pub tool_calls: Vec<(String, Value)>,
+    /// For tool results: the name of the tool they answer.
+    pub tool_name: Option<String>,
+}
+
+/// One request the fake received, provider-neutral, with the raw body.
+#[derive(Debug, Clone)]
+pub struct SeenRequest {
+    /// The request path (`/v1/chat/completions`, ...).
+    pub path: String,
+    /// The model asked for (from the body, or the path for Gemini).
+    pub model: String,
+    /// The system prompt.
+    pub system: String,
+    /// The names of the tools offered.
+    pub tool_names: Vec<String>,
+    /// The conversation, oldest first (the system prompt not included).
+    pub messages: Vec<SeenMessage>,
+    /// The JSON body as sent.
+    pub raw: Value,
+    /// The auth header value seen: `authorization` (OpenAI), `x-api-key`
+    /// (Anthropic), `x-goog-api-key` (Gemini).
+    pub auth: Option<String>,
+}
+
+impl SeenRequest {
+    /// The text of the last user message.
+    pub fn last_user_text(&self) -> Option<&str> {
+        self.messages
+            .iter()
+            .rev()
+            .find(|message| message.role == "user")
+            .map(|message| message.text.as_str())
+    }
+
+    /// All tool-result messages, in order.
+    pub fn tool_results(&self) -> Vec<&SeenMessage> {
+        self.messages
+            .iter()
+            .filter(|message| message.role == "tool")
+            .collect()
+    }
+
+    /// Whether a tool of this name was offered.
+    pub fn has_tool(&self, name: &str) -> bool {
+        self.tool_names.iter().any(|tool| tool == name)
+    }
+}
+
+type Script = dyn Fn(&SeenRequest) -> FakeReply + Send + Sync;
+
+struct Shared {
+    wire: Wire,
+    script: Box<Script>,
+    requests: Mutex<Vec<SeenRequest>>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+/// A running fake model server; stops when dropped.
+pub struct FakeLlm {
+    shared: Arc<Shared>,
+    address: SocketAddr,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeLlm {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl FakeLlm {
+    /// Starts a fake speaking `wire` that answers each request with
+    /// `script(&request)`.
+    pub async fn start(
+        wire: Wire,
+        script: impl Fn(&SeenRequest) -> FakeReply + Send + Sync + 'static,
+    ) -> FakeLlm {
+        let shared = Arc::new(Shared {
+            wire,
+            script: Box::new(script),
+            requests: Mutex::new(Vec::new()),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|error| panic!("fake LLM cannot bind: {error}"));
+        let address = listener
+            .local_addr()
+            .unwrap_or_else(|error| panic!("fake LLM has no address: {error}"));
+        let router = Router::new().fallback(answer).with_state(shared.clone());
+        let server = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, router).await {
+                eprintln!("fake LLM stopped: {error}");
+            }
+        });
+        FakeLlm {
+            shared,
+            address,
+            server,
+        }
+    }
+
+    /// The base URL to give the provider: `http://127.0.0.1:PORT/v1` for
+    /// OpenAI, `http://127.0.0.1:PORT` for the others.
+    pub fn base_url(&self) -> String {
+        match self.shared.wire {
+            Wire::OpenAi => format!("http://{}/v1", self.address),
+            Wire::Anthropic | Wire::Gemini => format!("http://{}", self.address),
+        }
+    }
+
+    /// Every request received, in arrival order.
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        lock(&self.shared.requests).clone()
+    }
+
+    /// The most requests that were being answered at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Counts a request as in flight for as long as it lives.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn answer(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let _in_flight = InFlight::enter(&shared);
+    let raw: Value = match serde_json::from_slice(&body) {
+        Ok(raw) => raw,
+        Err(error) => {
+            let body =
+                json!({"error": {"message": format!("fake LLM: body is not JSON: {error}")}});
+            return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+        }
+    };
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    let path = uri.path().to_owned();
+    let seen = match shared.wire {
+        Wire::OpenAi => parse_openai(path, raw, header("authorization")),
+        Wire::Anthropic => parse_anthropic(path, raw, header("x-api-key")),
+        Wire::Gemini => parse_gemini(path, raw, header("x-goog-api-key")),
+    };
+    let sequence = {
+        let mut requests = lock(&shared.requests);
+        requests.push(seen.clone());
+        requests.len()
+    };
+    let mut reply = (shared.script)(&seen);
+    while let FakeReply::Delayed(delay, inner) = reply {
+        tokio::time::sleep(delay).await;
+        reply = *inner;
+    }
+    render(shared.wire, &seen, reply, sequence)
+}
+
+/// Tool-call arguments as a JSON value; a string value when not valid JSON.
+fn arguments_value(arguments: &str) -> Value {
+    serde_json::from_str(arguments).unwrap_or_else(|_| Value::String(arguments.to_owned()))
+}
+
+/// Text from a string, or from an array of `{"text": ..}` blocks/parts.
+fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(text) => text.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|block| block.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
+fn str_at(value: &Value, key: &str) -> String {
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn array_at<'a>(value: &'a Value, key: &str) -> &'a [Value] {
+    value
+        .get(key)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+fn message(role: &str, text: String) -> SeenMessage {
+    SeenMessage {
+        role: role.to_owned(),
+        text,
+        tool_calls: Vec::new(),
+        tool_name: None,
+    }
+}
+
+fn parse_openai(path: String, raw: Value, auth: Option<String>) -> SeenRequest {
+    let mut system = Vec::new();
+    let mut messages = Vec::new();
+    let mut call_names: HashMap<String, String> = HashMap::new();
+    for wire in array_at(&raw, "messages") {
+        let text = wire.get("content").map(text_of).unwrap_or_default();
+        match wire.get("role").and_then(Value::as_str).unwrap_or_default() {
+            "system" | "developer" => system.push(text),
+            "assistant" => {
+                let mut seen = message("assistant", text);
+                for call in array_at(wire, "tool_calls") {
+                    let function = call.get("function").cloned().unwrap_or_default();
+                    let name = str_at(&function, "name");
+                    call_names.insert(str_at(call, "id"), name.clone());
+                    seen.tool_calls
+                        .push((name, arguments_value(&str_at(&function, "arguments"))));
+                }
+                messages.push(seen);
+            }
+            "tool" => {
+                let mut seen = message("tool", text);
+                seen.tool_name = call_names.get(&str_at(wire, "tool_call_id")).cloned();
+                messages.push(seen);
+            }
+            _ => messages.push(message("user", text)),
+        }
+    }
+    let tool_names = array_at(&raw, "tools")
+        .iter()
+        .map(|tool| {
+            tool.pointer("/function/name")
+                .map(text_of)
+                .unwrap_or_default()
+        })
+        .collect();
+    SeenRequest {
+        path,
+        model: str_at(&raw, "model"),
+        system: system.join("\n"),
+        tool_names,
+        messages,
+        raw,
+        auth,
+    }
+}
+
+fn parse_anthropic(path: String, raw: Value, auth: Option<String>) -> SeenRequest {
+    let mut messages = Vec::new();
+    let mut call_names: HashMap<String, String> = HashMap::new();
+    for wire in array_at(&raw, "messages") {
+        let role = str_at(wire, "role");
+        let content = wire.get("content").cloned().unwrap_or_default();
+        let blocks = match content {
+            Value::String(text) => vec![json!({"type": "text", "text": text})],
+            Value::Array(blocks) => blocks,
+            _ => Vec::new(),
+        };
+        let mut seen = message(
+            if role == "assistant" {
+                "assistant"
+            } else {
+                "user"
+            },
+            String::new(),
+        );
+        let mut has_text = false;
+        for block in &blocks {
+            match block
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+            {
+                "text" => {
+                    seen.text.push_str(&str_at(block, "text"));
+                    has_text = true;
+                }
+                "tool_use" => {
+                    let name = str_at(block, "name");
+                    call_names.insert(str_at(block, "id"), name.clone());
+                    let input = block.get("input").cloned().unwrap_or_default();
+                    seen.tool_calls.push((name, input));
+                }
+                "tool_result" => {
+                    let text = block.get("content").map(text_of).unwrap_or_default();
+                    let mut result = message("tool", text);
+                    result.tool_name = call_names.get(&str_at(block, "tool_use_id")).cloned();
+                    messages.push(result);
+                }
+                _ => {}
+            }
+        }
+        if seen.role == "assistant" || has_text {
+            messages.push(seen);
+        }
+    }
+    let tool_names = array_at(&raw, "tools")
+        .iter()
+        .map(|tool| str_at(tool, "name"))
+        .collect();
+    SeenRequest {
+        path,
+        model: str_at(&raw, "model"),
+        system: raw.get("system").map(text_of).unwrap_or_default(),
+        tool_names,
+        messages,
+        raw,
+        auth,
+    }
+}
+
+/// A Gemini `functionResponse.response` as text: the `result` or `error`
+/// it wraps (a string as it is, anything else as JSON), else the object.
+fn function_response_text(response: &Value) -> String {
+    let inner = match response.as_object() {
+        Some(object) if object.len() == 1 => object.get("result").or_else(|| object.get("error")),
+        _ => None,
+    };
+    match inner.unwrap_or(response) {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn parse_gemini(path: String, raw: Value, auth: Option<String>) -> SeenRequest {
+    let model = path
+        .strip_prefix("/v1beta/models/")
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_default()
+        .to_owned();
+    let mut messages = Vec::new();
+    for content in array_at(&raw, "contents") {
+        let is_model = str_at(content, "role") == "model";
+        let mut seen = message(if is_model { "assistant" } else { "user" }, String::new());
+        let mut has_text = false;
+        for part in array_at(content, "parts") {
+            if let Some(text) = part.get("text").and_then(Value::as_str) {
+                seen.text.push_str(text);
+                has_text = true;
+            } else if let Some(call) = part.get("functionCall") {
+                let args = call.get("args").cloned().unwrap_or_else(|| json!({}));
+                seen.tool_calls.push((str_at(call, "name"), args));
+            } else if let Some(response) = part.get("functionResponse") {
+                let text = response
+                    .get("response")
+                    .map(function_response_text)
+                    .unwrap_or_default();
+                let mut result = message("tool", text);
+                result.tool_name = Some(str_at(response, "name"));
+                messages.push(result);
+            }
+        }
+        if is_model || has_text {
+            messages.push(seen);
+        }
+    }
+    let tool_names = array_at(&raw, "tools")
+        .iter()
+        .flat_map(|tool| array_at(tool, "functionDeclarations"))
+        .map(|declaration| str_at(declaration, "name"))
+        .collect();
+    let system = raw
+        .pointer("/systemInstruction/parts")
+        .map(text_of)
+        .unwrap_or_default();
+    SeenRequest {
+        path,
+        model,
+        system,
+        tool_names,
+        messages,
+        raw,
+        auth,
+    }
+}
+
+/// A reply with the delay already taken off.
+enum Answer {
+    Text(String),
+    Calls(Vec<(String, String)>),
+}
+
+fn render(wire: Wire, seen: &SeenRequest, reply: FakeReply, sequence: usize) -> Response {
+    let answer = match reply {
+        FakeReply::Text(text) => Answer::Text(text),
+        FakeReply::ToolCalls(calls) => Answer::Calls(
+            calls
+                .into_iter()
+                .map(|(name, arguments)| (name, arguments.to_string()))
+                .collect(),
+        ),
+        FakeReply::RawToolCall { name, arguments } => Answer::Calls(vec![(name, arguments)]),
+        FakeReply::Error {
+            status,
+            body,
+            retry_after,
+        } => return error_response(status, body, retry_after),
+        FakeReply::Delayed(_, inner) => return render(wire, seen, *inner, sequence),
+    };
+    let input_tokens = seen.messages.len() * 10;
+    let output_tokens = match &answer {
+        Answer::Text(text) => text.len() / 4 + 1,
+        Answer::Calls(calls) => calls.iter().map(|(_, args)| args.len()).sum::<usize>() / 4 + 1,
+    };
+    let body = match wire {
+        Wire::OpenAi => openai_body(seen, answer, sequence, input_tokens, output_tokens),
+        Wire::Anthropic => anthropic_body(seen, answer, sequence, input_tokens, output_tokens),
+        Wire::Gemini => gemini_body(seen, answer, sequence, input_tokens, output_tokens),
+    };
+    axum::Json(body).into_response()
+}
+
+fn error_response(status: u16, body: Value, retry_after: Option<u64>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert("retry-after", HeaderValue::from(seconds));
+    }
+    response
+}
+
+/// Arguments as a JSON object for wires that need one: `{}` when malformed.
+fn arguments_object(arguments: &str) -> Value {
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(object @ Value::Object(_)) => object,
+        _ => json!({}),
+    }
+}
+
+fn openai_body(
+    seen: &SeenRequest,
+    answer: Answer,
+    sequence: usize,
+    input: usize,
+    output: usize,
+) -> Value {
+    let (message, finish_reason) = match answer {
+        Answer::Text(text) => (json!({"role": "assistant", "content": text}), "stop"),
+        Answer::Calls(calls) => {
+            let tool_calls: Vec<Value> = calls
+                .into_iter()
+                .enumerate()
+                .map(|(index, (name, arguments))| {
+                    json!({
+                        "id": format!("call_{sequence}_{index}"),
+                        "type": "function",
+                        "function": {"name": name, "arguments": arguments},
+                    })
+                })
+                .collect();
+            let message = json!({"role": "assistant", "content": null, "tool_calls": tool_calls});
+            (message, "tool_calls")
+        }
+    };
+    json!({
+        "id": format!("chatcmpl-fake-{sequence}"),
+        "object": "chat.completion",
+        "created": 0,
+        "model": seen.model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
+        "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output},
+    })
+}
+
+fn anthropic_body(
+    seen: &SeenRequest,
+    answer: Answer,
+    sequence: usize,
+    input: usize,
+    output: usize,
+) -> Value {
+    let mut content = Vec::new();
+    if seen.raw.pointer("/thinking/type").and_then(Value::as_str) == Some("enabled") {
+        content.push(json!({
+            "type": "thinking",
+            "thinking": "fake thoughts",
+            "signature": format!("fake-signature-{sequence}"),
+        }));
+    }
+    let stop_reason = match answer {
+        Answer::Text(text) => {
+            content.push(json!({"type": "text", "text": text}));
+            "end_turn"
+        }
+        Answer::Calls(calls) => {
+            for (index, (name, arguments)) in calls.into_iter().enumerate() {
+                content.push(json!({
+                    "type": "tool_use",
+                    "id": format!("toolu_{sequence}_{index}"),
+                    "name": name,
+                    "input": arguments_object(&arguments),
+                }));
+            }
+            "tool_use"
+        }
+    };
+    json!({
+        "id": format!("msg_fake_{sequence}"),
+        "type": "message",
+        "role": "assistant",
+        "model": seen.model,
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": null,
+        "usage": {"input_tokens": input, "output_tokens": output},
+    })
+}
+
+fn gemini_body(
+    seen: &SeenRequest,
+    answer: Answer,
+    sequence: usize,
+    input: usize,
+    output: usize,
+) -> Value {
+    let thinking = seen
+        .raw
+        .pointer("/generationConfig/thinkingConfig/thinkingBudget")
+        .and_then(Value::as_u64)
+        != Some(0);
+    let parts: Vec<Value> = match answer {
+        Answer::Text(text) => vec![json!({"text": text})],
+        Answer::Calls(calls) => calls
+            .into_iter()
+            .enumerate()
+            .map(|(index, (name, arguments))| {
+                let mut part =
+                    json!({"functionCall": {"name": name, "args": arguments_object(&arguments)}});
+                if thinking {
+                    part["thoughtSignature"] = json!(format!("fake-signature-{sequence}-{index}"));
+                }
+                part
+            })
+            .collect(),
+    };
+    json!({
+        "candidates": [{
+            "content": {"role": "model", "parts": parts},
+            "finishReason": "STOP",
+            "index": 0,
+        }],
+        "usageMetadata": {
+            "promptTokenCount": input,
+            "candidatesTokenCount": output,
+            "totalTokenCount": input + output,
+        },
+        "modelVersion": seen.model,
+    })
+}
