@@ -39,8 +39,8 @@ use sqlx::{AnyPool, Executor};
 
 pub use error::StoreError;
 pub use model::{
-    ConversationSettings, EventKind, MessageId, Mode, NewWorker, Role, StoredEvent,
-    StoredMessage, StoredTurn, StoredWorker, TurnId, TurnStatus,
+    ConversationSettings, EventKind, MessageId, Mode, NewWorker, Role, StoredEvent, StoredMessage,
+    StoredTurn, StoredWorker, TurnId, TurnStatus,
 };
 
 /// The SQLite schema, embedded at compile time.
@@ -222,7 +222,10 @@ mod tests {
     #[test]
     fn urls_pick_the_backend_and_add_create_mode() {
         let (backend, url, memory) = prepare_url("sqlite::memory:").unwrap();
-        assert_eq!((backend, url.as_str(), memory), (Backend::Sqlite, "sqlite::memory:", true));
+        assert_eq!(
+            (backend, url.as_str(), memory),
+            (Backend::Sqlite, "sqlite::memory:", true)
+        );
 
         let dir = std::env::temp_dir().join(format!("baton-store-url-{}", std::process::id()));
         let file = dir.join("sub/baton.db");
