@@ -6,7 +6,8 @@
 //! (e.g. `docker run -e POSTGRES_PASSWORD=baton -p 5432:5432 postgres:17`),
 //! point `BATON_TEST_POSTGRES_URL` at a fresh database, and run these same
 //! scenarios against `Store::connect(&url)`: every query here is written to
-//! run unchanged on both.
+//! run unchanged on both. Meanwhile `postgres_and_sqlite_migrations_define_the_same_schema`
+//! checks that both folders declare the same tables, columns and indexes.
 
 use baton::llm::Usage;
 use baton::store::{
@@ -529,4 +530,64 @@ async fn a_locked_database_is_a_transient_busy_error() {
     drop(holder);
     other.close().await.unwrap();
     store.close().await;
+}
+
+/// The schema of one migration file: table names with their column names in
+/// order, and index definitions (name, table, columns, unique), normalised.
+fn schema_outline(sql: &str) -> (Vec<(String, Vec<String>)>, Vec<String>) {
+    let mut tables: Vec<(String, Vec<String>)> = Vec::new();
+    let mut indexes = Vec::new();
+    let mut in_table = false;
+    for line in sql.lines() {
+        let line = line.split("--").next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let Some(name) = line.strip_prefix("CREATE TABLE ") {
+            let name = name.trim_end_matches('(').trim();
+            tables.push((name.to_owned(), Vec::new()));
+            in_table = true;
+        } else if line.starts_with(");") {
+            in_table = false;
+        } else if in_table {
+            let first = words[0];
+            let constraint = matches!(
+                first,
+                "PRIMARY" | "UNIQUE" | "FOREIGN" | "CONSTRAINT" | "CHECK"
+            );
+            if let (false, Some((_, columns))) = (constraint, tables.last_mut()) {
+                columns.push(first.to_owned());
+            }
+        } else if line.starts_with("CREATE INDEX") || line.starts_with("CREATE UNIQUE INDEX") {
+            indexes.push(words.join(" "));
+        }
+    }
+    indexes.sort();
+    (tables, indexes)
+}
+
+#[test]
+fn postgres_and_sqlite_migrations_define_the_same_schema() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let names = |kind: &str| {
+        let mut names: Vec<String> = std::fs::read_dir(root.join(kind))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let sqlite_files = names("sqlite");
+    assert_eq!(sqlite_files, names("postgres"));
+    assert!(!sqlite_files.is_empty());
+    for file in &sqlite_files {
+        let sqlite = std::fs::read_to_string(root.join("sqlite").join(file)).unwrap();
+        let postgres = std::fs::read_to_string(root.join("postgres").join(file)).unwrap();
+        let (sqlite_tables, sqlite_indexes) = schema_outline(&sqlite);
+        let (postgres_tables, postgres_indexes) = schema_outline(&postgres);
+        assert_eq!(sqlite_tables, postgres_tables, "{file}: tables and columns");
+        assert_eq!(sqlite_indexes, postgres_indexes, "{file}: indexes");
+        assert!(!sqlite_tables.is_empty(), "{file}: no tables found");
+    }
 }

@@ -51,10 +51,12 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 /// Per-connection settings for SQLite: WAL lets readers run beside the one
 /// writer, NORMAL is durable enough with WAL (a power cut may lose the last
 /// commits, never corrupt), and writers wait up to 5 s for the lock.
+/// (`journal_mode = WAL` is persistent in the file and a no-op once set; the
+/// first connection sets it before any other opens, while migrating.)
 const SQLITE_PRAGMAS: [&str; 4] = [
+    "PRAGMA busy_timeout = 5000",
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
-    "PRAGMA busy_timeout = 5000",
     "PRAGMA foreign_keys = ON",
 ];
 

@@ -150,7 +150,7 @@ impl Store {
                  SELECT w.input_tokens, w.output_tokens FROM workers w \
                  JOIN turns t ON t.id = w.turn_id \
                  WHERE t.conversation = $1 AND t.started_at >= $2 \
-             ) AS usage",
+             ) AS parts",
         )
         .bind(key.to_string())
         .bind(since_ms)
