@@ -3,4 +3,5 @@
 
 mod engine;
 mod providers;
+mod store;
 mod support;

@@ -2,12 +2,249 @@
 //! turns, workers, and the event log.
 //!
 //! One [`Store`] over sqlx's `Any` driver serves SQLite (the default, in WAL
-//! mode) and Postgres; the SQL is portable and the migrations in
-//! `migrations/sqlite` and `migrations/postgres` are applied on connect.
+//! mode) and Postgres. The SQL is portable: `$N` placeholders, only
+//! i64/f64/String/bool columns (booleans are read back through
+//! `CASE WHEN .. THEN 1 ELSE 0 END`, since SQLite hands `Any` an integer),
+//! timestamps as unix milliseconds computed in Rust. The versioned migrations
+//! in `migrations/sqlite` and `migrations/postgres` (equivalent schemas) are
+//! embedded in the binary and applied on [`Store::connect`].
+//!
+//! This file owns the [`Store`] handle and connecting; the queries live in
+//! one module per area:
+//!
+//! - `conversations.rs`: settings and the context start (`/reset`);
+//! - `transcript.rs`: users' messages (deduplicated) and replies;
+//! - `turns.rs`: turns, their workers, usage, crash recovery;
+//! - `events.rs`: the event log;
+//! - `error.rs`: [`StoreError`]; `model.rs`: the record types.
+//!
+//! Usage accounting: a turn row holds the orchestrator's own tokens only and
+//! each worker row its worker's cumulative tokens, so [`Store::usage_since`]
+//! adds both.
 
+mod conversations;
+mod error;
+mod events;
 mod model;
+mod transcript;
+mod turns;
 
+use std::path::Path;
+use std::sync::Once;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
+
+pub use error::StoreError;
 pub use model::{
-    ConversationSettings, EventKind, MessageId, Mode, NewWorker, Role, StoredMessage, TurnId,
-    TurnStatus,
+    ConversationSettings, EventKind, MessageId, Mode, NewWorker, Role, StoredEvent, StoredMessage,
+    StoredTurn, StoredWorker, TurnId, TurnStatus,
 };
+
+/// The SQLite schema, embedded at compile time.
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+/// The Postgres schema, embedded at compile time; equivalent to SQLite's.
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Per-connection settings for SQLite: WAL lets readers run beside the one
+/// writer, NORMAL is durable enough with WAL (a power cut may lose the last
+/// commits, never corrupt), and writers wait up to 5 s for the lock.
+/// (`journal_mode = WAL` is persistent in the file and a no-op once set; the
+/// first connection sets it before any other opens, while migrating.)
+const SQLITE_PRAGMAS: [&str; 4] = [
+    "PRAGMA busy_timeout = 5000",
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA foreign_keys = ON",
+];
+
+/// How long a call waits for a pooled connection before [`StoreError::PoolTimeout`].
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The database kind behind a [`Store`], chosen by the URL scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `sqlite://path` or `sqlite::memory:`.
+    Sqlite,
+    /// `postgres://` or `postgresql://`.
+    Postgres,
+}
+
+/// The repository: a cheap-to-clone handle on a connection pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    /// The pool every query runs on.
+    pool: AnyPool,
+    /// Which database the pool talks to.
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects and applies the migrations.
+    ///
+    /// `sqlite://path/to/file.db` (relative to the working directory;
+    /// `sqlite:///abs/path.db` for an absolute path) creates the parent
+    /// folders and the file if missing and runs in WAL mode with
+    /// `synchronous=NORMAL`, a 5 s busy timeout and foreign keys on.
+    /// `sqlite::memory:` is a private in-memory database for tests (one
+    /// connection, kept open until [`Store::close`]). `postgres://...`
+    /// connects to a server whose database already exists.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        install_drivers();
+        let (backend, url, in_memory) = prepare_url(url)?;
+        let mut options = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
+        if backend == Backend::Sqlite {
+            options = options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    for pragma in SQLITE_PRAGMAS {
+                        conn.execute(pragma).await?;
+                    }
+                    Ok(())
+                })
+            });
+            options = if in_memory {
+                // Through `Any` every new SQLite connection re-reads the URL,
+                // and `:memory:` then names a fresh database: keep exactly
+                // one connection alive for the pool's whole life.
+                options
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+            } else {
+                // One writer at a time anyway; a few readers beside it.
+                options.max_connections(4)
+            };
+        }
+        let pool = options.connect(&url).await?;
+        let migrations = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        if let Err(error) = migrations.run(&pool).await {
+            pool.close().await;
+            return Err(error.into());
+        }
+        Ok(Store { pool, backend })
+    }
+
+    /// Closes the pool: waits for checked-out connections to come back, then
+    /// closes them all (SQLite checkpoints its WAL on the last close). Later
+    /// calls fail with [`StoreError::Closed`].
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Which database this store talks to.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The underlying pool, for checks such as `PRAGMA journal_mode`.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// Registers sqlx's SQLite and Postgres drivers with `Any`, once a process.
+fn install_drivers() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(sqlx::any::install_default_drivers);
+}
+
+/// Picks the backend from the URL and, for a SQLite file, creates its folder
+/// and asks SQLite to create the file (`mode=rwc`) unless the URL sets a
+/// mode. Returns the backend, the URL to connect with, and whether it is an
+/// in-memory SQLite database.
+fn prepare_url(url: &str) -> Result<(Backend, String, bool), StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((Backend::Postgres, url.to_owned(), false));
+    }
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return Err(StoreError::UnsupportedUrl(url.to_owned()));
+    };
+    let (path, params) = match rest.split_once('?') {
+        Some((path, params)) => (path, Some(params)),
+        None => (rest, None),
+    };
+    let has_param = |name: &str| {
+        params.is_some_and(|params| {
+            params
+                .split('&')
+                .any(|pair| pair.split('=').next() == Some(name))
+        })
+    };
+    let in_memory = path == ":memory:" || params.is_some_and(|p| p.contains("mode=memory"));
+    if in_memory || has_param("mode") {
+        return Ok((Backend::Sqlite, url.to_owned(), in_memory));
+    }
+    if path.is_empty() {
+        return Err(StoreError::UnsupportedUrl(url.to_owned()));
+    }
+    if let Some(parent) = Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
+    let separator = if params.is_some() { '&' } else { '?' };
+    Ok((Backend::Sqlite, format!("{url}{separator}mode=rwc"), false))
+}
+
+/// Now, in unix milliseconds.
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A token count as stored (saturating at `i64::MAX`).
+fn tokens_to_db(tokens: u64) -> i64 {
+    i64::try_from(tokens).unwrap_or(i64::MAX)
+}
+
+/// A stored token count (a negative one, which the service never writes,
+/// reads as 0).
+fn tokens_from_db(tokens: i64) -> u64 {
+    u64::try_from(tokens).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_pick_the_backend_and_add_create_mode() {
+        let (backend, url, memory) = prepare_url("sqlite::memory:").unwrap();
+        assert_eq!(
+            (backend, url.as_str(), memory),
+            (Backend::Sqlite, "sqlite::memory:", true)
+        );
+
+        let dir = std::env::temp_dir().join(format!("baton-store-url-{}", std::process::id()));
+        let file = dir.join("sub/baton.db");
+        let (_, url, memory) = prepare_url(&format!("sqlite://{}", file.display())).unwrap();
+        assert_eq!(url, format!("sqlite://{}?mode=rwc", file.display()));
+        assert!(!memory);
+        assert!(dir.join("sub").is_dir());
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let (_, url, _) = prepare_url("sqlite://x.db?mode=ro").unwrap();
+        assert_eq!(url, "sqlite://x.db?mode=ro");
+
+        let (backend, _, _) = prepare_url("postgresql://u@localhost/baton").unwrap();
+        assert_eq!(backend, Backend::Postgres);
+        assert!(matches!(
+            prepare_url("mysql://localhost/x"),
+            Err(StoreError::UnsupportedUrl(_))
+        ));
+    }
+}

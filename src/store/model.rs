@@ -1,6 +1,8 @@
 //! The records the store reads and writes.
 
-use baton_channel::{Effort, WorkerId};
+use baton_channel::{Effort, WorkerId, WorkerStatus};
+
+use crate::llm::Usage;
 
 /// Whether a conversation's orchestrator answers alone or may delegate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,6 +61,15 @@ impl Role {
             Role::Assistant => "assistant",
         }
     }
+
+    /// Parses the stored word; unknown words are `None`.
+    pub fn parse(word: &str) -> Option<Role> {
+        match word {
+            "user" => Some(Role::User),
+            "assistant" => Some(Role::Assistant),
+            _ => None,
+        }
+    }
 }
 
 /// A transcript message's row id.
@@ -105,6 +116,17 @@ impl TurnStatus {
             TurnStatus::Cancelled => "cancelled",
         }
     }
+
+    /// Parses the stored word; unknown words are `None`.
+    pub fn parse(word: &str) -> Option<TurnStatus> {
+        match word {
+            "running" => Some(TurnStatus::Running),
+            "done" => Some(TurnStatus::Done),
+            "failed" => Some(TurnStatus::Failed),
+            "cancelled" => Some(TurnStatus::Cancelled),
+            _ => None,
+        }
+    }
 }
 
 /// A worker as the orchestrator started it.
@@ -148,4 +170,79 @@ impl EventKind {
             EventKind::Message => "message",
         }
     }
+
+    /// Parses the stored word; unknown words are `None`.
+    pub fn parse(word: &str) -> Option<EventKind> {
+        match word {
+            "delegation" => Some(EventKind::Delegation),
+            "progress" => Some(EventKind::Progress),
+            "result" => Some(EventKind::Result),
+            "error" => Some(EventKind::Error),
+            "message" => Some(EventKind::Message),
+            _ => None,
+        }
+    }
+}
+
+/// A turn as stored: what `/status` and the read-only API show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTurn {
+    /// Its row id.
+    pub id: TurnId,
+    /// The user's message it answers, if it answers one.
+    pub inbound: Option<MessageId>,
+    /// The mode it ran in.
+    pub mode: Mode,
+    /// The orchestrator's `provider:model`.
+    pub model: String,
+    /// How it ended, or `Running`. An unknown stored word reads as `Failed`.
+    pub status: TurnStatus,
+    /// The orchestrator's own token usage (workers' usage is on their rows).
+    pub usage: Usage,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    /// When it started (unix milliseconds).
+    pub started_at: i64,
+    /// When it ended (unix milliseconds), unless it is still running.
+    pub finished_at: Option<i64>,
+}
+
+/// A worker as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredWorker {
+    /// Its id within the turn.
+    pub worker_id: WorkerId,
+    /// The orchestrator's label for it.
+    pub label: String,
+    /// Its brief (the first prompt).
+    pub brief: String,
+    /// Its effort, after clamping. An unknown stored word reads as the default.
+    pub effort: Effort,
+    /// `provider:model` it runs on.
+    pub model: String,
+    /// Its last recorded status. An unknown stored word reads as `Error`.
+    pub status: WorkerStatus,
+    /// Its result, once it is done.
+    pub result: Option<String>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    /// Its cumulative token usage.
+    pub usage: Usage,
+}
+
+/// One entry of the event log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Its row id (events are ordered by it).
+    pub id: i64,
+    /// The turn it belongs to, if any.
+    pub turn: Option<TurnId>,
+    /// What kind of event. `None` for a word this version does not know.
+    pub kind: Option<EventKind>,
+    /// Who produced it: `orchestrator`, a worker id, `user` or `system`.
+    pub source: String,
+    /// Its text.
+    pub body: String,
+    /// When it was recorded (unix milliseconds).
+    pub created_at: i64,
 }

@@ -1,0 +1,98 @@
+//! The `conversations` table: one row per conversation, holding its settings
+//! (`/orchestrator`, `/verbose`, `/effort`) and where its current context
+//! starts (`/reset`). Other modules create the row on first use through
+//! [`ensure_conversation`].
+
+use baton_channel::{ConversationKey, Effort};
+use sqlx::AnyConnection;
+
+use super::{ConversationSettings, Mode, Store, StoreError, now_ms};
+
+impl Store {
+    /// The conversation's saved settings, or `None` if none were ever saved
+    /// (the caller then uses the configured defaults). A stored mode or
+    /// effort this version does not know reads as the default.
+    pub async fn load_settings(
+        &self,
+        key: &ConversationKey,
+    ) -> Result<Option<ConversationSettings>, StoreError> {
+        let row: Option<(Option<String>, i64, Option<String>)> = sqlx::query_as(
+            "SELECT mode, CASE WHEN verbose THEN 1 ELSE 0 END, effort \
+             FROM conversations WHERE key = $1",
+        )
+        .bind(key.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        // The row may exist without settings: `mode` is NULL until a save.
+        Ok(row.and_then(|(mode, verbose, effort)| {
+            let mode = mode?;
+            Some(ConversationSettings {
+                mode: Mode::parse(&mode).unwrap_or_default(),
+                verbose: verbose != 0,
+                effort: effort
+                    .and_then(|effort| effort.parse::<Effort>().ok())
+                    .unwrap_or_default(),
+            })
+        }))
+    }
+
+    /// Saves the conversation's settings (insert or update).
+    pub async fn save_settings(
+        &self,
+        key: &ConversationKey,
+        settings: &ConversationSettings,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO conversations (key, mode, verbose, effort, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5) \
+             ON CONFLICT (key) DO UPDATE SET mode = excluded.mode, \
+             verbose = excluded.verbose, effort = excluded.effort, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(key.to_string())
+        .bind(settings.mode.as_str())
+        .bind(settings.verbose)
+        .bind(settings.effort.as_str())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Starts a new context: later [`Store::history`] calls see only
+    /// messages recorded after this call. The earlier rows are kept.
+    pub async fn reset_context(&self, key: &ConversationKey) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO conversations (key, context_start_message_id, created_at, updated_at) \
+             VALUES ($1, (SELECT COALESCE(MAX(id), 0) FROM messages WHERE conversation = $1), \
+             $2, $2) \
+             ON CONFLICT (key) DO UPDATE SET \
+             context_start_message_id = excluded.context_start_message_id, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(key.to_string())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Creates the conversation's row (without settings) if it does not exist
+/// yet, so rows that reference it can be inserted. Run it in the same
+/// transaction as the insert that needs it.
+pub(super) async fn ensure_conversation(
+    conn: &mut AnyConnection,
+    key: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO conversations (key, created_at, updated_at) VALUES ($1, $2, $2) \
+         ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(key)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

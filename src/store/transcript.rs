@@ -1,0 +1,110 @@
+//! The `messages` table: the transcript the orchestrator sees. Users'
+//! messages are deduplicated by their platform message id so a redelivered
+//! update is handled once; `history` reads back the current context.
+
+use baton_channel::{Author, ConversationKey};
+
+use super::conversations::ensure_conversation;
+use super::{MessageId, Role, Store, StoreError, StoredMessage, TurnId, now_ms};
+
+impl Store {
+    /// Records a user's message. Returns `None` when `platform_message_id`
+    /// was already recorded in this conversation (a redelivered update),
+    /// which the caller then drops. Messages without a platform id are
+    /// never deduplicated.
+    pub async fn record_inbound(
+        &self,
+        key: &ConversationKey,
+        author: &Author,
+        text: &str,
+        platform_message_id: Option<&str>,
+    ) -> Result<Option<MessageId>, StoreError> {
+        let key = key.to_string();
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        ensure_conversation(&mut tx, &key, now).await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO messages \
+             (conversation, role, author_id, author_name, content, platform_message_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (conversation, platform_message_id) DO NOTHING \
+             RETURNING id",
+        )
+        .bind(&key)
+        .bind(Role::User.as_str())
+        .bind(&author.id)
+        .bind(&author.name)
+        .bind(text)
+        .bind(platform_message_id)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id.map(MessageId))
+    }
+
+    /// Appends the orchestrator's reply to the transcript, linked to the
+    /// turn that wrote it.
+    pub async fn record_reply(
+        &self,
+        key: &ConversationKey,
+        turn: TurnId,
+        text: &str,
+    ) -> Result<MessageId, StoreError> {
+        let key = key.to_string();
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        ensure_conversation(&mut tx, &key, now).await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO messages (conversation, role, content, turn_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(&key)
+        .bind(Role::Assistant.as_str())
+        .bind(text)
+        .bind(turn.0)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(MessageId(id))
+    }
+
+    /// The transcript since the last [`Store::reset_context`]: the newest
+    /// `limit` messages, oldest first. A stored role this version does not
+    /// know reads as a user's message.
+    pub async fn history(
+        &self,
+        key: &ConversationKey,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<(i64, String, Option<String>, String)> = sqlx::query_as(
+            "SELECT id, role, author_name, content FROM messages \
+             WHERE conversation = $1 AND id > COALESCE( \
+                 (SELECT context_start_message_id FROM conversations WHERE key = $1), 0) \
+             ORDER BY id DESC LIMIT $2",
+        )
+        .bind(key.to_string())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut messages: Vec<StoredMessage> = rows
+            .into_iter()
+            .map(|(id, role, author, content)| {
+                let role = Role::parse(&role).unwrap_or(Role::User);
+                StoredMessage {
+                    id: MessageId(id),
+                    role,
+                    author: match role {
+                        Role::User => author,
+                        Role::Assistant => None,
+                    },
+                    content,
+                }
+            })
+            .collect();
+        messages.reverse();
+        Ok(messages)
+    }
+}

@@ -1,0 +1,300 @@
+//! The `turns` and `workers` tables: one row per turn and one per worker a
+//! turn started, with status, errors and token usage; the usage totals for
+//! `/status`; and recovery of turns a crash left running.
+//!
+//! Usage is split, never double-counted: a turn row holds the orchestrator's
+//! own tokens, a worker row its worker's cumulative tokens.
+
+use baton_channel::{ConversationKey, Effort, WorkerId, WorkerStatus};
+
+use super::conversations::ensure_conversation;
+use super::{
+    MessageId, Mode, NewWorker, Store, StoreError, StoredTurn, StoredWorker, TurnId, TurnStatus,
+    now_ms, tokens_from_db, tokens_to_db,
+};
+use crate::llm::Usage;
+
+/// The error recorded on turns (and their workers) that a crash left running.
+const ABANDONED: &str = "abandoned: the service stopped during the turn";
+
+impl Store {
+    /// Records the start of a turn (status `running`) and returns its id.
+    pub async fn start_turn(
+        &self,
+        key: &ConversationKey,
+        inbound: Option<MessageId>,
+        mode: Mode,
+        model: &str,
+    ) -> Result<TurnId, StoreError> {
+        let key = key.to_string();
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        ensure_conversation(&mut tx, &key, now).await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO turns (conversation, inbound_message_id, mode, model, status, started_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(&key)
+        .bind(inbound.map(|message| message.0))
+        .bind(mode.as_str())
+        .bind(model)
+        .bind(TurnStatus::Running.as_str())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(TurnId(id))
+    }
+
+    /// Records how a turn ended. `usage` is the orchestrator's own usage for
+    /// the whole turn (workers' usage goes to their rows through
+    /// [`Store::update_worker`]).
+    pub async fn finish_turn(
+        &self,
+        turn: TurnId,
+        status: TurnStatus,
+        usage: Usage,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let finished_at = (status != TurnStatus::Running).then(now_ms);
+        let result = sqlx::query(
+            "UPDATE turns SET status = $1, input_tokens = $2, output_tokens = $3, \
+             error = $4, finished_at = $5 WHERE id = $6",
+        )
+        .bind(status.as_str())
+        .bind(tokens_to_db(usage.input_tokens))
+        .bind(tokens_to_db(usage.output_tokens))
+        .bind(error)
+        .bind(finished_at)
+        .bind(turn.0)
+        .execute(&self.pool)
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("turn {}", turn.0)));
+        }
+        Ok(())
+    }
+
+    /// Records a worker the orchestrator started (status `running`).
+    pub async fn insert_worker(&self, turn: TurnId, worker: &NewWorker) -> Result<(), StoreError> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO workers (turn_id, worker_id, label, brief, effort, model, status, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        )
+        .bind(turn.0)
+        .bind(&worker.worker_id.0)
+        .bind(&worker.label)
+        .bind(&worker.brief)
+        .bind(worker.effort.as_str())
+        .bind(&worker.model)
+        .bind(WorkerStatus::Running.as_str())
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a worker's new status: when a run ends, or `running` again
+    /// when it is re-briefed. `usage` is the worker's cumulative usage (it
+    /// replaces the stored numbers); `result` and `error` replace theirs.
+    pub async fn update_worker(
+        &self,
+        turn: TurnId,
+        worker_id: &WorkerId,
+        status: WorkerStatus,
+        result: Option<&str>,
+        error: Option<&str>,
+        usage: Usage,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE workers SET status = $1, result = $2, error = $3, input_tokens = $4, \
+             output_tokens = $5, updated_at = $6 WHERE turn_id = $7 AND worker_id = $8",
+        )
+        .bind(status.as_str())
+        .bind(result)
+        .bind(error)
+        .bind(tokens_to_db(usage.input_tokens))
+        .bind(tokens_to_db(usage.output_tokens))
+        .bind(now_ms())
+        .bind(turn.0)
+        .bind(&worker_id.0)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "worker {worker_id} of turn {}",
+                turn.0
+            )));
+        }
+        Ok(())
+    }
+
+    /// Token usage of this conversation's turns that started at or after
+    /// `since_ms` (unix milliseconds): the orchestrator's usage on each turn
+    /// plus the usage of every worker those turns started.
+    pub async fn usage_since(
+        &self,
+        key: &ConversationKey,
+        since_ms: i64,
+    ) -> Result<Usage, StoreError> {
+        // SUM over BIGINT is NUMERIC in Postgres, which `Any` cannot decode:
+        // cast the totals back to BIGINT.
+        let (input, output): (i64, i64) = sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), \
+                    CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) \
+             FROM ( \
+                 SELECT t.input_tokens, t.output_tokens FROM turns t \
+                 WHERE t.conversation = $1 AND t.started_at >= $2 \
+                 UNION ALL \
+                 SELECT w.input_tokens, w.output_tokens FROM workers w \
+                 JOIN turns t ON t.id = w.turn_id \
+                 WHERE t.conversation = $1 AND t.started_at >= $2 \
+             ) AS parts",
+        )
+        .bind(key.to_string())
+        .bind(since_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Usage {
+            input_tokens: tokens_from_db(input),
+            output_tokens: tokens_from_db(output),
+        })
+    }
+
+    /// Marks every turn still `running` as `failed` (and its running workers
+    /// as `cancelled`), with an error saying the service stopped. Called on
+    /// start, when no turn can be running yet; returns how many turns.
+    ///
+    /// With several instances on one Postgres database this would also fail
+    /// the other instances' live turns: it assumes one instance owns the
+    /// database (or that instances start before any turn runs).
+    pub async fn fail_abandoned_turns(&self) -> Result<u64, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE workers SET status = $1, error = COALESCE(error, $2), updated_at = $3 \
+             WHERE status = $4 AND turn_id IN (SELECT id FROM turns WHERE status = $5)",
+        )
+        .bind(WorkerStatus::Cancelled.as_str())
+        .bind(ABANDONED)
+        .bind(now)
+        .bind(WorkerStatus::Running.as_str())
+        .bind(TurnStatus::Running.as_str())
+        .execute(&mut *tx)
+        .await?;
+        let turns = sqlx::query(
+            "UPDATE turns SET status = $1, error = COALESCE(error, $2), finished_at = $3 \
+             WHERE status = $4",
+        )
+        .bind(TurnStatus::Failed.as_str())
+        .bind(ABANDONED)
+        .bind(now)
+        .bind(TurnStatus::Running.as_str())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(turns.rows_affected())
+    }
+
+    /// One turn, or `None` if there is no such turn.
+    pub async fn load_turn(&self, turn: TurnId) -> Result<Option<StoredTurn>, StoreError> {
+        type Row = (
+            i64,
+            Option<i64>,
+            String,
+            String,
+            String,
+            i64,
+            i64,
+            Option<String>,
+            i64,
+            Option<i64>,
+        );
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT id, inbound_message_id, mode, model, status, input_tokens, output_tokens, \
+             error, started_at, finished_at FROM turns WHERE id = $1",
+        )
+        .bind(turn.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(
+            |(id, inbound, mode, model, status, input, output, error, started_at, finished_at)| {
+                StoredTurn {
+                    id: TurnId(id),
+                    inbound: inbound.map(MessageId),
+                    mode: Mode::parse(&mode).unwrap_or_default(),
+                    model,
+                    status: TurnStatus::parse(&status).unwrap_or(TurnStatus::Failed),
+                    usage: Usage {
+                        input_tokens: tokens_from_db(input),
+                        output_tokens: tokens_from_db(output),
+                    },
+                    error,
+                    started_at,
+                    finished_at,
+                }
+            },
+        ))
+    }
+
+    /// The workers a turn started, in the order they were recorded.
+    pub async fn workers(&self, turn: TurnId) -> Result<Vec<StoredWorker>, StoreError> {
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            i64,
+            i64,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT worker_id, label, brief, effort, model, status, result, error, \
+             input_tokens, output_tokens FROM workers WHERE turn_id = $1 \
+             ORDER BY created_at, worker_id",
+        )
+        .bind(turn.0)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(worker_id, label, brief, effort, model, status, result, error, input, output)| {
+                    StoredWorker {
+                        worker_id: WorkerId(worker_id),
+                        label,
+                        brief,
+                        effort: effort.parse::<Effort>().unwrap_or_default(),
+                        model,
+                        status: parse_worker_status(&status),
+                        result,
+                        error,
+                        usage: Usage {
+                            input_tokens: tokens_from_db(input),
+                            output_tokens: tokens_from_db(output),
+                        },
+                    }
+                },
+            )
+            .collect())
+    }
+}
+
+/// Reads a stored worker status; an unknown word reads as `Error`.
+fn parse_worker_status(word: &str) -> WorkerStatus {
+    [
+        WorkerStatus::Running,
+        WorkerStatus::Done,
+        WorkerStatus::Error,
+        WorkerStatus::Cancelled,
+        WorkerStatus::TimedOut,
+        WorkerStatus::Closed,
+    ]
+    .into_iter()
+    .find(|status| status.as_str() == word)
+    .unwrap_or(WorkerStatus::Error)
+}

@@ -1,0 +1,593 @@
+//! The sqlx repository against SQLite (files in a temp folder, and
+//! `sqlite::memory:`).
+//!
+//! Postgres is not exercised here (no server on the build machine). Its
+//! migrations mirror the SQLite ones; to test them, start a throwaway server
+//! (e.g. `docker run -e POSTGRES_PASSWORD=baton -p 5432:5432 postgres:17`),
+//! point `BATON_TEST_POSTGRES_URL` at a fresh database, and run these same
+//! scenarios against `Store::connect(&url)`: every query here is written to
+//! run unchanged on both. Meanwhile `postgres_and_sqlite_migrations_define_the_same_schema`
+//! checks that both folders declare the same tables, columns and indexes.
+
+use baton::llm::Usage;
+use baton::store::{
+    ConversationSettings, EventKind, Mode, NewWorker, Role, Store, StoreError, TurnStatus,
+};
+use baton_channel::{Author, ConversationKey, Effort, Platform, WorkerId, WorkerStatus};
+use sqlx::Row;
+
+fn key(chat: &str) -> ConversationKey {
+    ConversationKey::new(Platform::Telegram, chat)
+}
+
+fn alice() -> Author {
+    Author {
+        id: "1".into(),
+        name: "Alice".into(),
+    }
+}
+
+fn file_url(dir: &tempfile::TempDir, name: &str) -> String {
+    format!("sqlite://{}", dir.path().join(name).display())
+}
+
+fn usage(input_tokens: u64, output_tokens: u64) -> Usage {
+    Usage {
+        input_tokens,
+        output_tokens,
+    }
+}
+
+async fn memory() -> Store {
+    Store::connect("sqlite::memory:")
+        .await
+        .unwrap_or_else(|error| panic!("in-memory store: {error}"))
+}
+
+#[tokio::test]
+async fn settings_round_trip_and_survive_a_reconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    // A folder that does not exist yet: connect creates it and the file.
+    let url = file_url(&dir, "data/nested/baton.db");
+    let k = key("-100123").with_thread("7");
+    let settings = ConversationSettings {
+        mode: Mode::Orchestrator,
+        verbose: true,
+        effort: Effort::High,
+    };
+
+    let store = Store::connect(&url).await.unwrap();
+    assert_eq!(store.load_settings(&k).await.unwrap(), None);
+    store.save_settings(&k, &settings).await.unwrap();
+    assert_eq!(store.load_settings(&k).await.unwrap(), Some(settings));
+    let changed = ConversationSettings {
+        mode: Mode::Single,
+        verbose: false,
+        effort: Effort::Off,
+    };
+    store.save_settings(&k, &changed).await.unwrap();
+    assert_eq!(store.load_settings(&k).await.unwrap(), Some(changed));
+    store.close().await;
+    assert!(dir.path().join("data/nested/baton.db").is_file());
+
+    let store = Store::connect(&url).await.unwrap();
+    assert_eq!(store.load_settings(&k).await.unwrap(), Some(changed));
+    // Another conversation in the same chat is another key.
+    assert_eq!(store.load_settings(&key("-100123")).await.unwrap(), None);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_conversation_with_messages_but_no_saved_settings_has_none() {
+    let store = memory().await;
+    let k = key("5");
+    store
+        .record_inbound(&k, &alice(), "hi", None)
+        .await
+        .unwrap();
+    store.reset_context(&k).await.unwrap();
+    assert_eq!(store.load_settings(&k).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn unknown_stored_words_fall_back_to_defaults() {
+    let store = memory().await;
+    let k = key("6");
+    sqlx::query(
+        "INSERT INTO conversations (key, mode, verbose, effort, created_at, updated_at) \
+         VALUES ($1, 'swarm', 1, 'extreme', 0, 0)",
+    )
+    .bind(k.to_string())
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let settings = store.load_settings(&k).await.unwrap().unwrap();
+    assert_eq!(settings.mode, Mode::default());
+    assert_eq!(settings.effort, Effort::default());
+    assert!(settings.verbose);
+}
+
+#[tokio::test]
+async fn inbound_is_deduplicated_by_platform_message_id() {
+    let store = memory().await;
+    let k = key("42");
+    let first = store
+        .record_inbound(&k, &alice(), "hello", Some("m1"))
+        .await
+        .unwrap();
+    assert!(first.is_some());
+    let again = store
+        .record_inbound(&k, &alice(), "hello", Some("m1"))
+        .await
+        .unwrap();
+    assert_eq!(again, None);
+    // The same platform id in another conversation is another message.
+    assert!(
+        store
+            .record_inbound(&key("43"), &alice(), "hello", Some("m1"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Messages without a platform id are never deduplicated.
+    for _ in 0..2 {
+        assert!(
+            store
+                .record_inbound(&k, &alice(), "no id", None)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    let history = store.history(&k, 10).await.unwrap();
+    let texts: Vec<&str> = history.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(texts, ["hello", "no id", "no id"]);
+    assert_eq!(history[0].id, first.unwrap());
+    assert_eq!(history[0].role, Role::User);
+    assert_eq!(history[0].author.as_deref(), Some("Alice"));
+}
+
+#[tokio::test]
+async fn history_returns_the_newest_messages_oldest_first() {
+    let store = memory().await;
+    let k = key("7");
+    for i in 1..=5 {
+        let inbound = store
+            .record_inbound(&k, &alice(), &format!("q{i}"), Some(&format!("p{i}")))
+            .await
+            .unwrap();
+        let turn = store
+            .start_turn(&k, inbound, Mode::Single, "openai:gpt")
+            .await
+            .unwrap();
+        store
+            .record_reply(&k, turn, &format!("a{i}"))
+            .await
+            .unwrap();
+    }
+    let history = store.history(&k, 3).await.unwrap();
+    let texts: Vec<&str> = history.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(texts, ["a4", "q5", "a5"]);
+    assert_eq!(history[0].role, Role::Assistant);
+    assert_eq!(history[0].author, None);
+    assert_eq!(history[1].role, Role::User);
+    assert!(history.windows(2).all(|pair| pair[0].id < pair[1].id));
+    assert_eq!(store.history(&k, 100).await.unwrap().len(), 10);
+    assert!(store.history(&k, 0).await.unwrap().is_empty());
+    assert!(store.history(&key("other"), 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn reset_context_hides_earlier_messages() {
+    let store = memory().await;
+    let k = key("8");
+    store
+        .record_inbound(&k, &alice(), "old", None)
+        .await
+        .unwrap();
+    // Another conversation's later messages do not move this one's start.
+    store
+        .record_inbound(&key("9"), &alice(), "elsewhere", None)
+        .await
+        .unwrap();
+    store.reset_context(&k).await.unwrap();
+    assert!(store.history(&k, 10).await.unwrap().is_empty());
+    assert_eq!(store.history(&key("9"), 10).await.unwrap().len(), 1);
+
+    store
+        .record_inbound(&k, &alice(), "new", None)
+        .await
+        .unwrap();
+    let history = store.history(&k, 10).await.unwrap();
+    let texts: Vec<&str> = history.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(texts, ["new"]);
+
+    // A reset before anything was said is fine too.
+    store.reset_context(&key("fresh")).await.unwrap();
+    assert!(store.history(&key("fresh"), 10).await.unwrap().is_empty());
+}
+
+fn worker(id: &str) -> NewWorker {
+    NewWorker {
+        worker_id: WorkerId(id.into()),
+        label: format!("label {id}"),
+        brief: format!("brief {id}"),
+        effort: Effort::Off,
+        model: "openai:gpt-mini".into(),
+    }
+}
+
+#[tokio::test]
+async fn usage_since_adds_turn_and_worker_usage() {
+    let store = memory().await;
+    let k = key("10");
+    let inbound = store
+        .record_inbound(&k, &alice(), "do it", Some("x"))
+        .await
+        .unwrap();
+    let turn = store
+        .start_turn(&k, inbound, Mode::Orchestrator, "openai:gpt")
+        .await
+        .unwrap();
+    store.insert_worker(turn, &worker("w1")).await.unwrap();
+    store.insert_worker(turn, &worker("w2")).await.unwrap();
+    store
+        .update_worker(
+            turn,
+            &WorkerId("w1".into()),
+            WorkerStatus::Done,
+            Some("result one"),
+            None,
+            usage(100, 10),
+        )
+        .await
+        .unwrap();
+    store
+        .update_worker(
+            turn,
+            &WorkerId("w2".into()),
+            WorkerStatus::Error,
+            None,
+            Some("model failed"),
+            usage(50, 5),
+        )
+        .await
+        .unwrap();
+    store
+        .finish_turn(turn, TurnStatus::Done, usage(1000, 200), None)
+        .await
+        .unwrap();
+
+    // A second turn without workers, and a turn in another conversation.
+    let second = store
+        .start_turn(&k, None, Mode::Single, "openai:gpt")
+        .await
+        .unwrap();
+    store
+        .finish_turn(second, TurnStatus::Cancelled, usage(7, 3), None)
+        .await
+        .unwrap();
+    let other = store
+        .start_turn(&key("11"), None, Mode::Single, "openai:gpt")
+        .await
+        .unwrap();
+    store
+        .finish_turn(other, TurnStatus::Done, usage(99_999, 99_999), None)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store.usage_since(&k, 0).await.unwrap(),
+        usage(1000 + 100 + 50 + 7, 200 + 10 + 5 + 3)
+    );
+    assert_eq!(
+        store.usage_since(&k, i64::MAX).await.unwrap(),
+        Usage::default()
+    );
+    assert_eq!(
+        store.usage_since(&key("nobody"), 0).await.unwrap(),
+        Usage::default()
+    );
+
+    let stored = store.load_turn(turn).await.unwrap().unwrap();
+    assert_eq!(stored.status, TurnStatus::Done);
+    assert_eq!(stored.inbound, inbound);
+    assert_eq!(stored.mode, Mode::Orchestrator);
+    assert_eq!(stored.usage, usage(1000, 200));
+    assert!(stored.finished_at.is_some());
+
+    let workers = store.workers(turn).await.unwrap();
+    assert_eq!(workers.len(), 2);
+    assert_eq!(workers[0].worker_id, WorkerId("w1".into()));
+    assert_eq!(workers[0].status, WorkerStatus::Done);
+    assert_eq!(workers[0].result.as_deref(), Some("result one"));
+    assert_eq!(workers[0].effort, Effort::Off);
+    assert_eq!(workers[1].status, WorkerStatus::Error);
+    assert_eq!(workers[1].error.as_deref(), Some("model failed"));
+    assert_eq!(workers[1].usage, usage(50, 5));
+}
+
+#[tokio::test]
+async fn updating_an_unknown_turn_or_worker_is_not_found() {
+    let store = memory().await;
+    let k = key("12");
+    let turn = store.start_turn(&k, None, Mode::Single, "m").await.unwrap();
+    let missing = store
+        .update_worker(
+            turn,
+            &WorkerId("w9".into()),
+            WorkerStatus::Done,
+            None,
+            None,
+            Usage::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, StoreError::NotFound(_)), "{missing:?}");
+    assert!(!missing.is_transient());
+    let bogus = baton::store::TurnId(turn.0 + 1000);
+    let missing = store
+        .finish_turn(bogus, TurnStatus::Done, Usage::default(), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, StoreError::NotFound(_)), "{missing:?}");
+    // A worker for a turn that does not exist breaks a foreign key.
+    let broken = store.insert_worker(bogus, &worker("w1")).await.unwrap_err();
+    assert!(matches!(broken, StoreError::Database(_)), "{broken:?}");
+}
+
+#[tokio::test]
+async fn abandoned_turns_are_failed_on_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = file_url(&dir, "baton.db");
+    let k = key("13");
+
+    let store = Store::connect(&url).await.unwrap();
+    let finished = store.start_turn(&k, None, Mode::Single, "m").await.unwrap();
+    store
+        .finish_turn(finished, TurnStatus::Done, usage(1, 1), None)
+        .await
+        .unwrap();
+    let left_running = store
+        .start_turn(&k, None, Mode::Orchestrator, "m")
+        .await
+        .unwrap();
+    store
+        .insert_worker(left_running, &worker("w1"))
+        .await
+        .unwrap();
+    store.close().await; // the "crash"
+
+    let store = Store::connect(&url).await.unwrap();
+    assert_eq!(store.fail_abandoned_turns().await.unwrap(), 1);
+    assert_eq!(store.fail_abandoned_turns().await.unwrap(), 0);
+
+    let turn = store.load_turn(left_running).await.unwrap().unwrap();
+    assert_eq!(turn.status, TurnStatus::Failed);
+    assert!(turn.error.unwrap().contains("abandoned"));
+    assert!(turn.finished_at.is_some());
+    let workers = store.workers(left_running).await.unwrap();
+    assert_eq!(workers[0].status, WorkerStatus::Cancelled);
+    let done = store.load_turn(finished).await.unwrap().unwrap();
+    assert_eq!(done.status, TurnStatus::Done);
+    assert_eq!(done.error, None);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn events_are_logged_in_order() {
+    let store = memory().await;
+    let k = key("14");
+    let turn = store
+        .start_turn(&k, None, Mode::Orchestrator, "m")
+        .await
+        .unwrap();
+    store
+        .record_event(&k, None, EventKind::Message, "user", "hi")
+        .await
+        .unwrap();
+    store
+        .record_event(
+            &k,
+            Some(turn),
+            EventKind::Delegation,
+            "orchestrator",
+            "w1: look",
+        )
+        .await
+        .unwrap();
+    store
+        .record_event(&k, Some(turn), EventKind::Result, "w1", "found it")
+        .await
+        .unwrap();
+    let events = store.recent_events(&k, 2).await.unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].kind, Some(EventKind::Delegation));
+    assert_eq!(events[0].turn, Some(turn));
+    assert_eq!(events[1].source, "w1");
+    assert_eq!(events[1].body, "found it");
+    assert!(events[0].id < events[1].id);
+}
+
+#[tokio::test]
+async fn a_file_database_runs_in_wal_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&file_url(&dir, "wal.db")).await.unwrap();
+    // Ask several pooled connections, not just the first one.
+    let mut conns = Vec::new();
+    for _ in 0..3 {
+        conns.push(store.pool().acquire().await.unwrap());
+    }
+    for conn in &mut conns {
+        let row = sqlx::query("PRAGMA journal_mode")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        assert_eq!(row.get::<String, _>(0).to_lowercase(), "wal");
+        let row = sqlx::query("PRAGMA foreign_keys")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        assert_eq!(row.get::<i64, _>(0), 1);
+        let row = sqlx::query("PRAGMA busy_timeout")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        assert_eq!(row.get::<i64, _>(0), 5000);
+        // synchronous: NORMAL is 1.
+        let row = sqlx::query("PRAGMA synchronous")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        assert_eq!(row.get::<i64, _>(0), 1);
+    }
+    drop(conns);
+    store.close().await;
+    assert!(dir.path().join("wal.db").is_file());
+}
+
+#[tokio::test]
+async fn migrations_applied_twice_are_a_no_op() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = file_url(&dir, "twice.db");
+    let k = key("15");
+
+    let store = Store::connect(&url).await.unwrap();
+    store
+        .record_inbound(&k, &alice(), "kept", Some("1"))
+        .await
+        .unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert!(applied >= 1);
+    store.close().await;
+
+    let store = Store::connect(&url).await.unwrap();
+    let again: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(again, applied);
+    let history = store.history(&k, 10).await.unwrap();
+    assert_eq!(history.len(), 1);
+    // The dedup index survived too.
+    assert_eq!(
+        store
+            .record_inbound(&k, &alice(), "kept", Some("1"))
+            .await
+            .unwrap(),
+        None
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn clones_share_one_pool_and_close_ends_it() {
+    let store = memory().await;
+    let clone = store.clone();
+    let k = key("16");
+    clone
+        .record_inbound(&k, &alice(), "via clone", None)
+        .await
+        .unwrap();
+    assert_eq!(store.history(&k, 10).await.unwrap().len(), 1);
+    store.close().await;
+    let closed = clone.history(&k, 10).await.unwrap_err();
+    assert!(matches!(closed, StoreError::Closed), "{closed:?}");
+    assert!(!closed.is_transient());
+}
+
+#[tokio::test]
+async fn bad_urls_are_rejected() {
+    let error = Store::connect("mysql://localhost/baton").await.unwrap_err();
+    assert!(matches!(error, StoreError::UnsupportedUrl(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_locked_database_is_a_transient_busy_error() {
+    use sqlx::{AnyConnection, Connection, Executor};
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = file_url(&dir, "busy.db");
+    let store = Store::connect(&url).await.unwrap();
+    // Hold the write lock on one of the store's connections...
+    let mut holder = store.pool().acquire().await.unwrap();
+    holder.execute("BEGIN IMMEDIATE").await.unwrap();
+    // ...and write from another connection that will not wait for it.
+    let mut other = AnyConnection::connect(&url).await.unwrap();
+    other.execute("PRAGMA busy_timeout = 0").await.unwrap();
+    let error = other
+        .execute("INSERT INTO conversations (key, created_at, updated_at) VALUES ('x', 0, 0)")
+        .await
+        .unwrap_err();
+    let error = StoreError::from(error);
+    assert!(matches!(error, StoreError::Busy(_)), "{error:?}");
+    assert!(error.is_transient());
+    holder.execute("ROLLBACK").await.unwrap();
+    drop(holder);
+    other.close().await.unwrap();
+    store.close().await;
+}
+
+/// The schema of one migration file: table names with their column names in
+/// order, and index definitions (name, table, columns, unique), normalised.
+fn schema_outline(sql: &str) -> (Vec<(String, Vec<String>)>, Vec<String>) {
+    let mut tables: Vec<(String, Vec<String>)> = Vec::new();
+    let mut indexes = Vec::new();
+    let mut in_table = false;
+    for line in sql.lines() {
+        let line = line.split("--").next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let Some(name) = line.strip_prefix("CREATE TABLE ") {
+            let name = name.trim_end_matches('(').trim();
+            tables.push((name.to_owned(), Vec::new()));
+            in_table = true;
+        } else if line.starts_with(");") {
+            in_table = false;
+        } else if in_table {
+            let first = words[0];
+            let constraint = matches!(
+                first,
+                "PRIMARY" | "UNIQUE" | "FOREIGN" | "CONSTRAINT" | "CHECK"
+            );
+            if let (false, Some((_, columns))) = (constraint, tables.last_mut()) {
+                columns.push(first.to_owned());
+            }
+        } else if line.starts_with("CREATE INDEX") || line.starts_with("CREATE UNIQUE INDEX") {
+            indexes.push(words.join(" "));
+        }
+    }
+    indexes.sort();
+    (tables, indexes)
+}
+
+#[test]
+fn postgres_and_sqlite_migrations_define_the_same_schema() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let names = |kind: &str| {
+        let mut names: Vec<String> = std::fs::read_dir(root.join(kind))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let sqlite_files = names("sqlite");
+    assert_eq!(sqlite_files, names("postgres"));
+    assert!(!sqlite_files.is_empty());
+    for file in &sqlite_files {
+        let sqlite = std::fs::read_to_string(root.join("sqlite").join(file)).unwrap();
+        let postgres = std::fs::read_to_string(root.join("postgres").join(file)).unwrap();
+        let (sqlite_tables, sqlite_indexes) = schema_outline(&sqlite);
+        let (postgres_tables, postgres_indexes) = schema_outline(&postgres);
+        assert_eq!(sqlite_tables, postgres_tables, "{file}: tables and columns");
+        assert_eq!(sqlite_indexes, postgres_indexes, "{file}: indexes");
+        assert!(!sqlite_tables.is_empty(), "{file}: no tables found");
+    }
+}
