@@ -307,7 +307,7 @@ impl EngineConfig {
 }
 
 /// `[telegram]` and `[discord]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct PlatformConfig {
     /// Whether to start the adapter (it also needs its token variable set).
@@ -316,16 +316,6 @@ pub struct PlatformConfig {
     pub token_env: String,
     /// The platform's API base URL (a local server or a test fake).
     pub api_url: String,
-}
-
-impl Default for PlatformConfig {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            token_env: String::new(),
-            api_url: String::new(),
-        }
-    }
 }
 
 impl PlatformConfig {

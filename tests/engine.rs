@@ -10,8 +10,13 @@ use serde_json::{Value, json};
 use crate::support::bot::{ORCHESTRATOR_MODEL, Shown, TestBot, WORKER_MODEL};
 use crate::support::fake_llm::{FakeReply, SeenRequest, Wire};
 
-const DELEGATION_TOOLS: [&str; 5] =
-    ["spawn_worker", "send_to_worker", "await_workers", "close_worker", "cancel_worker"];
+const DELEGATION_TOOLS: [&str; 5] = [
+    "spawn_worker",
+    "send_to_worker",
+    "await_workers",
+    "close_worker",
+    "cancel_worker",
+];
 
 /// The parsed results of every `await_workers` call in a request.
 fn awaited(request: &SeenRequest) -> Vec<Value> {
@@ -30,7 +35,12 @@ fn delegating_orchestrator(request: &SeenRequest, workers: &[(&str, &str)]) -> F
         return FakeReply::ToolCalls(
             workers
                 .iter()
-                .map(|(label, brief)| ("spawn_worker".to_owned(), json!({"label": label, "prompt": brief})))
+                .map(|(label, brief)| {
+                    (
+                        "spawn_worker".to_owned(),
+                        json!({"label": label, "prompt": brief}),
+                    )
+                })
                 .collect(),
         );
     }
@@ -40,7 +50,13 @@ fn delegating_orchestrator(request: &SeenRequest, workers: &[(&str, &str)]) -> F
     }
     let parts: Vec<String> = results
         .iter()
-        .map(|r| r["result"].as_str().or(r["error"].as_str()).unwrap_or("?").to_owned())
+        .map(|r| {
+            r["result"]
+                .as_str()
+                .or(r["error"].as_str())
+                .unwrap_or("?")
+                .to_owned()
+        })
         .collect();
     FakeReply::Text(format!("Summary: {}", parts.join(" | ")))
 }
@@ -55,10 +71,17 @@ fn slow_worker(request: &SeenRequest) -> FakeReply {
     } else {
         700
     };
-    FakeReply::Delayed(Duration::from_millis(delay), Box::new(FakeReply::Text(format!("{brief} done"))))
+    FakeReply::Delayed(
+        Duration::from_millis(delay),
+        Box::new(FakeReply::Text(format!("{brief} done"))),
+    )
 }
 
-const THREE: [(&str, &str); 3] = [("alpha", "research alpha"), ("beta", "research beta"), ("gamma", "research gamma")];
+const THREE: [(&str, &str); 3] = [
+    ("alpha", "research alpha"),
+    ("beta", "research beta"),
+    ("gamma", "research gamma"),
+];
 
 fn three_workers(request: &SeenRequest) -> FakeReply {
     if request.model == WORKER_MODEL {
@@ -72,16 +95,27 @@ fn three_workers(request: &SeenRequest) -> FakeReply {
 async fn single_mode_gets_exactly_one_reply_on_every_wire() {
     for wire in [Wire::OpenAi, Wire::Anthropic, Wire::Gemini] {
         let mut bot = TestBot::builder(wire)
-            .start(|request| FakeReply::Text(format!("Hello! You said: {}", request.last_user_text().unwrap_or(""))))
+            .start(|request| {
+                FakeReply::Text(format!(
+                    "Hello! You said: {}",
+                    request.last_user_text().unwrap_or("")
+                ))
+            })
             .await;
         bot.say("hi there").await;
         bot.drain().await;
 
         let shown = bot.channel.shown();
         assert_eq!(shown.len(), 1, "{wire:?}: {shown:#?}");
-        let Shown::Reply { origin, text, .. } = &shown[0] else { panic!("not a reply: {shown:?}") };
+        let Shown::Reply { origin, text, .. } = &shown[0] else {
+            panic!("not a reply: {shown:?}")
+        };
         assert_eq!(text, "Hello! You said: Ada: hi there", "{wire:?}");
-        assert_eq!(origin.message_id.as_deref(), Some("m1"), "the reply answers the user's message");
+        assert_eq!(
+            origin.message_id.as_deref(),
+            Some("m1"),
+            "the reply answers the user's message"
+        );
         let requests = bot.llm.requests();
         assert_eq!(requests.len(), 1);
         assert_eq!(requests[0].model, ORCHESTRATOR_MODEL);
@@ -101,29 +135,58 @@ async fn orchestrator_runs_three_workers_in_parallel_and_posts_one_reply() {
     let replies = bot.channel.replies();
     assert_eq!(replies.len(), 2, "{replies:#?}");
     assert!(replies[0].starts_with("Orchestrator mode on"));
-    assert_eq!(replies[1], "Summary: research alpha done | research beta done | research gamma done");
+    assert_eq!(
+        replies[1],
+        "Summary: research alpha done | research beta done | research gamma done"
+    );
     assert!(bot.channel.verbose().is_empty(), "verbose is off");
 
     // The three workers' requests were at the fake at the same time.
-    assert!(bot.llm.max_in_flight() >= 3, "workers did not overlap: {}", bot.llm.max_in_flight());
+    assert!(
+        bot.llm.max_in_flight() >= 3,
+        "workers did not overlap: {}",
+        bot.llm.max_in_flight()
+    );
 
     // await_workers handed them back one at a time, first finished first.
     let requests = bot.llm.requests();
-    let last = requests.iter().rev().find(|r| r.model == ORCHESTRATOR_MODEL).unwrap();
+    let last = requests
+        .iter()
+        .rev()
+        .find(|r| r.model == ORCHESTRATOR_MODEL)
+        .unwrap();
     let results = awaited(last);
-    let order: Vec<&str> = results.iter().map(|r| r["label"].as_str().unwrap()).collect();
+    let order: Vec<&str> = results
+        .iter()
+        .map(|r| r["label"].as_str().unwrap())
+        .collect();
     assert_eq!(order, ["alpha", "beta", "gamma"]);
-    let still: Vec<usize> = results.iter().map(|r| r["still_running"].as_array().unwrap().len()).collect();
+    let still: Vec<usize> = results
+        .iter()
+        .map(|r| r["still_running"].as_array().unwrap().len())
+        .collect();
     assert_eq!(still, [2, 1, 0]);
-    assert!(results.iter().all(|r| r["status"] == "done" && r["usage"]["output_tokens"].as_u64() > Some(0)));
+    assert!(
+        results
+            .iter()
+            .all(|r| r["status"] == "done" && r["usage"]["output_tokens"].as_u64() > Some(0))
+    );
 
     // Workers saw only their brief, and were never offered delegation or posting.
-    let worker_requests: Vec<&SeenRequest> = requests.iter().filter(|r| r.model == WORKER_MODEL).collect();
+    let worker_requests: Vec<&SeenRequest> = requests
+        .iter()
+        .filter(|r| r.model == WORKER_MODEL)
+        .collect();
     assert_eq!(worker_requests.len(), 3);
     for request in worker_requests {
         assert_eq!(request.messages.len(), 1, "a worker sees only its brief");
         assert!(request.last_user_text().unwrap().starts_with("research "));
-        assert_eq!(request.tool_names, ["current_time"], "worker tools: {:?}", request.tool_names);
+        assert_eq!(
+            request.tool_names,
+            ["current_time"],
+            "worker tools: {:?}",
+            request.tool_names
+        );
     }
 }
 
@@ -139,17 +202,28 @@ async fn verbose_shows_each_worker_tagged_with_its_label_and_never_in_the_reply_
     assert_eq!(replies.len(), 3, "{replies:#?}");
     assert!(replies[2].starts_with("Summary:"));
     for reply in &replies {
-        assert!(!reply.contains("[alpha]") && !reply.starts_with("research"), "worker output in the reply stream: {reply}");
+        assert!(
+            !reply.contains("[alpha]") && !reply.starts_with("research"),
+            "worker output in the reply stream: {reply}"
+        );
     }
     let verbose = bot.channel.verbose();
     for (label, brief) in THREE {
-        let mine: Vec<&WorkerEventKind> = verbose.iter().filter(|e| e.label == label).map(|e| &e.kind).collect();
+        let mine: Vec<&WorkerEventKind> = verbose
+            .iter()
+            .filter(|e| e.label == label)
+            .map(|e| &e.kind)
+            .collect();
         assert_eq!(
             mine,
             [
-                &WorkerEventKind::Started { brief: brief.to_owned() },
+                &WorkerEventKind::Started {
+                    brief: brief.to_owned()
+                },
                 &WorkerEventKind::Text(format!("{brief} done")),
-                &WorkerEventKind::Finished { status: WorkerStatus::Done },
+                &WorkerEventKind::Finished {
+                    status: WorkerStatus::Done
+                },
             ],
             "{label}"
         );
@@ -157,7 +231,10 @@ async fn verbose_shows_each_worker_tagged_with_its_label_and_never_in_the_reply_
     // Verbose events hang under the message that started the turn, and all
     // come before the one reply that sums them up.
     let shown = bot.channel.shown();
-    let reply_at = shown.iter().position(|s| matches!(s, Shown::Reply { text, .. } if text.starts_with("Summary"))).unwrap();
+    let reply_at = shown
+        .iter()
+        .position(|s| matches!(s, Shown::Reply { text, .. } if text.starts_with("Summary")))
+        .unwrap();
     for (i, item) in shown.iter().enumerate() {
         if let Shown::Verbose { origin, .. } = item {
             assert_eq!(origin.message_id.as_deref(), Some("m3"));
@@ -170,9 +247,15 @@ async fn verbose_shows_each_worker_tagged_with_its_label_and_never_in_the_reply_
 async fn stop_cancels_the_turn_and_every_worker_and_the_next_message_is_answered() {
     let mut bot = TestBot::start(|request| {
         if request.model == WORKER_MODEL {
-            return FakeReply::Delayed(Duration::from_secs(60), Box::new(FakeReply::Text("too late".into())));
+            return FakeReply::Delayed(
+                Duration::from_secs(60),
+                Box::new(FakeReply::Text("too late".into())),
+            );
         }
-        if request.last_user_text().is_some_and(|t| t.contains("again")) {
+        if request
+            .last_user_text()
+            .is_some_and(|t| t.contains("again"))
+        {
             return FakeReply::Text("Fresh answer.".into());
         }
         delegating_orchestrator(request, &THREE)
@@ -183,11 +266,19 @@ async fn stop_cancels_the_turn_and_every_worker_and_the_next_message_is_answered
     bot.say("research alpha, beta and gamma").await;
     let llm = &bot.llm;
     let started = async {
-        while llm.requests().iter().filter(|r| r.model == WORKER_MODEL).count() < 3 {
+        while llm
+            .requests()
+            .iter()
+            .filter(|r| r.model == WORKER_MODEL)
+            .count()
+            < 3
+        {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     };
-    tokio::time::timeout(Duration::from_secs(20), started).await.expect("three workers start");
+    tokio::time::timeout(Duration::from_secs(20), started)
+        .await
+        .expect("three workers start");
     bot.say("/stop").await;
     bot.channel.wait_for_replies(3).await;
     assert_eq!(bot.channel.replies()[2], "Stopped.");
@@ -195,10 +286,19 @@ async fn stop_cancels_the_turn_and_every_worker_and_the_next_message_is_answered
         .channel
         .verbose()
         .into_iter()
-        .filter(|e| e.kind == WorkerEventKind::Finished { status: WorkerStatus::Cancelled })
+        .filter(|e| {
+            e.kind
+                == WorkerEventKind::Finished {
+                    status: WorkerStatus::Cancelled,
+                }
+        })
         .map(|e| e.label)
         .collect();
-    assert_eq!(cancelled.len(), 3, "every worker was cancelled: {cancelled:?}");
+    assert_eq!(
+        cancelled.len(),
+        3,
+        "every worker was cancelled: {cancelled:?}"
+    );
 
     bot.say("try again please").await;
     bot.drain().await;
@@ -211,7 +311,11 @@ async fn stop_cancels_the_turn_and_every_worker_and_the_next_message_is_answered
 async fn a_worker_error_reaches_the_orchestrator_as_a_tool_result_without_retries() {
     let mut bot = TestBot::start(|request| {
         if request.model == WORKER_MODEL {
-            return FakeReply::Error { status: 503, body: json!({"error": {"message": "overloaded"}}), retry_after: None };
+            return FakeReply::Error {
+                status: 503,
+                body: json!({"error": {"message": "overloaded"}}),
+                retry_after: None,
+            };
         }
         delegating_orchestrator(request, &[("solo", "do the thing")])
     })
@@ -221,19 +325,36 @@ async fn a_worker_error_reaches_the_orchestrator_as_a_tool_result_without_retrie
     bot.drain().await;
 
     let requests = bot.llm.requests();
-    assert_eq!(requests.iter().filter(|r| r.model == WORKER_MODEL).count(), 1, "workers are single-shot");
-    let last = requests.iter().rev().find(|r| r.model == ORCHESTRATOR_MODEL).unwrap();
+    assert_eq!(
+        requests.iter().filter(|r| r.model == WORKER_MODEL).count(),
+        1,
+        "workers are single-shot"
+    );
+    let last = requests
+        .iter()
+        .rev()
+        .find(|r| r.model == ORCHESTRATOR_MODEL)
+        .unwrap();
     let results = awaited(last);
     assert_eq!(results.len(), 1);
     assert_eq!(results[0]["status"], "error");
-    assert!(results[0]["error"].as_str().unwrap().contains("overloaded"), "{}", results[0]);
+    assert!(
+        results[0]["error"].as_str().unwrap().contains("overloaded"),
+        "{}",
+        results[0]
+    );
     let replies = bot.channel.replies();
     assert_eq!(replies.len(), 2);
-    assert!(replies[1].starts_with("Summary:") && replies[1].contains("overloaded"), "{}", replies[1]);
+    assert!(
+        replies[1].starts_with("Summary:") && replies[1].contains("overloaded"),
+        "{}",
+        replies[1]
+    );
 }
 
 #[tokio::test]
-async fn unknown_tools_bad_arguments_and_unknown_workers_are_error_results_and_the_turn_completes() {
+async fn unknown_tools_bad_arguments_and_unknown_workers_are_error_results_and_the_turn_completes()
+{
     let mut bot = TestBot::start(|request| {
         if request.tool_results().is_empty() {
             return FakeReply::ToolCalls(vec![
@@ -243,7 +364,10 @@ async fn unknown_tools_bad_arguments_and_unknown_workers_are_error_results_and_t
             ]);
         }
         if request.tool_results().len() == 3 {
-            return FakeReply::RawToolCall { name: "close_worker".into(), arguments: "{not json".into() };
+            return FakeReply::RawToolCall {
+                name: "close_worker".into(),
+                arguments: "{not json".into(),
+            };
         }
         FakeReply::Text("I recovered.".into())
     })
@@ -257,8 +381,16 @@ async fn unknown_tools_bad_arguments_and_unknown_workers_are_error_results_and_t
     let results = requests.last().unwrap().tool_results();
     let texts: Vec<&str> = results.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(texts.len(), 4, "{texts:?}");
-    assert!(texts[0].contains("unknown tool") && texts[0].contains("frobnicate"), "{}", texts[0]);
-    assert!(texts[1].contains("unknown worker_id") && texts[1].contains("w99"), "{}", texts[1]);
+    assert!(
+        texts[0].contains("unknown tool") && texts[0].contains("frobnicate"),
+        "{}",
+        texts[0]
+    );
+    assert!(
+        texts[1].contains("unknown worker_id") && texts[1].contains("w99"),
+        "{}",
+        texts[1]
+    );
     assert!(texts[2].contains("prompt"), "{}", texts[2]);
     assert!(texts[3].contains("not valid JSON"), "{}", texts[3]);
 }
@@ -268,7 +400,11 @@ async fn transient_errors_are_retried_for_the_orchestrator() {
     let calls = std::sync::atomic::AtomicUsize::new(0);
     let mut bot = TestBot::start(move |_| {
         if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
-            FakeReply::Error { status: 429, body: json!({"error": {"message": "slow down"}}), retry_after: Some(0) }
+            FakeReply::Error {
+                status: 429,
+                body: json!({"error": {"message": "slow down"}}),
+                retry_after: Some(0),
+            }
         } else {
             FakeReply::Text("Third time lucky.".into())
         }
@@ -298,7 +434,10 @@ async fn a_permanent_error_is_explained_to_the_user_once() {
 
 #[tokio::test]
 async fn a_restart_keeps_settings_and_history() {
-    let mut bot = TestBot::start(|request| FakeReply::Text(format!("noted ({} messages)", request.messages.len()))).await;
+    let mut bot = TestBot::start(|request| {
+        FakeReply::Text(format!("noted ({} messages)", request.messages.len()))
+    })
+    .await;
     bot.say("/orchestrator on").await;
     bot.say("/verbose on").await;
     bot.say("/effort high").await;
@@ -309,7 +448,9 @@ async fn a_restart_keeps_settings_and_history() {
 
     let mut bot = TestBot::builder(Wire::OpenAi)
         .database(dir)
-        .start(|request| FakeReply::Text(format!("still here ({} messages)", request.messages.len())))
+        .start(|request| {
+            FakeReply::Text(format!("still here ({} messages)", request.messages.len()))
+        })
         .await;
     bot.say("/status").await;
     bot.say("what number?").await;
@@ -321,14 +462,24 @@ async fn a_restart_keeps_settings_and_history() {
     assert_eq!(replies[1], "still here (3 messages)");
     let request = &bot.llm.requests()[0];
     let texts: Vec<&str> = request.messages.iter().map(|m| m.text.as_str()).collect();
-    assert_eq!(texts, ["Ada: remember the number 42", "noted (1 messages)", "Ada: what number?"]);
+    assert_eq!(
+        texts,
+        [
+            "Ada: remember the number 42",
+            "noted (1 messages)",
+            "Ada: what number?"
+        ]
+    );
 }
 
 #[tokio::test]
 async fn messages_during_a_turn_wait_their_turn_in_order() {
     let mut bot = TestBot::start(|request| {
         let text = request.last_user_text().unwrap_or_default().to_owned();
-        FakeReply::Delayed(Duration::from_millis(50), Box::new(FakeReply::Text(format!("re: {text}"))))
+        FakeReply::Delayed(
+            Duration::from_millis(50),
+            Box::new(FakeReply::Text(format!("re: {text}"))),
+        )
     })
     .await;
     for n in 1..=4 {
@@ -337,14 +488,21 @@ async fn messages_during_a_turn_wait_their_turn_in_order() {
     bot.drain().await;
     assert_eq!(
         bot.channel.replies(),
-        ["re: Ada: message 1", "re: Ada: message 2", "re: Ada: message 3", "re: Ada: message 4"]
+        [
+            "re: Ada: message 1",
+            "re: Ada: message 2",
+            "re: Ada: message 3",
+            "re: Ada: message 4"
+        ]
     );
     assert_eq!(bot.llm.max_in_flight(), 1, "one turn at a time");
 }
 
 #[tokio::test]
 async fn reset_starts_a_new_context_and_bad_commands_get_usage() {
-    let mut bot = TestBot::start(|request| FakeReply::Text(format!("{} in context", request.messages.len()))).await;
+    let mut bot =
+        TestBot::start(|request| FakeReply::Text(format!("{} in context", request.messages.len())))
+            .await;
     bot.say("first").await;
     bot.say("/reset").await;
     bot.say("/verbose loudly").await;
@@ -367,13 +525,19 @@ async fn send_to_worker_keeps_the_workers_context() {
         }
         let results = request.tool_results();
         match results.len() {
-            0 => FakeReply::ToolCalls(vec![("spawn_worker".into(), json!({"label": "writer", "prompt": "write a haiku"}))]),
+            0 => FakeReply::ToolCalls(vec![(
+                "spawn_worker".into(),
+                json!({"label": "writer", "prompt": "write a haiku"}),
+            )]),
             1 => FakeReply::ToolCalls(vec![("await_workers".into(), json!({}))]),
             2 => FakeReply::ToolCalls(vec![(
                 "send_to_worker".into(),
                 json!({"worker_id": "w1", "prompt": "make it about autumn"}),
             )]),
-            3 => FakeReply::ToolCalls(vec![("await_workers".into(), json!({"worker_ids": ["w1"]}))]),
+            3 => FakeReply::ToolCalls(vec![(
+                "await_workers".into(),
+                json!({"worker_ids": ["w1"]}),
+            )]),
             4 => FakeReply::ToolCalls(vec![("close_worker".into(), json!({"worker_id": "w1"}))]),
             _ => FakeReply::Text(format!("final: {}", results[3].text)),
         }
@@ -384,7 +548,10 @@ async fn send_to_worker_keeps_the_workers_context() {
     bot.drain().await;
 
     let requests = bot.llm.requests();
-    let worker: Vec<&SeenRequest> = requests.iter().filter(|r| r.model == WORKER_MODEL).collect();
+    let worker: Vec<&SeenRequest> = requests
+        .iter()
+        .filter(|r| r.model == WORKER_MODEL)
+        .collect();
     assert_eq!(worker.len(), 2);
     let second: Vec<&str> = worker[1].messages.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(second, ["write a haiku", "draft 1", "make it about autumn"]);
@@ -392,5 +559,8 @@ async fn send_to_worker_keeps_the_workers_context() {
     let close: Value = serde_json::from_str(&last.tool_results()[4].text).unwrap();
     assert_eq!(close, json!({"worker_id": "w1", "status": "closed"}));
     let reply = &bot.channel.replies()[1];
-    assert!(reply.starts_with("final: ") && reply.contains("draft 3"), "{reply}");
+    assert!(
+        reply.starts_with("final: ") && reply.contains("draft 3"),
+        "{reply}"
+    );
 }

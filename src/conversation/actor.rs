@@ -27,7 +27,7 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Worker events buffered between a turn and its actor.
 const EVENT_BUFFER: usize = 64;
 
-/// A command on its way to the actor; it bypasses the message queue.
+/// A command on its way to the actor.
 #[derive(Debug)]
 pub(crate) struct ControlMessage {
     pub author: Author,
@@ -35,12 +35,29 @@ pub(crate) struct ControlMessage {
     pub command: Result<Command, CommandError>,
 }
 
+impl ControlMessage {
+    /// `/stop` and `/status` bypass the queue: they are about the running
+    /// turn. Every other command keeps its place among the messages.
+    pub fn bypasses_queue(&self) -> bool {
+        matches!(self.command, Ok(Command::Stop | Command::Status))
+    }
+}
+
+/// What waits in an actor's queue, in the order it arrived.
+#[derive(Debug)]
+pub(crate) enum Queued {
+    /// A message for a turn.
+    Message(Inbound),
+    /// A command that keeps its place among the messages.
+    Command(ControlMessage),
+}
+
 /// The sending side of a live actor (cheap to clone).
 #[derive(Debug, Clone)]
 pub(crate) struct ConversationHandle {
     /// Tells this actor apart from a later one for the same key.
     pub generation: u64,
-    pub queue: mpsc::Sender<Inbound>,
+    pub queue: mpsc::Sender<Queued>,
     pub control: mpsc::Sender<ControlMessage>,
 }
 
@@ -60,8 +77,11 @@ pub(crate) struct Actor {
     /// The conversation's one handle to its channel. Never shared.
     pub reply: Box<dyn Reply>,
     pub settings: ConversationSettings,
-    pub queue: mpsc::Receiver<Inbound>,
+    pub queue: mpsc::Receiver<Queued>,
     pub control: mpsc::Receiver<ControlMessage>,
+    /// What was taken from the queue while a turn ran and must wait for it
+    /// (a message, or `/reset`); it goes before the rest of the queue.
+    pub pending: Option<Queued>,
     pub live: Arc<LiveActors>,
     pub shutdown: CancellationToken,
     pub last_turn: Option<(Usage, f64)>,
@@ -80,6 +100,10 @@ impl Actor {
         }
         let idle = Duration::from_secs(self.services.config.engine.idle_timeout_secs);
         loop {
+            if let Some(queued) = self.pending.take() {
+                self.handle(queued).await;
+                continue;
+            }
             tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => break,
@@ -87,8 +111,8 @@ impl Actor {
                     Some(message) => self.command(message, None).await,
                     None => break,
                 },
-                inbound = self.queue.recv() => match inbound {
-                    Some(inbound) => self.turn(inbound).await,
+                queued = self.queue.recv() => match queued {
+                    Some(queued) => self.handle(queued).await,
                     None => break,
                 },
                 () = tokio::time::sleep(idle) => {
@@ -104,17 +128,30 @@ impl Actor {
         while let Ok(message) = self.control.try_recv() {
             self.command(message, None).await;
         }
-        if !self.shutdown.is_cancelled() {
-            while let Ok(inbound) = self.queue.try_recv() {
-                self.turn(inbound).await;
-            }
+        while !self.shutdown.is_cancelled() {
+            let next = match self.pending.take() {
+                Some(queued) => queued,
+                None => match self.queue.try_recv() {
+                    Ok(queued) => queued,
+                    Err(_) => break,
+                },
+            };
+            self.handle(next).await;
         }
         tracing::debug!(conversation = %self.key, "conversation actor stopped");
     }
 
+    async fn handle(&mut self, queued: Queued) {
+        match queued {
+            Queued::Message(inbound) => self.turn(inbound).await,
+            Queued::Command(message) => self.command(message, None).await,
+        }
+    }
+
     /// Removes this actor from the registry if nothing is waiting for it.
     fn leave_registry(&self) -> bool {
-        let queue_empty = self.queue.is_empty() && self.control.is_empty();
+        let queue_empty =
+            self.queue.is_empty() && self.control.is_empty() && self.pending.is_none();
         queue_empty
             && self
                 .live
@@ -127,9 +164,6 @@ impl Actor {
             Err(error) => error.to_string(),
             Ok(Command::Stop) => "Nothing is running.".to_owned(),
             Ok(Command::Status) => self.status(running).await,
-            Ok(Command::Reset) if running.is_some() => {
-                "A reply is being written; /stop it first, then /reset.".to_owned()
-            }
             Ok(Command::Reset) => match self.services.store.reset_context(&self.key).await {
                 Ok(()) => "Context cleared: I start fresh from your next message.".to_owned(),
                 Err(e) => format!("Could not clear the context: {e}"),
@@ -289,6 +323,14 @@ impl Actor {
                         self.command(message, Some(&running)).await;
                     }
                 }
+                Some(queued) = self.queue.recv(), if self.pending.is_none() => match queued {
+                    // Nothing waits ahead of a settings command: it applies
+                    // now. A message or `/reset` waits for the turn to end.
+                    Queued::Command(message) if !matches!(message.command, Ok(Command::Reset)) => {
+                        self.command(message, Some(&running)).await;
+                    }
+                    queued => self.pending = Some(queued),
+                },
                 Some(event) = events.recv() => self.worker_event(event, origin, &mut running).await,
                 _ = typing.tick() => {
                     if let Err(e) = self.reply.working(origin).await {

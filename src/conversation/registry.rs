@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::actor::{Actor, ControlMessage, ConversationHandle, LiveActors};
+use super::actor::{Actor, ControlMessage, ConversationHandle, LiveActors, Queued};
 use crate::services::Services;
 use crate::store::ConversationSettings;
 
@@ -78,12 +78,14 @@ impl Registry {
             // A send fails only when the actor has just left (idle) or died:
             // the event comes back and goes to a new actor.
             event = match event {
-                ChannelEvent::Message(inbound) => match handle.queue.send(inbound).await {
-                    Ok(()) => return Ok(()),
-                    Err(mpsc::error::SendError(inbound)) => ChannelEvent::Message(inbound),
-                },
+                ChannelEvent::Message(inbound) => {
+                    match handle.queue.send(Queued::Message(inbound)).await {
+                        Ok(()) => return Ok(()),
+                        Err(mpsc::error::SendError(queued)) => returned(&key, queued),
+                    }
+                }
                 ChannelEvent::Command {
-                    key,
+                    key: _,
                     author,
                     origin,
                     command,
@@ -93,14 +95,19 @@ impl Registry {
                         origin,
                         command,
                     };
-                    match handle.control.send(message).await {
+                    let sent = if message.bypasses_queue() {
+                        handle
+                            .control
+                            .send(message)
+                            .await
+                            .map_err(|e| Queued::Command(e.0))
+                    } else {
+                        let queued = Queued::Command(message);
+                        handle.queue.send(queued).await.map_err(|e| e.0)
+                    };
+                    match sent {
                         Ok(()) => return Ok(()),
-                        Err(mpsc::error::SendError(message)) => ChannelEvent::Command {
-                            key,
-                            author: message.author,
-                            origin: message.origin,
-                            command: message.command,
-                        },
+                        Err(queued) => returned(&key, queued),
                     }
                 }
             };
@@ -148,6 +155,7 @@ impl Registry {
             },
             queue: queue_rx,
             control: control_rx,
+            pending: None,
             live: self.live.clone(),
             shutdown: self.shutdown.child_token(),
             last_turn: None,
@@ -175,6 +183,19 @@ impl Registry {
         self.live.clear();
         self.actors.close();
         self.actors.wait().await;
+    }
+}
+
+/// An event a departed actor handed back, to send to its successor.
+fn returned(key: &ConversationKey, queued: Queued) -> ChannelEvent {
+    match queued {
+        Queued::Message(inbound) => ChannelEvent::Message(inbound),
+        Queued::Command(message) => ChannelEvent::Command {
+            key: key.clone(),
+            author: message.author,
+            origin: message.origin,
+            command: message.command,
+        },
     }
 }
 

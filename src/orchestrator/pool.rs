@@ -244,10 +244,10 @@ impl WorkerPool {
             let mut waiting = Vec::new();
             {
                 let mut slots = self.slots();
-                if let Some(ids) = &ids {
-                    if let Some(unknown) = ids.iter().find(|id| !slots.contains_key(*id)) {
-                        return Err(unknown_worker(unknown));
-                    }
+                if let Some(ids) = &ids
+                    && let Some(unknown) = ids.iter().find(|id| !slots.contains_key(*id))
+                {
+                    return Err(unknown_worker(unknown));
                 }
                 let wanted = |id: &WorkerId| ids.as_ref().is_none_or(|ids| ids.contains(id));
                 let finished = slots.iter_mut().find(|(id, slot)| {

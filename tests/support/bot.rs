@@ -26,9 +26,17 @@ pub const WORKER_MODEL: &str = "worker-model";
 #[derive(Debug, Clone, PartialEq)]
 pub enum Shown {
     /// A post to the conversation.
-    Reply { key: ConversationKey, origin: Origin, text: String },
+    Reply {
+        key: ConversationKey,
+        origin: Origin,
+        text: String,
+    },
     /// A verbose worker event.
-    Verbose { key: ConversationKey, origin: Origin, event: WorkerEvent },
+    Verbose {
+        key: ConversationKey,
+        origin: Origin,
+        event: WorkerEvent,
+    },
 }
 
 /// A channel that records everything shown, in order (clones share it).
@@ -82,7 +90,10 @@ impl RecordingChannel {
                 notified.await;
             }
         };
-        if tokio::time::timeout(Duration::from_secs(20), waiting).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(20), waiting)
+            .await
+            .is_err()
+        {
             panic!("timed out waiting for {what}; shown: {:#?}", self.shown());
         }
     }
@@ -90,7 +101,11 @@ impl RecordingChannel {
     /// Waits until `n` replies have been posted.
     pub async fn wait_for_replies(&self, n: usize) {
         self.wait_for(&format!("{n} replies"), |shown| {
-            shown.iter().filter(|s| matches!(s, Shown::Reply { .. })).count() >= n
+            shown
+                .iter()
+                .filter(|s| matches!(s, Shown::Reply { .. }))
+                .count()
+                >= n
         })
         .await;
     }
@@ -103,7 +118,10 @@ impl RecordingChannel {
 
 impl Channel for RecordingChannel {
     fn reply_to(&self, key: &ConversationKey) -> Box<dyn Reply> {
-        Box::new(RecordingReply { key: key.clone(), channel: self.clone() })
+        Box::new(RecordingReply {
+            key: key.clone(),
+            channel: self.clone(),
+        })
     }
 }
 
@@ -115,12 +133,20 @@ struct RecordingReply {
 #[async_trait::async_trait]
 impl Reply for RecordingReply {
     async fn post(&mut self, origin: &Origin, text: &str) -> Result<(), ChannelError> {
-        self.channel.push(Shown::Reply { key: self.key.clone(), origin: origin.clone(), text: text.to_owned() });
+        self.channel.push(Shown::Reply {
+            key: self.key.clone(),
+            origin: origin.clone(),
+            text: text.to_owned(),
+        });
         Ok(())
     }
 
     async fn verbose(&mut self, origin: &Origin, event: &WorkerEvent) -> Result<(), ChannelError> {
-        self.channel.push(Shown::Verbose { key: self.key.clone(), origin: origin.clone(), event: event.clone() });
+        self.channel.push(Shown::Verbose {
+            key: self.key.clone(),
+            origin: origin.clone(),
+            event: event.clone(),
+        });
         Ok(())
     }
 }
@@ -175,13 +201,19 @@ pub struct TestBot {
 
 impl TestBot {
     /// An OpenAI-wire bot whose fake model answers with `script`.
-    pub async fn start(script: impl Fn(&SeenRequest) -> FakeReply + Send + Sync + 'static) -> TestBot {
+    pub async fn start(
+        script: impl Fn(&SeenRequest) -> FakeReply + Send + Sync + 'static,
+    ) -> TestBot {
         Self::builder(Wire::OpenAi).start(script).await
     }
 
     /// A builder for other wires and config.
     pub fn builder(wire: Wire) -> TestBotBuilder {
-        TestBotBuilder { wire, extra: String::new(), dir: None }
+        TestBotBuilder {
+            wire,
+            extra: String::new(),
+            dir: None,
+        }
     }
 
     /// The conversation the helpers below talk in.
@@ -192,10 +224,20 @@ impl TestBot {
     /// Sends a user message (or a command, if it starts with `/`).
     pub async fn say(&mut self, text: &str) {
         self.next_message += 1;
-        let author = Author { id: "42".into(), name: "Ada".into() };
-        let origin = Origin { message_id: Some(format!("m{}", self.next_message)) };
+        let author = Author {
+            id: "42".into(),
+            name: "Ada".into(),
+        };
+        let origin = Origin {
+            message_id: Some(format!("m{}", self.next_message)),
+        };
         let event = match parse_command(text, None) {
-            Some(command) => ChannelEvent::Command { key: Self::key(), author, origin, command },
+            Some(command) => ChannelEvent::Command {
+                key: Self::key(),
+                author,
+                origin,
+                command,
+            },
             None => ChannelEvent::Message(Inbound {
                 key: Self::key(),
                 author,
@@ -204,7 +246,10 @@ impl TestBot {
                 origin,
             }),
         };
-        self.registry.dispatch(event).await.expect("the engine takes the event");
+        self.registry
+            .dispatch(event)
+            .await
+            .expect("the engine takes the event");
     }
 
     /// Lets every actor finish its queue, then stops them.
@@ -242,14 +287,29 @@ impl TestBotBuilder {
     }
 
     /// Starts the fake model and the engine.
-    pub async fn start(self, script: impl Fn(&SeenRequest) -> FakeReply + Send + Sync + 'static) -> TestBot {
+    pub async fn start(
+        self,
+        script: impl Fn(&SeenRequest) -> FakeReply + Send + Sync + 'static,
+    ) -> TestBot {
         let llm = FakeLlm::start(self.wire, script).await;
-        let dir = self.dir.unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
+        let dir = self
+            .dir
+            .unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
         let db: PathBuf = dir.path().join("baton.db");
         let config = test_config(&llm, self.wire, &db, &self.extra);
-        let services = baton::app::services(config).await.expect("the engine starts");
+        let services = baton::app::services(config)
+            .await
+            .expect("the engine starts");
         let channel = RecordingChannel::default();
-        let registry = Registry::new(services.clone()).with_channel(Platform::Telegram, Arc::new(channel.clone()));
-        TestBot { llm, channel, registry, services, dir, next_message: 0 }
+        let registry = Registry::new(services.clone())
+            .with_channel(Platform::Telegram, Arc::new(channel.clone()));
+        TestBot {
+            llm,
+            channel,
+            registry,
+            services,
+            dir,
+            next_message: 0,
+        }
     }
 }

@@ -62,7 +62,7 @@ impl ChannelError {
 /// a worker has no code path to a channel. Adapters split long text (see
 /// [`crate::chunk_text`]) and apply their platform's formatting and limits.
 #[async_trait::async_trait]
-pub trait Reply: Send {
+pub trait Reply: Send + Sync {
     /// Posts `text` to the conversation as the bot's answer to `origin`.
     async fn post(&mut self, origin: &Origin, text: &str) -> Result<(), ChannelError>;
 
