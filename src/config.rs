@@ -158,7 +158,7 @@ impl Default for ModelsConfig {
     fn default() -> Self {
         Self {
             orchestrator: "openai:gpt-5.1".into(),
-            worker: Some("openai:gpt-5-mini".into()),
+            worker: None,
             catalog: BTreeMap::new(),
         }
     }

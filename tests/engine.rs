@@ -564,3 +564,99 @@ async fn send_to_worker_keeps_the_workers_context() {
         "{reply}"
     );
 }
+
+#[tokio::test]
+async fn the_worker_limit_is_an_error_result_not_a_crash() {
+    let mut bot = TestBot::builder(Wire::OpenAi)
+        .config("[orchestrator]\nmax_workers = 2")
+        .start(|request| {
+            if request.model == WORKER_MODEL {
+                return FakeReply::Text("ok".into());
+            }
+            match request.tool_results().len() {
+                0 => FakeReply::ToolCalls(
+                    ["a", "b", "c"]
+                        .iter()
+                        .map(|label| {
+                            (
+                                "spawn_worker".to_owned(),
+                                json!({"label": label, "prompt": format!("task {label}")}),
+                            )
+                        })
+                        .collect(),
+                ),
+                _ => FakeReply::Text("done".into()),
+            }
+        })
+        .await;
+    bot.say("/orchestrator on").await;
+    bot.say("three things").await;
+    bot.drain().await;
+    let requests = bot.llm.requests();
+    let last = requests
+        .iter()
+        .rev()
+        .find(|r| r.model == ORCHESTRATOR_MODEL)
+        .unwrap();
+    let texts: Vec<&str> = last
+        .tool_results()
+        .iter()
+        .map(|m| m.text.as_str())
+        .collect();
+    assert!(texts[0].contains("\"status\":\"running\""), "{texts:?}");
+    assert!(texts[1].contains("\"status\":\"running\""), "{texts:?}");
+    assert!(
+        texts[2].contains("worker limit reached (2 open)"),
+        "{texts:?}"
+    );
+    assert_eq!(bot.channel.replies()[1], "done");
+}
+
+#[tokio::test]
+async fn a_worker_past_its_timeout_is_reported_timed_out() {
+    let mut bot = TestBot::builder(Wire::OpenAi)
+        .config("[orchestrator]\nworker_timeout_secs = 1")
+        .start(|request| {
+            if request.model == WORKER_MODEL {
+                return FakeReply::Delayed(
+                    Duration::from_secs(60),
+                    Box::new(FakeReply::Text("late".into())),
+                );
+            }
+            delegating_orchestrator(request, &[("slowpoke", "take forever")])
+        })
+        .await;
+    bot.say("/orchestrator on").await;
+    bot.say("go").await;
+    bot.drain().await;
+    let requests = bot.llm.requests();
+    let results = awaited(requests.last().unwrap());
+    assert_eq!(results[0]["status"], "timed_out");
+    assert_eq!(results[0]["error"], "no result within 1s");
+}
+
+#[tokio::test]
+async fn an_idle_conversation_leaves_memory_and_comes_back_from_the_store() {
+    let mut bot = TestBot::builder(Wire::OpenAi)
+        .config("[engine]\nidle_timeout_secs = 1")
+        .start(|request| FakeReply::Text(format!("{} messages", request.messages.len())))
+        .await;
+    bot.say("/verbose on").await;
+    bot.say("first").await;
+    bot.channel.wait_for_replies(2).await;
+    let registry = &bot.registry;
+    let left = async {
+        while registry.live_conversations() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), left)
+        .await
+        .expect("the idle actor leaves");
+    bot.say("/status").await;
+    bot.say("second").await;
+    bot.drain().await;
+    let replies = bot.channel.replies();
+    assert!(replies[2].contains("Verbose: on"), "{}", replies[2]);
+    assert_eq!(replies[3], "3 messages");
+}

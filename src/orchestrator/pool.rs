@@ -2,7 +2,7 @@
 //! cancel them, and make sure none outlives the turn.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -64,7 +64,19 @@ pub struct WorkerPool {
     events: mpsc::Sender<WorkerEvent>,
     /// A std mutex: never held across an `.await`.
     slots: Mutex<BTreeMap<WorkerId, Slot>>,
+    /// Slots promised to spawns that are still starting their worker.
+    reserved: AtomicUsize,
     spawned: AtomicU32,
+}
+
+/// A slot promised to a starting worker; it counts against the limit until
+/// the worker is in the pool (or the spawn gave up).
+struct Reservation<'a>(&'a AtomicUsize);
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl WorkerPool {
@@ -83,6 +95,7 @@ impl WorkerPool {
             default_effort,
             events,
             slots: Mutex::new(BTreeMap::new()),
+            reserved: AtomicUsize::new(0),
             spawned: AtomicU32::new(0),
         }
     }
@@ -100,14 +113,16 @@ impl WorkerPool {
         let model = &self.services.models.worker;
         let requested = request.effort.unwrap_or(self.default_effort);
         let effort = model.clamp_effort(requested);
-        let number = {
+        let (number, reservation) = {
             let slots = self.slots();
-            if slots.len() >= max {
+            if slots.len() + self.reserved.load(Ordering::SeqCst) >= max {
                 return Err(ToolError::failed(format!(
                     "worker limit reached ({max} open); close_worker finished workers first"
                 )));
             }
-            self.spawned.fetch_add(1, Ordering::Relaxed) + 1
+            self.reserved.fetch_add(1, Ordering::SeqCst);
+            let number = self.spawned.fetch_add(1, Ordering::Relaxed) + 1;
+            (number, Reservation(&self.reserved))
         };
         let id = WorkerId(format!("w{number}"));
         let label = request
@@ -167,6 +182,7 @@ impl WorkerPool {
                 _task: handle,
             },
         );
+        drop(reservation);
         let mut result = json!({
             "worker_id": id.0,
             "label": label,

@@ -173,15 +173,18 @@ timeout_secs = 30
 orchestrator = "fake:{ORCHESTRATOR_MODEL}"
 worker = "fake:{WORKER_MODEL}"
 
-[engine]
-retry_base_delay_ms = 1
-retry_max_delay_ms = 5
 {extra}
 "#,
         db = db.display(),
         url = llm.base_url(),
     );
-    Config::from_toml(&text, Vec::new()).expect("test config parses")
+    // Tiny retry delays, as overrides so that `extra` may hold an [engine] table.
+    let env = [
+        ("BATON__ENGINE__RETRY_BASE_DELAY_MS", "1"),
+        ("BATON__ENGINE__RETRY_MAX_DELAY_MS", "5"),
+    ];
+    let env = env.map(|(k, v)| (k.to_owned(), v.to_owned()));
+    Config::from_toml(&text, env).expect("test config parses")
 }
 
 /// A running engine with a recording channel.
