@@ -7,6 +7,8 @@ use std::time::Duration;
 use baton_channel::{WorkerEventKind, WorkerStatus};
 use serde_json::{Value, json};
 
+use baton::store::EventKind;
+
 use crate::support::bot::{ORCHESTRATOR_MODEL, Shown, TestBot, WORKER_MODEL};
 use crate::support::fake_llm::{FakeReply, SeenRequest, Wire};
 
@@ -659,4 +661,88 @@ async fn an_idle_conversation_leaves_memory_and_comes_back_from_the_store() {
     let replies = bot.channel.replies();
     assert!(replies[2].contains("Verbose: on"), "{}", replies[2]);
     assert_eq!(replies[3], "3 messages");
+}
+
+#[tokio::test]
+async fn the_event_log_records_the_turn_as_it_happens() {
+    let mut bot = TestBot::start(three_workers).await;
+    bot.say("/orchestrator on").await;
+    bot.say("research alpha, beta and gamma").await;
+    bot.drain().await;
+
+    let events = bot
+        .services
+        .store
+        .recent_events(&TestBot::key(), 100)
+        .await
+        .unwrap();
+    let count = |kind: EventKind| events.iter().filter(|e| e.kind == Some(kind)).count();
+    assert_eq!(count(EventKind::Delegation), 3);
+    assert_eq!(count(EventKind::Result), 3);
+    assert_eq!(count(EventKind::Message), 2);
+    let first = &events[0];
+    assert_eq!(
+        (first.kind, first.source.as_str()),
+        (Some(EventKind::Message), "user:42")
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last.kind, Some(EventKind::Message));
+    assert_eq!(last.source, "orchestrator");
+    assert!(last.body.starts_with("Summary:"));
+    let results: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == Some(EventKind::Result))
+        .map(|e| e.source.as_str())
+        .collect();
+    assert_eq!(results, ["w1", "w2", "w3"]);
+}
+
+#[tokio::test]
+async fn cancel_worker_aborts_a_running_worker_and_the_turn_goes_on() {
+    let mut bot = TestBot::start(|request| {
+        if request.model == WORKER_MODEL {
+            return FakeReply::Delayed(
+                Duration::from_secs(60),
+                Box::new(FakeReply::Text("never".into())),
+            );
+        }
+        match request.tool_results().len() {
+            0 => FakeReply::ToolCalls(vec![(
+                "spawn_worker".into(),
+                json!({"label": "doomed", "prompt": "a long job"}),
+            )]),
+            1 => FakeReply::ToolCalls(vec![("cancel_worker".into(), json!({"worker_id": "w1"}))]),
+            2 => FakeReply::ToolCalls(vec![("await_workers".into(), json!({}))]),
+            _ => FakeReply::Text("Changed my mind.".into()),
+        }
+    })
+    .await;
+    bot.say("/orchestrator on").await;
+    bot.say("/verbose on").await;
+    bot.say("start and stop").await;
+    bot.drain().await;
+
+    let requests = bot.llm.requests();
+    let results = requests.last().unwrap().tool_results();
+    let cancel: Value = serde_json::from_str(&results[1].text).unwrap();
+    assert_eq!(cancel, json!({"worker_id": "w1", "status": "cancelled"}));
+    assert!(
+        results[2].text.contains("no worker is running"),
+        "{}",
+        results[2].text
+    );
+    assert_eq!(bot.channel.replies()[2], "Changed my mind.");
+    let finished: Vec<WorkerEventKind> = bot
+        .channel
+        .verbose()
+        .into_iter()
+        .filter(|e| matches!(e.kind, WorkerEventKind::Finished { .. }))
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        finished,
+        [WorkerEventKind::Finished {
+            status: WorkerStatus::Cancelled
+        }]
+    );
 }

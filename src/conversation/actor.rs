@@ -281,6 +281,9 @@ impl Actor {
                     .await;
             }
         };
+        let source = format!("user:{}", inbound.author.id);
+        self.log(Some(turn), EventKind::Message, &source, &inbound.text)
+            .await;
         let outcome = self.drive(turn, context, &origin).await;
         self.finish(turn, outcome, &origin).await;
     }
@@ -306,7 +309,10 @@ impl Actor {
         let outcome = loop {
             tokio::select! {
                 biased;
-                joined = &mut task => break joined.unwrap_or(TurnOutcome::Cancelled),
+                joined = &mut task => break joined.unwrap_or_else(|e| {
+                    tracing::error!(conversation = %self.key, error = %e, "a turn's task failed");
+                    TurnOutcome::Crashed
+                }),
                 () = async { match stop_deadline.as_mut() { Some(deadline) => deadline.await, None => std::future::pending().await } } => {
                     tracing::warn!(conversation = %self.key, "a stopped turn did not end in time; aborting it");
                     break TurnOutcome::Cancelled;
@@ -398,6 +404,12 @@ impl Actor {
                 None,
                 "Stopped.".to_owned(),
             ),
+            TurnOutcome::Crashed => (
+                TurnStatus::Failed,
+                Usage::default(),
+                Some("the turn's task panicked".to_owned()),
+                "Sorry, something went wrong on my side; please try again.".to_owned(),
+            ),
         };
         if status == TurnStatus::Done {
             if let Err(e) = store.record_reply(&self.key, turn, &text).await {
@@ -411,22 +423,27 @@ impl Actor {
         {
             tracing::error!(conversation = %self.key, error = %e, "could not finish a turn");
         }
+        self.log(Some(turn), EventKind::Message, "orchestrator", &text)
+            .await;
         self.post(origin, &text).await;
     }
 
     async fn post(&mut self, origin: &Origin, text: &str) {
         if let Err(e) = self.reply.post(origin, text).await {
             tracing::warn!(conversation = %self.key, error = %e, "could not deliver a reply");
-            let store = &self.services.store;
-            let _ = store
-                .record_event(
-                    &self.key,
-                    None,
-                    EventKind::Error,
-                    "system",
-                    &format!("delivery failed: {e}"),
-                )
-                .await;
+            let failure = format!("delivery failed: {e}");
+            self.log(None, EventKind::Error, "system", &failure).await;
+        }
+    }
+
+    /// Appends to the conversation's event log; a failure is only logged.
+    async fn log(&self, turn: Option<TurnId>, kind: EventKind, source: &str, body: &str) {
+        let store = &self.services.store;
+        if let Err(e) = store
+            .record_event(&self.key, turn, kind, source, body)
+            .await
+        {
+            tracing::warn!(conversation = %self.key, error = %e, "could not record an event");
         }
     }
 }

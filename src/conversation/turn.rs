@@ -42,6 +42,8 @@ pub enum TurnOutcome {
     Failed(AgentError),
     /// `/stop` cancelled it.
     Cancelled,
+    /// The turn's task panicked (a bug); the user gets an apology.
+    Crashed,
 }
 
 /// Runs one turn to its end. No worker outlives it.

@@ -149,6 +149,30 @@ impl WorkerTask {
         let _ = self.events.send(event).await;
     }
 
+    /// Records an intermediate step in the event log, then shows it.
+    async fn progress(&self, kind: WorkerEventKind) {
+        let body = match &kind {
+            WorkerEventKind::Text(text) => text.clone(),
+            WorkerEventKind::ToolCall { name, arguments } => format!("{name}({arguments})"),
+            WorkerEventKind::Started { brief } => brief.clone(),
+            WorkerEventKind::Finished { status } => status.to_string(),
+        };
+        let store = &self.services.store;
+        if let Err(e) = store
+            .record_event(
+                &self.key,
+                Some(self.turn),
+                EventKind::Progress,
+                &self.id.0,
+                &body,
+            )
+            .await
+        {
+            tracing::warn!(worker = %self.id, error = %e, "could not record worker progress");
+        }
+        self.emit(kind).await;
+    }
+
     async fn record(
         &self,
         status: WorkerStatus,
@@ -185,12 +209,14 @@ struct WorkerObserver<'a> {
 #[async_trait::async_trait]
 impl AgentObserver for WorkerObserver<'_> {
     async fn on_text(&self, text: &str) {
-        self.task.emit(WorkerEventKind::Text(text.to_owned())).await;
+        self.task
+            .progress(WorkerEventKind::Text(text.to_owned()))
+            .await;
     }
 
     async fn on_tool_call(&self, call: &ToolCall) {
         self.task
-            .emit(WorkerEventKind::ToolCall {
+            .progress(WorkerEventKind::ToolCall {
                 name: call.name.clone(),
                 arguments: call.arguments.clone(),
             })
