@@ -449,9 +449,12 @@ impl Actor {
 }
 
 /// The transcript as model messages; people's messages carry their name.
+/// A window that starts with a reply drops it: every provider wants the
+/// context to open with a user message.
 fn to_context(history: &[StoredMessage]) -> Vec<Message> {
     history
         .iter()
+        .skip_while(|message| message.role == Role::Assistant)
         .map(|message| match message.role {
             Role::User => match &message.author {
                 Some(author) => Message::user(format!("{author}: {}", message.content)),
@@ -468,4 +471,33 @@ fn start_of_today_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default();
     now - now.rem_euclid(86_400_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MessageId;
+
+    fn stored(id: i64, role: Role, content: &str) -> StoredMessage {
+        let author = (role == Role::User).then(|| "Ada".to_owned());
+        StoredMessage {
+            id: MessageId(id),
+            role,
+            author,
+            content: content.into(),
+        }
+    }
+
+    #[test]
+    fn the_context_opens_with_a_user_message() {
+        let history = [
+            stored(2, Role::Assistant, "cut-off reply"),
+            stored(3, Role::User, "hi"),
+            stored(4, Role::Assistant, "hello"),
+        ];
+        assert_eq!(
+            to_context(&history),
+            [Message::user("Ada: hi"), Message::assistant("hello")]
+        );
+    }
 }
