@@ -20,20 +20,15 @@ pub enum StartError {
     /// The database could not be opened or migrated.
     #[error("cannot open the database: {0}")]
     Store(#[from] StoreError),
+    /// What the last stop left unanswered could not be resumed.
+    #[error("cannot resume unanswered messages: {0}")]
+    Resume(#[from] crate::conversation::EngineError),
 }
 
 /// Connects the store (applying migrations) and builds the models.
 pub async fn services(config: Config) -> Result<Arc<Services>, StartError> {
     let models = Models::from_config(&config)?;
     let store = Store::connect(&config.storage.url).await?;
-    match store.fail_abandoned_turns().await {
-        Ok(0) => {}
-        Ok(n) => tracing::warn!(
-            turns = n,
-            "marked turns left running by an earlier crash as failed"
-        ),
-        Err(e) => tracing::warn!(error = %e, "could not check for abandoned turns"),
-    }
     Ok(Arc::new(Services::new(config, store, models)))
 }
 
@@ -56,6 +51,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             );
         }
     }
+    registry.resume().await?;
     tracing::info!(
         orchestrator = %services.models.orchestrator.model,
         worker = %services.models.worker.model,

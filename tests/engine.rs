@@ -7,7 +7,9 @@ use std::time::Duration;
 use baton_channel::{WorkerEventKind, WorkerStatus};
 use serde_json::{Value, json};
 
+use baton::conversation::Dispatched;
 use baton::store::EventKind;
+use baton_channel::ChannelEvent;
 
 use crate::support::bot::{ORCHESTRATOR_MODEL, Shown, TestBot, WORKER_MODEL};
 use crate::support::fake_llm::{FakeReply, SeenRequest, Wire};
@@ -745,4 +747,94 @@ async fn cancel_worker_aborts_a_running_worker_and_the_turn_goes_on() {
             status: WorkerStatus::Cancelled
         }]
     );
+}
+
+#[tokio::test]
+async fn a_message_delivered_twice_is_answered_once() {
+    let bot = TestBot::start(|_| FakeReply::Text("once".into())).await;
+    let message = baton_channel::Inbound {
+        key: TestBot::key(),
+        author: baton_channel::Author {
+            id: "42".into(),
+            name: "Ada".into(),
+        },
+        text: "hello".into(),
+        reply_to: None,
+        origin: baton_channel::Origin {
+            message_id: Some("update-7".into()),
+        },
+    };
+    let first = bot
+        .registry
+        .dispatch(ChannelEvent::Message(message.clone()))
+        .await
+        .unwrap();
+    let again = bot
+        .registry
+        .dispatch(ChannelEvent::Message(message))
+        .await
+        .unwrap();
+    assert_eq!(
+        (first, again),
+        (Dispatched::Accepted, Dispatched::Duplicate)
+    );
+    bot.drain().await;
+    assert_eq!(bot.channel.replies(), ["once"]);
+    assert_eq!(bot.llm.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_message_interrupted_by_a_stop_is_answered_once_after_the_restart() {
+    let mut bot = TestBot::start(|_| {
+        FakeReply::Delayed(
+            Duration::from_secs(60),
+            Box::new(FakeReply::Text("never sent".into())),
+        )
+    })
+    .await;
+    bot.say("/orchestrator on").await;
+    bot.say("are you there?").await;
+    let llm = &bot.llm;
+    let asked = async {
+        while llm.requests().is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), asked)
+        .await
+        .expect("the turn starts");
+    let before = bot.channel.replies();
+    let dir = bot.stop().await;
+    assert_eq!(before.len(), 1, "only the command was answered: {before:?}");
+
+    let bot = TestBot::builder(Wire::OpenAi)
+        .database(dir)
+        .start(|request| {
+            FakeReply::Text(format!(
+                "yes, {}",
+                request.last_user_text().unwrap_or_default()
+            ))
+        })
+        .await;
+    assert_eq!(bot.registry.resume().await.unwrap(), 1);
+    bot.drain().await;
+    let shown = bot.channel.shown();
+    assert_eq!(shown.len(), 1, "{shown:#?}");
+    let Shown::Reply { origin, text, .. } = &shown[0] else {
+        panic!("{shown:?}")
+    };
+    assert_eq!(text, "yes, Ada: are you there?");
+    assert_eq!(
+        origin.message_id.as_deref(),
+        Some("m2"),
+        "the reply answers the original message"
+    );
+
+    // A third start has nothing left to answer.
+    let dir = bot.stop().await;
+    let bot = TestBot::builder(Wire::OpenAi)
+        .database(dir)
+        .start(|_| FakeReply::Text("no".into()))
+        .await;
+    assert_eq!(bot.registry.resume().await.unwrap(), 0);
 }

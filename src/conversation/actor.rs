@@ -18,7 +18,9 @@ use super::commands;
 use super::turn::{TurnOutcome, TurnRequest, run_turn};
 use crate::llm::{Message, Usage};
 use crate::services::Services;
-use crate::store::{ConversationSettings, EventKind, Role, StoredMessage, TurnId, TurnStatus};
+use crate::store::{
+    ConversationSettings, EventKind, MessageId, Role, StoredMessage, TurnId, TurnStatus,
+};
 
 /// How often the typing indicator is refreshed while a turn runs.
 const TYPING_REFRESH: Duration = Duration::from_secs(4);
@@ -43,13 +45,28 @@ impl ControlMessage {
     }
 }
 
+/// A user's message, already in the store.
+#[derive(Debug)]
+pub(crate) struct StoredInbound {
+    /// Its transcript row.
+    pub id: MessageId,
+    /// The message.
+    pub inbound: Inbound,
+}
+
 /// What waits in an actor's queue, in the order it arrived.
 #[derive(Debug)]
 pub(crate) enum Queued {
     /// A message for a turn.
-    Message(Inbound),
+    Message(StoredInbound),
     /// A command that keeps its place among the messages.
     Command(ControlMessage),
+    /// `/reset`: the context restarts after `through`, the newest message
+    /// stored when it was sent (messages sent after it stay in context).
+    Reset {
+        message: ControlMessage,
+        through: Option<MessageId>,
+    },
 }
 
 /// The sending side of a live actor (cheap to clone).
@@ -145,7 +162,21 @@ impl Actor {
         match queued {
             Queued::Message(inbound) => self.turn(inbound).await,
             Queued::Command(message) => self.command(message, None).await,
+            Queued::Reset { message, through } => self.reset(&message.origin, through).await,
         }
+    }
+
+    async fn reset(&mut self, origin: &Origin, through: Option<MessageId>) {
+        let store = &self.services.store;
+        let reset = match through {
+            Some(through) => store.reset_context_through(&self.key, through).await,
+            None => store.reset_context(&self.key).await,
+        };
+        let text = match reset {
+            Ok(()) => "Context cleared: I start fresh from your next message.".to_owned(),
+            Err(e) => format!("Could not clear the context: {e}"),
+        };
+        self.post(origin, &text).await;
     }
 
     /// Removes this actor from the registry if nothing is waiting for it.
@@ -164,10 +195,7 @@ impl Actor {
             Err(error) => error.to_string(),
             Ok(Command::Stop) => "Nothing is running.".to_owned(),
             Ok(Command::Status) => self.status(running).await,
-            Ok(Command::Reset) => match self.services.store.reset_context(&self.key).await {
-                Ok(()) => "Context cleared: I start fresh from your next message.".to_owned(),
-                Err(e) => format!("Could not clear the context: {e}"),
-            },
+            Ok(Command::Reset) => return self.reset(&message.origin, None).await,
             Ok(command) => {
                 let (settings, text) = commands::apply(self.settings, &command);
                 if settings != self.settings {
@@ -222,33 +250,19 @@ impl Actor {
         })
     }
 
-    /// Runs one turn for `inbound`, answering commands while it runs.
-    async fn turn(&mut self, inbound: Inbound) {
+    /// Runs one turn for a stored message, answering commands while it runs.
+    async fn turn(&mut self, message: StoredInbound) {
         let store = self.services.store.clone();
-        let recorded = store
-            .record_inbound(
-                &self.key,
-                &inbound.author,
-                &inbound.text,
-                inbound.origin.message_id.as_deref(),
-            )
-            .await;
-        let message_id = match recorded {
-            Ok(Some(id)) => id,
-            Ok(None) => {
-                tracing::info!(conversation = %self.key, "duplicate message ignored");
-                return;
-            }
-            Err(e) => {
-                tracing::error!(conversation = %self.key, error = %e, "could not store a message");
-                let text =
-                    "Sorry, I could not save your message; please send it again in a moment.";
-                return self.post(&inbound.origin, text).await;
-            }
-        };
+        let StoredInbound {
+            id: message_id,
+            inbound,
+        } = message;
         let origin = inbound.origin;
         let history_limit = self.services.config.orchestrator.history_limit;
-        let context = match store.history(&self.key, history_limit).await {
+        let context = match store
+            .history_through(&self.key, Some(message_id), history_limit)
+            .await
+        {
             Ok(history) => to_context(&history),
             Err(e) => {
                 tracing::error!(conversation = %self.key, error = %e, "could not read the transcript");
@@ -317,10 +331,10 @@ impl Actor {
                     tracing::warn!(conversation = %self.key, "a stopped turn did not end in time; aborting it");
                     break TurnOutcome::Cancelled;
                 }
-                () = self.shutdown.cancelled(), if stop_deadline.is_none() => {
-                    cancel.cancel();
-                    stop_deadline = Some(Box::pin(tokio::time::sleep(STOP_GRACE)));
-                }
+                // The service is stopping: drop the turn (its workers go with
+                // it) and leave it `running` in the store, so the next start
+                // answers the message again.
+                () = self.shutdown.cancelled() => break TurnOutcome::Interrupted,
                 Some(message) = self.control.recv() => {
                     if matches!(message.command, Ok(Command::Stop)) {
                         cancel.cancel();
@@ -332,9 +346,7 @@ impl Actor {
                 Some(queued) = self.queue.recv(), if self.pending.is_none() => match queued {
                     // Nothing waits ahead of a settings command: it applies
                     // now. A message or `/reset` waits for the turn to end.
-                    Queued::Command(message) if !matches!(message.command, Ok(Command::Reset)) => {
-                        self.command(message, Some(&running)).await;
-                    }
+                    Queued::Command(message) => self.command(message, Some(&running)).await,
                     queued => self.pending = Some(queued),
                 },
                 Some(event) = events.recv() => self.worker_event(event, origin, &mut running).await,
@@ -380,6 +392,10 @@ impl Actor {
     async fn finish(&mut self, turn: TurnId, outcome: TurnOutcome, origin: &Origin) {
         let store = self.services.store.clone();
         let (status, usage, error, text) = match outcome {
+            TurnOutcome::Interrupted => {
+                tracing::info!(conversation = %self.key, "turn interrupted by shutdown; it resumes on the next start");
+                return;
+            }
             TurnOutcome::Answered { text, usage } => {
                 let text = if text.trim().is_empty() {
                     "(The model returned an empty answer.)".to_owned()

@@ -13,5 +13,5 @@ mod commands;
 mod registry;
 mod turn;
 
-pub use registry::{EngineError, Registry};
+pub use registry::{Dispatched, EngineError, Registry};
 pub use turn::{TurnOutcome, TurnRequest, run_turn};

@@ -5,21 +5,27 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use baton_channel::{Channel, ChannelEvent, ConversationKey, Platform};
+use baton_channel::{Channel, ChannelEvent, Command, ConversationKey, Inbound, Origin, Platform};
 use dashmap::mapref::entry::Entry;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::actor::{Actor, ControlMessage, ConversationHandle, LiveActors, Queued};
+use super::actor::{Actor, ControlMessage, ConversationHandle, LiveActors, Queued, StoredInbound};
 use crate::services::Services;
 use crate::store::ConversationSettings;
+use crate::store::StoreError;
 
 /// Commands waiting for one actor (they are answered at once, so few wait).
 const CONTROL_CAPACITY: usize = 16;
 
+/// How long after a stop its unanswered messages are still answered.
+const RESUME_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+/// At most this many unanswered messages are resumed.
+const RESUME_LIMIT: usize = 10_000;
+
 /// Why the engine could not take an event.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// Permanent: no adapter is registered for the event's platform.
     #[error("no channel is registered for {0}")]
@@ -27,6 +33,29 @@ pub enum EngineError {
     /// Permanent: the engine is shutting down.
     #[error("the engine is shutting down")]
     ShuttingDown,
+    /// The message could not be stored; transient when the store error is.
+    #[error("cannot store the message: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl EngineError {
+    /// Whether the same event may be taken if offered again later.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            EngineError::Store(e) => e.is_transient(),
+            EngineError::NoChannel(_) | EngineError::ShuttingDown => false,
+        }
+    }
+}
+
+/// What became of a dispatched event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dispatched {
+    /// It is stored (messages) and queued for its conversation.
+    Accepted,
+    /// A message with this platform id was seen before; it is not answered
+    /// again.
+    Duplicate,
 }
 
 /// All live conversations, keyed by [`ConversationKey`].
@@ -69,50 +98,118 @@ impl Registry {
     }
 
     /// Hands an event to its conversation's actor, starting the actor if it
-    /// is not live. Waits while the conversation's queue is full.
-    pub async fn dispatch(&self, event: ChannelEvent) -> Result<(), EngineError> {
+    /// is not live. A message is stored before this returns (so a platform
+    /// may confirm it); one seen before is [`Dispatched::Duplicate`] and is
+    /// not answered again. Waits while the conversation's queue is full.
+    pub async fn dispatch(&self, event: ChannelEvent) -> Result<Dispatched, EngineError> {
+        if self.shutdown.is_cancelled() {
+            return Err(EngineError::ShuttingDown);
+        }
         let key = event.key().clone();
-        let mut event = event;
-        loop {
-            let handle = self.handle(&key)?;
-            // A send fails only when the actor has just left (idle) or died:
-            // the event comes back and goes to a new actor.
-            event = match event {
-                ChannelEvent::Message(inbound) => {
-                    match handle.queue.send(Queued::Message(inbound)).await {
-                        Ok(()) => return Ok(()),
-                        Err(mpsc::error::SendError(queued)) => returned(&key, queued),
-                    }
-                }
-                ChannelEvent::Command {
-                    key: _,
+        let delivery = match event {
+            ChannelEvent::Message(inbound) => {
+                let store = &self.services.store;
+                let platform_id = inbound.origin.message_id.as_deref();
+                let stored = store
+                    .record_inbound(&key, &inbound.author, &inbound.text, platform_id)
+                    .await?;
+                let Some(id) = stored else {
+                    tracing::info!(conversation = %key, "duplicate message ignored");
+                    return Ok(Dispatched::Duplicate);
+                };
+                Delivery::Queue(Queued::Message(StoredInbound { id, inbound }))
+            }
+            ChannelEvent::Command {
+                key: _,
+                author,
+                origin,
+                command,
+            } => {
+                let message = ControlMessage {
                     author,
                     origin,
                     command,
-                } => {
-                    let message = ControlMessage {
-                        author,
-                        origin,
-                        command,
-                    };
-                    let sent = if message.bypasses_queue() {
-                        handle
-                            .control
-                            .send(message)
-                            .await
-                            .map_err(|e| Queued::Command(e.0))
-                    } else {
-                        let queued = Queued::Command(message);
-                        handle.queue.send(queued).await.map_err(|e| e.0)
-                    };
-                    match sent {
-                        Ok(()) => return Ok(()),
-                        Err(queued) => returned(&key, queued),
-                    }
+                };
+                if message.bypasses_queue() {
+                    Delivery::Control(message)
+                } else if matches!(message.command, Ok(Command::Reset)) {
+                    let through = self.services.store.last_message_id(&key).await?;
+                    Delivery::Queue(Queued::Reset { message, through })
+                } else {
+                    Delivery::Queue(Queued::Command(message))
                 }
+            }
+        };
+        self.deliver(&key, delivery).await?;
+        Ok(Dispatched::Accepted)
+    }
+
+    /// Answers what an earlier stop left unanswered: messages of the last
+    /// day that were stored but never answered (a turn left running counts
+    /// as unanswered). Then marks such turns as failed. Returns how many
+    /// messages were queued again.
+    pub async fn resume(&self) -> Result<usize, EngineError> {
+        let store = &self.services.store;
+        let since = now_ms() - RESUME_WINDOW_MS;
+        let unanswered = store.unanswered_messages(since, RESUME_LIMIT).await?;
+        let abandoned = store.fail_abandoned_turns().await?;
+        if abandoned > 0 {
+            tracing::warn!(
+                turns = abandoned,
+                "turns an earlier stop interrupted are marked failed"
+            );
+        }
+        let mut queued = 0;
+        for message in unanswered {
+            if !self.channels.contains_key(&message.key.platform) {
+                continue;
+            }
+            let key = message.key.clone();
+            let inbound = Inbound {
+                key: message.key,
+                author: message.author,
+                text: message.text,
+                reply_to: None,
+                origin: Origin {
+                    message_id: message.platform_message_id,
+                },
+            };
+            let stored = StoredInbound {
+                id: message.id,
+                inbound,
+            };
+            self.deliver(&key, Delivery::Queue(Queued::Message(stored)))
+                .await?;
+            queued += 1;
+        }
+        if queued > 0 {
+            tracing::info!(
+                messages = queued,
+                "answering messages left unanswered by the last stop"
+            );
+        }
+        Ok(queued)
+    }
+
+    /// Puts an item in the actor's queue or control channel. A send fails
+    /// only when the actor has just left (idle) or died: the item comes
+    /// back and goes to a new actor.
+    async fn deliver(&self, key: &ConversationKey, delivery: Delivery) -> Result<(), EngineError> {
+        let mut delivery = delivery;
+        loop {
+            let handle = self.handle(key)?;
+            delivery = match delivery {
+                Delivery::Queue(queued) => match handle.queue.send(queued).await {
+                    Ok(()) => return Ok(()),
+                    Err(mpsc::error::SendError(queued)) => Delivery::Queue(queued),
+                },
+                Delivery::Control(message) => match handle.control.send(message).await {
+                    Ok(()) => return Ok(()),
+                    Err(mpsc::error::SendError(message)) => Delivery::Control(message),
+                },
             };
             self.live
-                .remove_if(&key, |_, live| live.generation == handle.generation);
+                .remove_if(key, |_, live| live.generation == handle.generation);
         }
     }
 
@@ -186,17 +283,18 @@ impl Registry {
     }
 }
 
-/// An event a departed actor handed back, to send to its successor.
-fn returned(key: &ConversationKey, queued: Queued) -> ChannelEvent {
-    match queued {
-        Queued::Message(inbound) => ChannelEvent::Message(inbound),
-        Queued::Command(message) => ChannelEvent::Command {
-            key: key.clone(),
-            author: message.author,
-            origin: message.origin,
-            command: message.command,
-        },
-    }
+/// Where an event goes in its actor.
+enum Delivery {
+    /// In order, behind what is queued.
+    Queue(Queued),
+    /// At once (`/stop`, `/status`).
+    Control(ControlMessage),
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl Drop for Registry {

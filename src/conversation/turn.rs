@@ -44,6 +44,8 @@ pub enum TurnOutcome {
     Cancelled,
     /// The turn's task panicked (a bug); the user gets an apology.
     Crashed,
+    /// The service stopped during the turn; the next start answers again.
+    Interrupted,
 }
 
 /// Runs one turn to its end. No worker outlives it.

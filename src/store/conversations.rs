@@ -6,7 +6,7 @@
 use baton_channel::{ConversationKey, Effort};
 use sqlx::AnyConnection;
 
-use super::{ConversationSettings, Mode, Store, StoreError, now_ms};
+use super::{ConversationSettings, MessageId, Mode, Store, StoreError, now_ms};
 
 impl Store {
     /// The conversation's saved settings, or `None` if none were ever saved
@@ -75,6 +75,43 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Starts a new context after message `through`: later messages stay
+    /// in the context (they were sent after the reset was asked for). The
+    /// context start never moves back.
+    pub async fn reset_context_through(
+        &self,
+        key: &ConversationKey,
+        through: MessageId,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        ensure_conversation(&mut tx, &key.to_string(), now).await?;
+        sqlx::query(
+            "UPDATE conversations SET context_start_message_id = $2, updated_at = $3 \
+             WHERE key = $1 AND context_start_message_id < $2",
+        )
+        .bind(key.to_string())
+        .bind(through.0)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The id of the conversation's newest transcript message, if any.
+    pub async fn last_message_id(
+        &self,
+        key: &ConversationKey,
+    ) -> Result<Option<MessageId>, StoreError> {
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(id) FROM messages WHERE conversation = $1")
+                .bind(key.to_string())
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(id.map(MessageId))
     }
 }
 

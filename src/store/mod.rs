@@ -15,6 +15,7 @@
 //! - `conversations.rs`: settings and the context start (`/reset`);
 //! - `transcript.rs`: users' messages (deduplicated) and replies;
 //! - `turns.rs`: turns, their workers, usage, crash recovery;
+//! - `recovery.rs`: messages a stop left unanswered;
 //! - `events.rs`: the event log;
 //! - `error.rs`: [`StoreError`]; `model.rs`: the record types.
 //!
@@ -26,6 +27,7 @@ mod conversations;
 mod error;
 mod events;
 mod model;
+mod recovery;
 mod transcript;
 mod turns;
 
@@ -42,6 +44,7 @@ pub use model::{
     ConversationSettings, EventKind, MessageId, Mode, NewWorker, Role, StoredEvent, StoredMessage,
     StoredTurn, StoredWorker, TurnId, TurnStatus,
 };
+pub use recovery::UnansweredMessage;
 
 /// The SQLite schema, embedded at compile time.
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");

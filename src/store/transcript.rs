@@ -70,23 +70,36 @@ impl Store {
         Ok(MessageId(id))
     }
 
-    /// The transcript since the last [`Store::reset_context`]: the newest
-    /// `limit` messages, oldest first. A stored role this version does not
-    /// know reads as a user's message.
+    /// The transcript since the last reset, the newest `limit` messages,
+    /// oldest first.
     pub async fn history(
         &self,
         key: &ConversationKey,
         limit: usize,
     ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.history_through(key, None, limit).await
+    }
+
+    /// Like [`Store::history`], but ending at message `through` (a turn's
+    /// own message), so messages stored after it wait for their own turns.
+    /// A stored role this version does not know reads as a user's message.
+    pub async fn history_through(
+        &self,
+        key: &ConversationKey,
+        through: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let through = through.map_or(i64::MAX, |id| id.0);
         let rows: Vec<(i64, String, Option<String>, String)> = sqlx::query_as(
             "SELECT id, role, author_name, content FROM messages \
-             WHERE conversation = $1 AND id > COALESCE( \
+             WHERE conversation = $1 AND id <= $3 AND id > COALESCE( \
                  (SELECT context_start_message_id FROM conversations WHERE key = $1), 0) \
              ORDER BY id DESC LIMIT $2",
         )
         .bind(key.to_string())
         .bind(limit)
+        .bind(through)
         .fetch_all(&self.pool)
         .await?;
         let mut messages: Vec<StoredMessage> = rows

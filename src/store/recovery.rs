@@ -1,0 +1,80 @@
+//! What a stop left unanswered: users' messages that were stored (so their
+//! platform was told they arrived) but that no turn finished answering.
+
+use baton_channel::{Author, ConversationKey};
+
+use super::{MessageId, Store, StoreError};
+
+/// A stored user's message still waiting for its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnansweredMessage {
+    /// Its row id.
+    pub id: MessageId,
+    /// Its conversation.
+    pub key: ConversationKey,
+    /// Who wrote it.
+    pub author: Author,
+    /// What they wrote.
+    pub text: String,
+    /// The platform's id of the message, for the reply to reference.
+    pub platform_message_id: Option<String>,
+}
+
+type Row = (
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+);
+
+impl Store {
+    /// Users' messages received at or after `since_ms` with no turn, or only
+    /// a turn a crash left `running`, oldest first (at most `limit`).
+    ///
+    /// Call it before [`Store::fail_abandoned_turns`]. Like that method, it
+    /// assumes one Baton instance per database.
+    pub async fn unanswered_messages(
+        &self,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<UnansweredMessage>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT m.id, m.conversation, m.author_id, m.author_name, m.content, \
+                    m.platform_message_id \
+             FROM messages m \
+             WHERE m.role = 'user' AND m.created_at >= $1 \
+               AND NOT EXISTS (SELECT 1 FROM turns t \
+                               WHERE t.inbound_message_id = m.id AND t.status <> 'running') \
+             ORDER BY m.id LIMIT $2",
+        )
+        .bind(since_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut messages = Vec::with_capacity(rows.len());
+        for (id, conversation, author_id, author_name, text, platform_message_id) in rows {
+            let Ok(key) = conversation.parse::<ConversationKey>() else {
+                tracing::warn!(
+                    conversation,
+                    "skipping a message of an unreadable conversation key"
+                );
+                continue;
+            };
+            let author_id = author_id.unwrap_or_default();
+            messages.push(UnansweredMessage {
+                id: MessageId(id),
+                key,
+                author: Author {
+                    name: author_name.unwrap_or_else(|| author_id.clone()),
+                    id: author_id,
+                },
+                text,
+                platform_message_id,
+            });
+        }
+        Ok(messages)
+    }
+}
