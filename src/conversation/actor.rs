@@ -74,8 +74,10 @@ pub(crate) enum Queued {
 pub(crate) struct ConversationHandle {
     /// Tells this actor apart from a later one for the same key.
     pub generation: u64,
-    pub queue: mpsc::Sender<Queued>,
-    pub control: mpsc::Sender<ControlMessage>,
+    /// Items are boxed: a channel allocates 32 slots up front, and an idle
+    /// conversation should cost little memory.
+    pub queue: mpsc::Sender<Box<Queued>>,
+    pub control: mpsc::Sender<Box<ControlMessage>>,
 }
 
 /// The registry's map of live actors.
@@ -94,11 +96,11 @@ pub(crate) struct Actor {
     /// The conversation's one handle to its channel. Never shared.
     pub reply: Box<dyn Reply>,
     pub settings: ConversationSettings,
-    pub queue: mpsc::Receiver<Queued>,
-    pub control: mpsc::Receiver<ControlMessage>,
+    pub queue: mpsc::Receiver<Box<Queued>>,
+    pub control: mpsc::Receiver<Box<ControlMessage>>,
     /// What was taken from the queue while a turn ran and must wait for it
     /// (a message, or `/reset`); it goes before the rest of the queue.
-    pub pending: Option<Queued>,
+    pub pending: Option<Box<Queued>>,
     pub live: Arc<LiveActors>,
     pub shutdown: CancellationToken,
     pub last_turn: Option<(Usage, f64)>,
@@ -125,7 +127,7 @@ impl Actor {
                 biased;
                 () = self.shutdown.cancelled() => break,
                 message = self.control.recv() => match message {
-                    Some(message) => self.command(message, None).await,
+                    Some(message) => self.command(*message, None).await,
                     None => break,
                 },
                 queued = self.queue.recv() => match queued {
@@ -143,7 +145,7 @@ impl Actor {
         self.queue.close();
         self.control.close();
         while let Ok(message) = self.control.try_recv() {
-            self.command(message, None).await;
+            self.command(*message, None).await;
         }
         while !self.shutdown.is_cancelled() {
             let next = match self.pending.take() {
@@ -158,9 +160,10 @@ impl Actor {
         tracing::debug!(conversation = %self.key, "conversation actor stopped");
     }
 
-    async fn handle(&mut self, queued: Queued) {
-        match queued {
-            Queued::Message(inbound) => self.turn(inbound).await,
+    async fn handle(&mut self, queued: Box<Queued>) {
+        match *queued {
+            // Boxed, so an idle actor's future does not carry a turn's state.
+            Queued::Message(inbound) => Box::pin(self.turn(inbound)).await,
             Queued::Command(message) => self.command(message, None).await,
             Queued::Reset { message, through } => self.reset(&message.origin, through).await,
         }
@@ -340,14 +343,14 @@ impl Actor {
                         cancel.cancel();
                         stop_deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(STOP_GRACE)));
                     } else {
-                        self.command(message, Some(&running)).await;
+                        self.command(*message, Some(&running)).await;
                     }
                 }
-                Some(queued) = self.queue.recv(), if self.pending.is_none() => match queued {
+                Some(queued) = self.queue.recv(), if self.pending.is_none() => match *queued {
                     // Nothing waits ahead of a settings command: it applies
                     // now. A message or `/reset` waits for the turn to end.
                     Queued::Command(message) => self.command(message, Some(&running)).await,
-                    queued => self.pending = Some(queued),
+                    queued => self.pending = Some(Box::new(queued)),
                 },
                 Some(event) = events.recv() => self.worker_event(event, origin, &mut running).await,
                 _ = typing.tick() => {

@@ -117,7 +117,7 @@ impl Registry {
                     tracing::info!(conversation = %key, "duplicate message ignored");
                     return Ok(Dispatched::Duplicate);
                 };
-                Delivery::Queue(Queued::Message(StoredInbound { id, inbound }))
+                Delivery::Queue(Box::new(Queued::Message(StoredInbound { id, inbound })))
             }
             ChannelEvent::Command {
                 key: _,
@@ -131,12 +131,12 @@ impl Registry {
                     command,
                 };
                 if message.bypasses_queue() {
-                    Delivery::Control(message)
+                    Delivery::Control(Box::new(message))
                 } else if matches!(message.command, Ok(Command::Reset)) {
                     let through = self.services.store.last_message_id(&key).await?;
-                    Delivery::Queue(Queued::Reset { message, through })
+                    Delivery::Queue(Box::new(Queued::Reset { message, through }))
                 } else {
-                    Delivery::Queue(Queued::Command(message))
+                    Delivery::Queue(Box::new(Queued::Command(message)))
                 }
             }
         };
@@ -178,7 +178,7 @@ impl Registry {
                 id: message.id,
                 inbound,
             };
-            self.deliver(&key, Delivery::Queue(Queued::Message(stored)))
+            self.deliver(&key, Delivery::Queue(Box::new(Queued::Message(stored))))
                 .await?;
             queued += 1;
         }
@@ -286,9 +286,9 @@ impl Registry {
 /// Where an event goes in its actor.
 enum Delivery {
     /// In order, behind what is queued.
-    Queue(Queued),
+    Queue(Box<Queued>),
     /// At once (`/stop`, `/status`).
-    Control(ControlMessage),
+    Control(Box<ControlMessage>),
 }
 
 fn now_ms() -> i64 {
