@@ -1,13 +1,14 @@
-//! The sqlx repository against SQLite (files in a temp folder, and
-//! `sqlite::memory:`).
+//! The sqlx repository against both backends it serves.
 //!
-//! Postgres is not exercised here (no server on the build machine). Its
-//! migrations mirror the SQLite ones; to test them, start a throwaway server
-//! (e.g. `docker run -e POSTGRES_PASSWORD=baton -p 5432:5432 postgres:17`),
-//! point `BATON_TEST_POSTGRES_URL` at a fresh database, and run these same
-//! scenarios against `Store::connect(&url)`: every query here is written to
-//! run unchanged on both. Meanwhile `postgres_and_sqlite_migrations_define_the_same_schema`
-//! checks that both folders declare the same tables, columns and indexes.
+//! Every scenario that does not depend on the database kind is an
+//! `async fn(TestDb)` run twice by [`on_both_backends!`]: as
+//! `store::sqlite::<name>` (in memory, or on a file in a temp folder when it
+//! reconnects) and as `store::postgres::<name>` on a fresh database of a
+//! throwaway PostgreSQL server (see `support::postgres`; without server
+//! binaries the Postgres variants print "skipped" and pass). The rest are
+//! backend-specific: WAL and the folder created for a SQLite file, a locked
+//! database on each, and the check that both migration folders declare the
+//! same schema.
 
 use baton::llm::Usage;
 use baton::store::{
@@ -15,6 +16,8 @@ use baton::store::{
 };
 use baton_channel::{Author, ConversationKey, Effort, Platform, WorkerId, WorkerStatus};
 use sqlx::Row;
+
+use crate::support;
 
 fn key(chat: &str) -> ConversationKey {
     ConversationKey::new(Platform::Telegram, chat)
@@ -38,17 +41,107 @@ fn usage(input_tokens: u64, output_tokens: u64) -> Usage {
     }
 }
 
-async fn memory() -> Store {
-    Store::connect("sqlite::memory:")
-        .await
-        .unwrap_or_else(|error| panic!("in-memory store: {error}"))
+/// One test's database: the URL to connect to (again and again), and the
+/// temp folder holding it for SQLite files.
+struct TestDb {
+    url: String,
+    _dir: Option<tempfile::TempDir>,
 }
 
-#[tokio::test]
-async fn settings_round_trip_and_survive_a_reconnect() {
-    let dir = tempfile::tempdir().unwrap();
-    // A folder that does not exist yet: connect creates it and the file.
-    let url = file_url(&dir, "data/nested/baton.db");
+impl TestDb {
+    /// A private in-memory SQLite database (each `connect` is a new one).
+    fn sqlite_memory() -> TestDb {
+        TestDb {
+            url: "sqlite::memory:".into(),
+            _dir: None,
+        }
+    }
+
+    /// A SQLite file in a folder that does not exist yet, in a temp folder.
+    fn sqlite_file() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        TestDb {
+            url: file_url(&dir, "data/baton.db"),
+            _dir: Some(dir),
+        }
+    }
+
+    /// A fresh database on the throwaway PostgreSQL server, or `None`
+    /// (skipped) without server binaries.
+    async fn postgres() -> Option<TestDb> {
+        let url = support::postgres::database().await?;
+        Some(TestDb { url, _dir: None })
+    }
+
+    async fn connect(&self) -> Store {
+        Store::connect(&self.url)
+            .await
+            .unwrap_or_else(|error| panic!("connect to {}: {error}", self.url))
+    }
+}
+
+/// Runs each named `async fn(TestDb)` on SQLite (`memory`: in memory,
+/// `file`: on a file, for scenarios that reconnect) and on Postgres.
+macro_rules! on_both_backends {
+    (memory: [$($memory:ident),* $(,)?], file: [$($file:ident),* $(,)?] $(,)?) => {
+        mod sqlite {
+            use super::TestDb;
+            $(
+                #[tokio::test]
+                async fn $memory() {
+                    super::$memory(TestDb::sqlite_memory()).await;
+                }
+            )*
+            $(
+                #[tokio::test]
+                async fn $file() {
+                    super::$file(TestDb::sqlite_file()).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            use super::TestDb;
+            $(
+                #[tokio::test]
+                async fn $memory() {
+                    if let Some(db) = TestDb::postgres().await {
+                        super::$memory(db).await;
+                    }
+                }
+            )*
+            $(
+                #[tokio::test]
+                async fn $file() {
+                    if let Some(db) = TestDb::postgres().await {
+                        super::$file(db).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends! {
+    memory: [
+        a_conversation_with_messages_but_no_saved_settings_has_none,
+        unknown_stored_words_fall_back_to_defaults,
+        inbound_is_deduplicated_by_platform_message_id,
+        history_returns_the_newest_messages_oldest_first,
+        reset_context_hides_earlier_messages,
+        usage_since_adds_turn_and_worker_usage,
+        updating_an_unknown_turn_or_worker_is_not_found,
+        events_are_logged_in_order,
+        clones_share_one_pool_and_close_ends_it,
+    ],
+    file: [
+        settings_round_trip_and_survive_a_reconnect,
+        abandoned_turns_are_failed_on_start,
+        migrations_applied_twice_are_a_no_op,
+    ],
+}
+
+async fn settings_round_trip_and_survive_a_reconnect(db: TestDb) {
     let k = key("-100123").with_thread("7");
     let settings = ConversationSettings {
         mode: Mode::Orchestrator,
@@ -56,7 +149,7 @@ async fn settings_round_trip_and_survive_a_reconnect() {
         effort: Effort::High,
     };
 
-    let store = Store::connect(&url).await.unwrap();
+    let store = db.connect().await;
     assert_eq!(store.load_settings(&k).await.unwrap(), None);
     store.save_settings(&k, &settings).await.unwrap();
     assert_eq!(store.load_settings(&k).await.unwrap(), Some(settings));
@@ -68,9 +161,8 @@ async fn settings_round_trip_and_survive_a_reconnect() {
     store.save_settings(&k, &changed).await.unwrap();
     assert_eq!(store.load_settings(&k).await.unwrap(), Some(changed));
     store.close().await;
-    assert!(dir.path().join("data/nested/baton.db").is_file());
 
-    let store = Store::connect(&url).await.unwrap();
+    let store = db.connect().await;
     assert_eq!(store.load_settings(&k).await.unwrap(), Some(changed));
     // Another conversation in the same chat is another key.
     assert_eq!(store.load_settings(&key("-100123")).await.unwrap(), None);
@@ -78,8 +170,18 @@ async fn settings_round_trip_and_survive_a_reconnect() {
 }
 
 #[tokio::test]
-async fn a_conversation_with_messages_but_no_saved_settings_has_none() {
-    let store = memory().await;
+async fn connecting_creates_the_sqlite_file_and_its_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    // A folder that does not exist yet: connect creates it and the file.
+    let store = Store::connect(&file_url(&dir, "data/nested/baton.db"))
+        .await
+        .unwrap();
+    store.close().await;
+    assert!(dir.path().join("data/nested/baton.db").is_file());
+}
+
+async fn a_conversation_with_messages_but_no_saved_settings_has_none(db: TestDb) {
+    let store = db.connect().await;
     let k = key("5");
     store
         .record_inbound(&k, &alice(), "hi", None)
@@ -89,13 +191,12 @@ async fn a_conversation_with_messages_but_no_saved_settings_has_none() {
     assert_eq!(store.load_settings(&k).await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn unknown_stored_words_fall_back_to_defaults() {
-    let store = memory().await;
+async fn unknown_stored_words_fall_back_to_defaults(db: TestDb) {
+    let store = db.connect().await;
     let k = key("6");
     sqlx::query(
-        "INSERT INTO conversations (key, mode, verbose, effort, created_at, updated_at) \
-         VALUES ($1, 'swarm', 1, 'extreme', 0, 0)",
+        "INSERT INTO conversations (key, mode, \"verbose\", effort, created_at, updated_at) \
+         VALUES ($1, 'swarm', TRUE, 'extreme', 0, 0)",
     )
     .bind(k.to_string())
     .execute(store.pool())
@@ -107,9 +208,8 @@ async fn unknown_stored_words_fall_back_to_defaults() {
     assert!(settings.verbose);
 }
 
-#[tokio::test]
-async fn inbound_is_deduplicated_by_platform_message_id() {
-    let store = memory().await;
+async fn inbound_is_deduplicated_by_platform_message_id(db: TestDb) {
+    let store = db.connect().await;
     let k = key("42");
     let first = store
         .record_inbound(&k, &alice(), "hello", Some("m1"))
@@ -148,9 +248,8 @@ async fn inbound_is_deduplicated_by_platform_message_id() {
     assert_eq!(history[0].author.as_deref(), Some("Alice"));
 }
 
-#[tokio::test]
-async fn history_returns_the_newest_messages_oldest_first() {
-    let store = memory().await;
+async fn history_returns_the_newest_messages_oldest_first(db: TestDb) {
+    let store = db.connect().await;
     let k = key("7");
     for i in 1..=5 {
         let inbound = store
@@ -178,9 +277,8 @@ async fn history_returns_the_newest_messages_oldest_first() {
     assert!(store.history(&key("other"), 10).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn reset_context_hides_earlier_messages() {
-    let store = memory().await;
+async fn reset_context_hides_earlier_messages(db: TestDb) {
+    let store = db.connect().await;
     let k = key("8");
     store
         .record_inbound(&k, &alice(), "old", None)
@@ -218,9 +316,8 @@ fn worker(id: &str) -> NewWorker {
     }
 }
 
-#[tokio::test]
-async fn usage_since_adds_turn_and_worker_usage() {
-    let store = memory().await;
+async fn usage_since_adds_turn_and_worker_usage(db: TestDb) {
+    let store = db.connect().await;
     let k = key("10");
     let inbound = store
         .record_inbound(&k, &alice(), "do it", Some("x"))
@@ -308,9 +405,8 @@ async fn usage_since_adds_turn_and_worker_usage() {
     assert_eq!(workers[1].usage, usage(50, 5));
 }
 
-#[tokio::test]
-async fn updating_an_unknown_turn_or_worker_is_not_found() {
-    let store = memory().await;
+async fn updating_an_unknown_turn_or_worker_is_not_found(db: TestDb) {
+    let store = db.connect().await;
     let k = key("12");
     let turn = store.start_turn(&k, None, Mode::Single, "m").await.unwrap();
     let missing = store
@@ -337,13 +433,10 @@ async fn updating_an_unknown_turn_or_worker_is_not_found() {
     assert!(matches!(broken, StoreError::Database(_)), "{broken:?}");
 }
 
-#[tokio::test]
-async fn abandoned_turns_are_failed_on_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = file_url(&dir, "baton.db");
+async fn abandoned_turns_are_failed_on_start(db: TestDb) {
     let k = key("13");
 
-    let store = Store::connect(&url).await.unwrap();
+    let store = db.connect().await;
     let finished = store.start_turn(&k, None, Mode::Single, "m").await.unwrap();
     store
         .finish_turn(finished, TurnStatus::Done, usage(1, 1), None)
@@ -359,7 +452,7 @@ async fn abandoned_turns_are_failed_on_start() {
         .unwrap();
     store.close().await; // the "crash"
 
-    let store = Store::connect(&url).await.unwrap();
+    let store = db.connect().await;
     assert_eq!(store.fail_abandoned_turns().await.unwrap(), 1);
     assert_eq!(store.fail_abandoned_turns().await.unwrap(), 0);
 
@@ -375,9 +468,8 @@ async fn abandoned_turns_are_failed_on_start() {
     store.close().await;
 }
 
-#[tokio::test]
-async fn events_are_logged_in_order() {
-    let store = memory().await;
+async fn events_are_logged_in_order(db: TestDb) {
+    let store = db.connect().await;
     let k = key("14");
     let turn = store
         .start_turn(&k, None, Mode::Orchestrator, "m")
@@ -447,13 +539,10 @@ async fn a_file_database_runs_in_wal_mode() {
     assert!(dir.path().join("wal.db").is_file());
 }
 
-#[tokio::test]
-async fn migrations_applied_twice_are_a_no_op() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = file_url(&dir, "twice.db");
+async fn migrations_applied_twice_are_a_no_op(db: TestDb) {
     let k = key("15");
 
-    let store = Store::connect(&url).await.unwrap();
+    let store = db.connect().await;
     store
         .record_inbound(&k, &alice(), "kept", Some("1"))
         .await
@@ -465,7 +554,7 @@ async fn migrations_applied_twice_are_a_no_op() {
     assert!(applied >= 1);
     store.close().await;
 
-    let store = Store::connect(&url).await.unwrap();
+    let store = db.connect().await;
     let again: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
         .fetch_one(store.pool())
         .await
@@ -484,9 +573,8 @@ async fn migrations_applied_twice_are_a_no_op() {
     store.close().await;
 }
 
-#[tokio::test]
-async fn clones_share_one_pool_and_close_ends_it() {
-    let store = memory().await;
+async fn clones_share_one_pool_and_close_ends_it(db: TestDb) {
+    let store = db.connect().await;
     let clone = store.clone();
     let k = key("16");
     clone
@@ -507,18 +595,48 @@ async fn bad_urls_are_rejected() {
 }
 
 #[tokio::test]
-async fn a_locked_database_is_a_transient_busy_error() {
+async fn a_locked_sqlite_database_is_a_transient_busy_error() {
     use sqlx::{AnyConnection, Connection, Executor};
 
-    let dir = tempfile::tempdir().unwrap();
-    let url = file_url(&dir, "busy.db");
-    let store = Store::connect(&url).await.unwrap();
+    let db = TestDb::sqlite_file();
+    let store = db.connect().await;
     // Hold the write lock on one of the store's connections...
     let mut holder = store.pool().acquire().await.unwrap();
     holder.execute("BEGIN IMMEDIATE").await.unwrap();
     // ...and write from another connection that will not wait for it.
-    let mut other = AnyConnection::connect(&url).await.unwrap();
+    let mut other = AnyConnection::connect(&db.url).await.unwrap();
     other.execute("PRAGMA busy_timeout = 0").await.unwrap();
+    let error = other
+        .execute("INSERT INTO conversations (key, created_at, updated_at) VALUES ('x', 0, 0)")
+        .await
+        .unwrap_err();
+    let error = StoreError::from(error);
+    assert!(matches!(error, StoreError::Busy(_)), "{error:?}");
+    assert!(error.is_transient());
+    holder.execute("ROLLBACK").await.unwrap();
+    drop(holder);
+    other.close().await.unwrap();
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_locked_postgres_table_is_a_transient_busy_error() {
+    use sqlx::{AnyConnection, Connection, Executor};
+
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let store = db.connect().await;
+    // Hold a lock on the table in one of the store's connections...
+    let mut holder = store.pool().acquire().await.unwrap();
+    holder.execute("BEGIN").await.unwrap();
+    holder
+        .execute("LOCK TABLE conversations IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    // ...and write from another connection that gives up on locks at once.
+    let mut other = AnyConnection::connect(&db.url).await.unwrap();
+    other.execute("SET lock_timeout = '10ms'").await.unwrap();
     let error = other
         .execute("INSERT INTO conversations (key, created_at, updated_at) VALUES ('x', 0, 0)")
         .await
@@ -551,7 +669,8 @@ fn schema_outline(sql: &str) -> (Vec<(String, Vec<String>)>, Vec<String>) {
         } else if line.starts_with(");") {
             in_table = false;
         } else if in_table {
-            let first = words[0];
+            // A quoted column name ("verbose") is the same column.
+            let first = words[0].trim_matches('"');
             let constraint = matches!(
                 first,
                 "PRIMARY" | "UNIQUE" | "FOREIGN" | "CONSTRAINT" | "CHECK"

@@ -4,13 +4,15 @@
 -- INTEGER, BOOLEAN for the 0/1 INTEGER). Every integer column is BIGINT
 -- because the service reads them through sqlx's Any driver as i64.
 -- Timestamps are unix milliseconds computed by the service.
+-- VERBOSE is a reserved word in Postgres: the `verbose` column is spelled
+-- "verbose" (quoted) here and in every query, which SQLite accepts too.
 
 -- One row per conversation, created the first time anything is stored for it.
 -- The settings columns stay NULL until the first `save_settings`.
 CREATE TABLE conversations (
     key                      TEXT PRIMARY KEY,
     mode                     TEXT,
-    verbose                  BOOLEAN,
+    "verbose"                BOOLEAN,
     effort                   TEXT,
     -- `history` sees only messages with a larger id (0: since the start).
     context_start_message_id BIGINT NOT NULL DEFAULT 0,

@@ -17,7 +17,7 @@ impl Store {
         key: &ConversationKey,
     ) -> Result<Option<ConversationSettings>, StoreError> {
         let row: Option<(Option<String>, i64, Option<String>)> = sqlx::query_as(
-            "SELECT mode, CASE WHEN verbose THEN 1 ELSE 0 END, effort \
+            "SELECT mode, CASE WHEN \"verbose\" THEN 1 ELSE 0 END, effort \
              FROM conversations WHERE key = $1",
         )
         .bind(key.to_string())
@@ -43,10 +43,10 @@ impl Store {
         settings: &ConversationSettings,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO conversations (key, mode, verbose, effort, created_at, updated_at) \
+            "INSERT INTO conversations (key, mode, \"verbose\", effort, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $5) \
              ON CONFLICT (key) DO UPDATE SET mode = excluded.mode, \
-             verbose = excluded.verbose, effort = excluded.effort, \
+             \"verbose\" = excluded.\"verbose\", effort = excluded.effort, \
              updated_at = excluded.updated_at",
         )
         .bind(key.to_string())

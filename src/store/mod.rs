@@ -5,9 +5,12 @@
 //! mode) and Postgres. The SQL is portable: `$N` placeholders, only
 //! i64/f64/String/bool columns (booleans are read back through
 //! `CASE WHEN .. THEN 1 ELSE 0 END`, since SQLite hands `Any` an integer),
-//! timestamps as unix milliseconds computed in Rust. The versioned migrations
-//! in `migrations/sqlite` and `migrations/postgres` (equivalent schemas) are
-//! embedded in the binary and applied on [`Store::connect`].
+//! timestamps as unix milliseconds computed in Rust, and column names that
+//! are reserved words in neither (`verbose`, reserved in Postgres, is always
+//! written quoted: `"verbose"`). The versioned migrations in
+//! `migrations/sqlite` and `migrations/postgres` (equivalent schemas) are
+//! embedded in the binary and applied on [`Store::connect`]. The store tests
+//! run every scenario on both (Postgres on a throwaway server).
 //!
 //! This file owns the [`Store`] handle and connecting; the queries live in
 //! one module per area:

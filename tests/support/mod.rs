@@ -1,6 +1,7 @@
-//! Shared test support: fake servers speaking real wire formats, and a
-//! whole engine wired to them.
+//! Shared test support: fake servers speaking real wire formats, a whole
+//! engine wired to them, and a throwaway PostgreSQL server.
 #![allow(dead_code)]
 
 pub mod bot;
 pub mod fake_llm;
+pub mod postgres;
