@@ -4,7 +4,6 @@
 //! [`ensure_conversation`].
 
 use baton_channel::{ConversationKey, Effort};
-use sqlx::AnyConnection;
 
 use super::{ConversationSettings, MessageId, Mode, Store, StoreError, now_ms};
 
@@ -86,8 +85,7 @@ impl Store {
         through: MessageId,
     ) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        ensure_conversation(&mut tx, &key.to_string(), now).await?;
+        self.ensure_conversation(&key.to_string(), now).await?;
         sqlx::query(
             "UPDATE conversations SET context_start_message_id = $2, updated_at = $3 \
              WHERE key = $1 AND context_start_message_id < $2",
@@ -95,9 +93,8 @@ impl Store {
         .bind(key.to_string())
         .bind(through.0)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -115,21 +112,23 @@ impl Store {
     }
 }
 
-/// Creates the conversation's row (without settings) if it does not exist
-/// yet, so rows that reference it can be inserted. Run it in the same
-/// transaction as the insert that needs it.
-pub(super) async fn ensure_conversation(
-    conn: &mut AnyConnection,
-    key: &str,
-    now: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO conversations (key, created_at, updated_at) VALUES ($1, $2, $2) \
-         ON CONFLICT (key) DO NOTHING",
-    )
-    .bind(key)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(())
+impl Store {
+    /// Creates the conversation's row (without settings) if it does not
+    /// exist yet, so rows that reference it can be inserted. Rows are never
+    /// deleted, so a key seen once is remembered and costs no query again.
+    pub(super) async fn ensure_conversation(&self, key: &str, now: i64) -> Result<(), StoreError> {
+        if self.known.contains(key) {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO conversations (key, created_at, updated_at) VALUES ($1, $2, $2) \
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        self.known.insert(key);
+        Ok(())
+    }
 }

@@ -4,7 +4,6 @@
 
 use baton_channel::ConversationKey;
 
-use super::conversations::ensure_conversation;
 use super::{EventKind, Store, StoreError, StoredEvent, TurnId, now_ms};
 
 impl Store {
@@ -20,8 +19,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let key = key.to_string();
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        ensure_conversation(&mut tx, &key, now).await?;
+        self.ensure_conversation(&key, now).await?;
         sqlx::query(
             "INSERT INTO events (conversation, turn_id, kind, source, body, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -32,9 +30,8 @@ impl Store {
         .bind(source)
         .bind(body)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 

@@ -33,9 +33,10 @@ mod model;
 mod recovery;
 mod transcript;
 mod turns;
+mod upkeep;
 
 use std::path::Path;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::AnyPoolOptions;
@@ -59,11 +60,13 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 /// commits, never corrupt), and writers wait up to 5 s for the lock.
 /// (`journal_mode = WAL` is persistent in the file and a no-op once set; the
 /// first connection sets it before any other opens, while migrating.)
-const SQLITE_PRAGMAS: [&str; 4] = [
+/// Commits never checkpoint the log: a background task does (`upkeep.rs`).
+const SQLITE_PRAGMAS: [&str; 5] = [
     "PRAGMA busy_timeout = 5000",
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
     "PRAGMA foreign_keys = ON",
+    "PRAGMA wal_autocheckpoint = 0",
 ];
 
 /// How long a call waits for a pooled connection before [`StoreError::PoolTimeout`].
@@ -85,6 +88,10 @@ pub struct Store {
     pool: AnyPool,
     /// Which database the pool talks to.
     backend: Backend,
+    /// Conversation rows known to exist.
+    known: Arc<upkeep::KnownConversations>,
+    /// Stops the background WAL checkpoints (SQLite files) with the last clone.
+    _checkpointer: Option<Arc<tokio_util::sync::DropGuard>>,
 }
 
 impl Store {
@@ -133,7 +140,14 @@ impl Store {
             pool.close().await;
             return Err(error.into());
         }
-        Ok(Store { pool, backend })
+        let checkpointer = (backend == Backend::Sqlite && !in_memory)
+            .then(|| Arc::new(upkeep::start_checkpointer(pool.clone())));
+        Ok(Store {
+            pool,
+            backend,
+            known: Arc::default(),
+            _checkpointer: checkpointer,
+        })
     }
 
     /// Closes the pool: waits for checked-out connections to come back, then

@@ -4,7 +4,6 @@
 
 use baton_channel::{Author, ConversationKey};
 
-use super::conversations::ensure_conversation;
 use super::{MessageId, Role, Store, StoreError, StoredMessage, TurnId, now_ms};
 
 impl Store {
@@ -21,8 +20,7 @@ impl Store {
     ) -> Result<Option<MessageId>, StoreError> {
         let key = key.to_string();
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        ensure_conversation(&mut tx, &key, now).await?;
+        self.ensure_conversation(&key, now).await?;
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO messages \
              (conversation, role, author_id, author_name, content, platform_message_id, created_at) \
@@ -37,9 +35,8 @@ impl Store {
         .bind(text)
         .bind(platform_message_id)
         .bind(now)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(id.map(MessageId))
     }
 
@@ -53,8 +50,7 @@ impl Store {
     ) -> Result<MessageId, StoreError> {
         let key = key.to_string();
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        ensure_conversation(&mut tx, &key, now).await?;
+        self.ensure_conversation(&key, now).await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO messages (conversation, role, content, turn_id, created_at) \
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -64,9 +60,8 @@ impl Store {
         .bind(text)
         .bind(turn.0)
         .bind(now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(MessageId(id))
     }
 

@@ -7,7 +7,6 @@
 
 use baton_channel::{ConversationKey, Effort, WorkerId, WorkerStatus};
 
-use super::conversations::ensure_conversation;
 use super::{
     MessageId, Mode, NewWorker, Store, StoreError, StoredTurn, StoredWorker, TurnId, TurnStatus,
     now_ms, tokens_from_db, tokens_to_db,
@@ -28,8 +27,7 @@ impl Store {
     ) -> Result<TurnId, StoreError> {
         let key = key.to_string();
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        ensure_conversation(&mut tx, &key, now).await?;
+        self.ensure_conversation(&key, now).await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO turns (conversation, inbound_message_id, mode, model, status, started_at) \
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -40,9 +38,8 @@ impl Store {
         .bind(model)
         .bind(TurnStatus::Running.as_str())
         .bind(now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(TurnId(id))
     }
 
