@@ -6,11 +6,11 @@
 //! the model's thinking blocks in [`AssistantMessage::provider_state`] so
 //! they go back, first and unchanged, with that message on the next round.
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http::send_json;
+use super::http::Endpoint;
 use super::{
     AssistantMessage, Completion, CompletionRequest, Effort, Message, Provider, ProviderError,
     StopReason, ToolCall, Usage,
@@ -30,10 +30,7 @@ const STATE_KEY: &str = "anthropic";
 /// A provider speaking the Anthropic Messages API (non-streaming).
 #[derive(Debug, Clone)]
 pub struct AnthropicProvider {
-    name: String,
-    base_url: String,
-    api_key: Option<SecretString>,
-    http: reqwest::Client,
+    endpoint: Endpoint,
 }
 
 impl AnthropicProvider {
@@ -46,10 +43,7 @@ impl AnthropicProvider {
         http: reqwest::Client,
     ) -> Self {
         AnthropicProvider {
-            name: name.into(),
-            base_url: base_url.into().trim_end_matches('/').to_owned(),
-            api_key,
-            http,
+            endpoint: Endpoint::new(name, base_url, api_key, http),
         }
     }
 
@@ -230,7 +224,7 @@ impl AnthropicProvider {
                 .and_then(Value::as_str)
                 .map(str::to_owned)
                 .ok_or_else(|| ProviderError::InvalidResponse {
-                    provider: self.name.clone(),
+                    provider: self.endpoint.name.clone(),
                     message: format!("a tool_use block has no {name}"),
                 })
         };
@@ -249,20 +243,18 @@ impl AnthropicProvider {
 #[async_trait::async_trait]
 impl Provider for AnthropicProvider {
     fn name(&self) -> &str {
-        &self.name
+        &self.endpoint.name
     }
 
     async fn complete(&self, request: &CompletionRequest) -> Result<Completion, ProviderError> {
-        let url = format!("{}/v1/messages", self.base_url);
-        let mut builder = self
-            .http
-            .post(url)
-            .header("anthropic-version", ANTHROPIC_VERSION)
-            .json(&Self::request_body(request));
-        if let Some(key) = &self.api_key {
-            builder = builder.header("x-api-key", key.expose_secret());
-        }
-        let wire: MessagesResponse = send_json(&self.name, builder).await?;
+        let body = Self::request_body(request);
+        let http = self
+            .endpoint
+            .post("/v1/messages", &body, |http, key| {
+                http.header("x-api-key", key)
+            })
+            .header("anthropic-version", ANTHROPIC_VERSION);
+        let wire: MessagesResponse = self.endpoint.send(http).await?;
         self.completion_from_wire(wire)
     }
 }

@@ -7,11 +7,11 @@
 //! name), and keeping `thoughtSignature`s in
 //! [`AssistantMessage::provider_state`] so they go back on the matching parts.
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::http::send_json;
+use super::http::Endpoint;
 use super::{
     AssistantMessage, Completion, CompletionRequest, Effort, Message, Provider, ProviderError,
     StopReason, ToolCall, ToolResult, Usage,
@@ -26,10 +26,7 @@ const STATE_KEY: &str = "gemini";
 /// A provider speaking the Gemini API's generateContent (non-streaming).
 #[derive(Debug, Clone)]
 pub struct GeminiProvider {
-    name: String,
-    base_url: String,
-    api_key: Option<SecretString>,
-    http: reqwest::Client,
+    endpoint: Endpoint,
 }
 
 impl GeminiProvider {
@@ -43,10 +40,7 @@ impl GeminiProvider {
         http: reqwest::Client,
     ) -> Self {
         GeminiProvider {
-            name: name.into(),
-            base_url: base_url.into().trim_end_matches('/').to_owned(),
-            api_key,
-            http,
+            endpoint: Endpoint::new(name, base_url, api_key, http),
         }
     }
 
@@ -221,12 +215,12 @@ impl GeminiProvider {
                 .and_then(|feedback| feedback.block_reason);
             return Err(match block_reason {
                 Some(reason) => ProviderError::BadRequest {
-                    provider: self.name.clone(),
+                    provider: self.endpoint.name.clone(),
                     status: 200,
                     message: format!("Gemini blocked the prompt (blockReason {reason})"),
                 },
                 None => ProviderError::InvalidResponse {
-                    provider: self.name.clone(),
+                    provider: self.endpoint.name.clone(),
                     message: "the answer has no candidates".into(),
                 },
             });
@@ -290,7 +284,7 @@ impl GeminiProvider {
     fn tool_call(&self, call: &Value, index: usize) -> Result<ToolCall, ProviderError> {
         let name = call.get("name").and_then(Value::as_str).ok_or_else(|| {
             ProviderError::InvalidResponse {
-                provider: self.name.clone(),
+                provider: self.endpoint.name.clone(),
                 message: "a functionCall part has no name".into(),
             }
         })?;
@@ -309,7 +303,7 @@ impl GeminiProvider {
 #[async_trait::async_trait]
 impl Provider for GeminiProvider {
     fn name(&self) -> &str {
-        &self.name
+        &self.endpoint.name
     }
 
     async fn complete(&self, request: &CompletionRequest) -> Result<Completion, ProviderError> {
@@ -317,12 +311,12 @@ impl Provider for GeminiProvider {
             .model
             .strip_prefix("models/")
             .unwrap_or(&request.model);
-        let url = format!("{}/v1beta/models/{model}:generateContent", self.base_url);
-        let mut builder = self.http.post(url).json(&Self::request_body(request));
-        if let Some(key) = &self.api_key {
-            builder = builder.header("x-goog-api-key", key.expose_secret());
-        }
-        let wire: GenerateContentResponse = send_json(&self.name, builder).await?;
+        let body = Self::request_body(request);
+        let path = format!("/v1beta/models/{model}:generateContent");
+        let http = self
+            .endpoint
+            .post(&path, &body, |http, key| http.header("x-goog-api-key", key));
+        let wire: GenerateContentResponse = self.endpoint.send(http).await?;
         self.completion_from_wire(wire)
     }
 }

@@ -4,10 +4,66 @@
 
 use std::time::Duration;
 
+use reqwest::RequestBuilder;
 use reqwest::header::HeaderMap;
+use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use super::ProviderError;
+
+/// Where and as whom a provider calls: its configured name, base URL, API
+/// key and HTTP client.
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoint {
+    /// The name the config gives the provider (used in error messages).
+    pub name: String,
+    base_url: String,
+    api_key: Option<SecretString>,
+    http: reqwest::Client,
+}
+
+impl Endpoint {
+    /// An endpoint at `base_url` (a trailing `/` is ignored).
+    pub fn new(
+        name: impl Into<String>,
+        base_url: impl Into<String>,
+        api_key: Option<SecretString>,
+        http: reqwest::Client,
+    ) -> Self {
+        Endpoint {
+            name: name.into(),
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            api_key,
+            http,
+        }
+    }
+
+    /// A POST of the JSON `body` to `path` under the base URL; `authorize`
+    /// adds the API key the way the wire wants it, when there is a key.
+    pub fn post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        authorize: impl FnOnce(RequestBuilder, &str) -> RequestBuilder,
+    ) -> RequestBuilder {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base_url))
+            .json(body);
+        match &self.api_key {
+            Some(key) => authorize(request, key.expose_secret()),
+            None => request,
+        }
+    }
+
+    /// Sends `request` and parses a 2xx answer as `T` (see [`send_json`]).
+    pub async fn send<T: DeserializeOwned>(
+        &self,
+        request: RequestBuilder,
+    ) -> Result<T, ProviderError> {
+        send_json(&self.name, request).await
+    }
+}
 
 /// The longest provider error message passed on to users, in characters.
 pub(crate) const MAX_ERROR_MESSAGE_CHARS: usize = 500;

@@ -4,11 +4,11 @@
 //! Owns the translation of the provider-neutral request to OpenAI messages,
 //! tools and `reasoning_effort`, and of the answer back to a [`Completion`].
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http::send_json;
+use super::http::Endpoint;
 use super::{
     AssistantMessage, Completion, CompletionRequest, Effort, Message, Provider, ProviderError,
     StopReason, ToolCall, Usage,
@@ -17,10 +17,7 @@ use super::{
 /// A provider speaking OpenAI Chat Completions (non-streaming).
 #[derive(Debug, Clone)]
 pub struct OpenAiProvider {
-    name: String,
-    base_url: String,
-    api_key: Option<SecretString>,
-    http: reqwest::Client,
+    endpoint: Endpoint,
 }
 
 impl OpenAiProvider {
@@ -34,10 +31,7 @@ impl OpenAiProvider {
         http: reqwest::Client,
     ) -> Self {
         OpenAiProvider {
-            name: name.into(),
-            base_url: base_url.into().trim_end_matches('/').to_owned(),
-            api_key,
-            http,
+            endpoint: Endpoint::new(name, base_url, api_key, http),
         }
     }
 
@@ -168,7 +162,7 @@ impl OpenAiProvider {
     fn completion_from_wire(&self, wire: ChatCompletion) -> Result<Completion, ProviderError> {
         let Some(choice) = wire.choices.into_iter().next() else {
             return Err(ProviderError::InvalidResponse {
-                provider: self.name.clone(),
+                provider: self.endpoint.name.clone(),
                 message: "the answer has no choices".into(),
             });
         };
@@ -216,16 +210,15 @@ impl OpenAiProvider {
 #[async_trait::async_trait]
 impl Provider for OpenAiProvider {
     fn name(&self) -> &str {
-        &self.name
+        &self.endpoint.name
     }
 
     async fn complete(&self, request: &CompletionRequest) -> Result<Completion, ProviderError> {
-        let url = format!("{}/chat/completions", self.base_url);
-        let mut builder = self.http.post(url).json(&Self::request_body(request));
-        if let Some(key) = &self.api_key {
-            builder = builder.bearer_auth(key.expose_secret());
-        }
-        let wire: ChatCompletion = send_json(&self.name, builder).await?;
+        let body = Self::request_body(request);
+        let http = self.endpoint.post("/chat/completions", &body, |http, key| {
+            http.bearer_auth(key)
+        });
+        let wire: ChatCompletion = self.endpoint.send(http).await?;
         self.completion_from_wire(wire)
     }
 }
