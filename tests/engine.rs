@@ -187,7 +187,7 @@ async fn orchestrator_runs_three_workers_in_parallel_and_posts_one_reply() {
         assert!(request.last_user_text().unwrap().starts_with("research "));
         assert_eq!(
             request.tool_names,
-            ["current_time"],
+            ["current_time", "fetch_url"],
             "worker tools: {:?}",
             request.tool_names
         );

@@ -6,8 +6,10 @@
 //! orchestrator's delegation tools live in `orchestrator/` and are offered
 //! only to the orchestrator in orchestrator mode.
 
+mod fetch;
 mod time;
 
+pub use fetch::{FetchPolicy, FetchUrl};
 pub use time::CurrentTime;
 
 use std::sync::Arc;
@@ -81,6 +83,7 @@ impl ToolRegistry {
     pub fn worker_defaults() -> Self {
         let mut registry = Self::default();
         registry.register(Arc::new(CurrentTime));
+        registry.register(Arc::new(FetchUrl::default()));
         registry
     }
 
