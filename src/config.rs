@@ -46,6 +46,8 @@ pub struct Config {
     pub orchestrator: OrchestratorConfig,
     /// Engine-wide limits.
     pub engine: EngineConfig,
+    /// Daily spending limits.
+    pub budget: crate::budget::BudgetConfig,
     /// The Telegram adapter.
     pub telegram: PlatformConfig,
     /// The Discord adapter.

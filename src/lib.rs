@@ -16,6 +16,7 @@
 //! - [`llm`]: the `Provider` trait and the OpenAI, Anthropic and Gemini wire
 //!   formats; retries and effort mapping.
 //! - [`tools`]: worker-safe tools.
+//! - [`budget`]: today's spending, and the daily budgets that limit it.
 //! - [`store`]: the sqlx repository (SQLite by default, Postgres too).
 //! - [`chat`] and [`check`]: the `baton chat` terminal channel and
 //!   `baton check`.
@@ -24,6 +25,7 @@
 
 pub mod agent;
 pub mod app;
+pub mod budget;
 pub mod chat;
 pub mod check;
 pub mod config;

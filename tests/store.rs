@@ -386,6 +386,17 @@ async fn usage_since_adds_turn_and_worker_usage(db: TestDb) {
         store.usage_since(&key("nobody"), 0).await.unwrap(),
         Usage::default()
     );
+    // The whole service, split by model (budgets price each model apart).
+    let by_model = store.usage_by_model_since(None, 0).await.unwrap();
+    let mut service = Usage::default();
+    for part in &by_model {
+        service.add(part.usage);
+    }
+    assert_eq!(service, usage(1157 + 99_999, 218 + 99_999), "{by_model:?}");
+    assert!(
+        by_model.iter().any(|p| p.model == "openai:gpt"),
+        "{by_model:?}"
+    );
 
     let stored = store.load_turn(turn).await.unwrap().unwrap();
     assert_eq!(stored.status, TurnStatus::Done);

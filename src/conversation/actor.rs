@@ -16,10 +16,11 @@ use tokio_util::task::AbortOnDropHandle;
 
 use super::commands;
 use super::turn::{TurnOutcome, TurnRequest, run_turn};
+use crate::budget::{self, Allowance, Spend};
 use crate::llm::{Message, Usage};
 use crate::services::Services;
 use crate::store::{
-    ConversationSettings, EventKind, MessageId, Role, StoredMessage, TurnId, TurnStatus,
+    ConversationSettings, EventKind, MessageId, Mode, Role, StoredMessage, TurnId, TurnStatus,
 };
 
 /// How often the typing indicator is refreshed while a turn runs.
@@ -233,11 +234,11 @@ impl Actor {
     }
 
     async fn status(&self, running: Option<&RunningTurn>) -> String {
-        let today = self
-            .services
-            .store
-            .usage_since(&self.key, start_of_today_ms())
+        let store = &self.services.store;
+        let today = store
+            .usage_by_model_since(Some(&self.key), budget::start_of_today_ms())
             .await
+            .map(|parts| Spend::of(&parts, &self.services.config.models))
             .unwrap_or_default();
         commands::status_text(commands::StatusView {
             settings: self.settings,
@@ -277,14 +278,29 @@ impl Actor {
                     .await;
             }
         };
-        let models = &self.services.models;
+        let services = &self.services;
+        let config = &services.config;
+        let allowance = budget::allowance(&store, &config.models, &config.budget, &self.key)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(conversation = %self.key, error = %e, "cannot check the budget");
+                Allowance::Full
+            });
+        let mut settings = self.settings;
+        let mut notice = None;
+        match allowance {
+            Allowance::Full => {}
+            Allowance::SingleOnly(text) => {
+                if settings.mode == Mode::Orchestrator {
+                    settings.mode = Mode::Single;
+                    notice = Some(text);
+                }
+            }
+            Allowance::Refused(text) => return self.refuse(message_id, &origin, &text).await,
+        }
+        let model = services.models.orchestrator.model.to_string();
         let turn = match store
-            .start_turn(
-                &self.key,
-                Some(message_id),
-                self.settings.mode,
-                &models.orchestrator.model.to_string(),
-            )
+            .start_turn(&self.key, Some(message_id), settings.mode, &model)
             .await
         {
             Ok(turn) => turn,
@@ -301,19 +317,54 @@ impl Actor {
         let source = format!("user:{}", inbound.author.id);
         self.log(Some(turn), EventKind::Message, &source, &inbound.text)
             .await;
-        let outcome = self.drive(turn, context, &origin).await;
-        self.finish(turn, outcome, &origin).await;
+        let outcome = self.drive(turn, settings, context, &origin).await;
+        self.finish(turn, outcome, &origin, notice).await;
+    }
+
+    /// Answers without a model (the budget is used up); the turn is recorded
+    /// as failed so the message counts as handled.
+    async fn refuse(&mut self, message: MessageId, origin: &Origin, text: &str) {
+        let store = self.services.store.clone();
+        let model = self.services.models.orchestrator.model.to_string();
+        match store
+            .start_turn(&self.key, Some(message), self.settings.mode, &model)
+            .await
+        {
+            Ok(turn) => {
+                let finished = store
+                    .finish_turn(
+                        turn,
+                        TurnStatus::Failed,
+                        Usage::default(),
+                        Some("daily budget used up"),
+                    )
+                    .await;
+                if let Err(e) = finished {
+                    tracing::error!(conversation = %self.key, error = %e, "could not finish a turn");
+                }
+            }
+            Err(e) => {
+                tracing::error!(conversation = %self.key, error = %e, "could not record a turn")
+            }
+        }
+        self.post(origin, text).await;
     }
 
     /// Runs the turn task to its end, forwarding worker events and handling
     /// commands (`/stop` cancels) in the meantime.
-    async fn drive(&mut self, turn: TurnId, context: Vec<Message>, origin: &Origin) -> TurnOutcome {
+    async fn drive(
+        &mut self,
+        turn: TurnId,
+        settings: ConversationSettings,
+        context: Vec<Message>,
+        origin: &Origin,
+    ) -> TurnOutcome {
         let cancel = CancellationToken::new();
         let (events_tx, mut events) = mpsc::channel(EVENT_BUFFER);
         let request = TurnRequest {
             key: self.key.clone(),
             turn,
-            settings: self.settings,
+            settings,
             context,
             services: self.services.clone(),
             events: events_tx,
@@ -392,7 +443,13 @@ impl Actor {
         }
     }
 
-    async fn finish(&mut self, turn: TurnId, outcome: TurnOutcome, origin: &Origin) {
+    async fn finish(
+        &mut self,
+        turn: TurnId,
+        outcome: TurnOutcome,
+        origin: &Origin,
+        notice: Option<String>,
+    ) {
         let store = self.services.store.clone();
         let (status, usage, error, text) = match outcome {
             TurnOutcome::Interrupted => {
@@ -404,6 +461,10 @@ impl Actor {
                     "(The model returned an empty answer.)".to_owned()
                 } else {
                     text
+                };
+                let text = match notice {
+                    Some(notice) => format!("_{notice}_\n\n{text}"),
+                    None => text,
                 };
                 (TurnStatus::Done, usage, None, text)
             }
@@ -482,14 +543,6 @@ fn to_context(history: &[StoredMessage]) -> Vec<Message> {
             Role::Assistant => Message::assistant(message.content.clone()),
         })
         .collect()
-}
-
-fn start_of_today_ms() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default();
-    now - now.rem_euclid(86_400_000)
 }
 
 #[cfg(test)]

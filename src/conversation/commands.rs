@@ -2,6 +2,7 @@
 
 use baton_channel::Command;
 
+use crate::budget::Spend;
 use crate::llm::Usage;
 use crate::llm::models::Models;
 use crate::store::{ConversationSettings, Mode};
@@ -60,8 +61,8 @@ pub struct StatusView<'a> {
     pub models: &'a Models,
     /// `(worker id, label)` of running workers, when a turn is running.
     pub running: Option<Vec<(&'a str, &'a str)>>,
-    /// Tokens used today in this conversation.
-    pub today: Usage,
+    /// What this conversation used today.
+    pub today: Spend,
     /// The last turn's orchestrator usage and its cost in dollars.
     pub last_turn: Option<(Usage, f64)>,
 }
@@ -108,8 +109,8 @@ pub fn status_text(view: StatusView<'_>) -> String {
         ));
     }
     lines.push(format!(
-        "Today: {} in / {} out tokens",
-        view.today.input_tokens, view.today.output_tokens
+        "Today: {} in / {} out tokens, ${:.4}",
+        view.today.usage.input_tokens, view.today.usage.output_tokens, view.today.usd
     ));
     lines.join("\n")
 }

@@ -19,6 +19,8 @@
 //! - `transcript.rs`: users' messages (deduplicated) and replies;
 //! - `turns.rs`: turns, their workers, usage, crash recovery;
 //! - `recovery.rs`: messages a stop left unanswered;
+//! - `usage.rs`: token totals per model (costs, budgets, `/status`);
+//! - `upkeep.rs`: the cache of known conversations, WAL checkpoints;
 //! - `events.rs`: the event log;
 //! - `error.rs`: [`StoreError`]; `model.rs`: the record types.
 //!
@@ -34,6 +36,7 @@ mod recovery;
 mod transcript;
 mod turns;
 mod upkeep;
+mod usage;
 
 use std::path::Path;
 use std::sync::{Arc, Once};
@@ -49,6 +52,7 @@ pub use model::{
     StoredTurn, StoredWorker, TurnId, TurnStatus,
 };
 pub use recovery::UnansweredMessage;
+pub use usage::ModelUsage;
 
 /// The SQLite schema, embedded at compile time.
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");

@@ -127,38 +127,6 @@ impl Store {
         Ok(())
     }
 
-    /// Token usage of this conversation's turns that started at or after
-    /// `since_ms` (unix milliseconds): the orchestrator's usage on each turn
-    /// plus the usage of every worker those turns started.
-    pub async fn usage_since(
-        &self,
-        key: &ConversationKey,
-        since_ms: i64,
-    ) -> Result<Usage, StoreError> {
-        // SUM over BIGINT is NUMERIC in Postgres, which `Any` cannot decode:
-        // cast the totals back to BIGINT.
-        let (input, output): (i64, i64) = sqlx::query_as(
-            "SELECT CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), \
-                    CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) \
-             FROM ( \
-                 SELECT t.input_tokens, t.output_tokens FROM turns t \
-                 WHERE t.conversation = $1 AND t.started_at >= $2 \
-                 UNION ALL \
-                 SELECT w.input_tokens, w.output_tokens FROM workers w \
-                 JOIN turns t ON t.id = w.turn_id \
-                 WHERE t.conversation = $1 AND t.started_at >= $2 \
-             ) AS parts",
-        )
-        .bind(key.to_string())
-        .bind(since_ms)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(Usage {
-            input_tokens: tokens_from_db(input),
-            output_tokens: tokens_from_db(output),
-        })
-    }
-
     /// Marks every turn still `running` as `failed` (and its running workers
     /// as `cancelled`), with an error saying the service stopped. Called on
     /// start, when no turn can be running yet; returns how many turns.

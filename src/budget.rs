@@ -1,0 +1,121 @@
+//! What conversations and the service spent today, and the daily budgets
+//! that limit it: above a soft limit orchestrator mode falls back to single
+//! mode (with a notice); above a hard cap the bot says so instead of calling
+//! a model.
+
+use std::str::FromStr;
+
+use baton_channel::ConversationKey;
+use serde::Deserialize;
+
+use crate::config::{ModelRef, ModelsConfig};
+use crate::llm::Usage;
+use crate::store::{ModelUsage, Store, StoreError};
+
+/// `[budget]`: daily limits in US dollars (unset means none). Days are UTC.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// Above this, one conversation's orchestrator stops starting workers.
+    pub conversation_soft_usd: Option<f64>,
+    /// Above this, one conversation gets no more model answers today.
+    pub conversation_hard_usd: Option<f64>,
+    /// Like `conversation_soft_usd`, for all conversations together.
+    pub service_soft_usd: Option<f64>,
+    /// Like `conversation_hard_usd`, for all conversations together.
+    pub service_hard_usd: Option<f64>,
+}
+
+impl BudgetConfig {
+    /// Whether any limit is set (otherwise nothing is checked per turn).
+    pub fn is_set(&self) -> bool {
+        self.conversation_soft_usd.is_some()
+            || self.conversation_hard_usd.is_some()
+            || self.service_soft_usd.is_some()
+            || self.service_hard_usd.is_some()
+    }
+}
+
+/// Tokens and dollars spent.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Spend {
+    /// Tokens, all models together.
+    pub usage: Usage,
+    /// US dollars at the catalog's prices.
+    pub usd: f64,
+}
+
+impl Spend {
+    /// Prices `parts` with the catalog (models without prices cost nothing).
+    pub fn of(parts: &[ModelUsage], models: &ModelsConfig) -> Spend {
+        let mut spend = Spend::default();
+        for part in parts {
+            spend.usage.add(part.usage);
+            if let Ok(model) = ModelRef::from_str(&part.model) {
+                let spec = models.spec(&model);
+                spend.usd += (part.usage.input_tokens as f64 * spec.input_price
+                    + part.usage.output_tokens as f64 * spec.output_price)
+                    / 1_000_000.0;
+            }
+        }
+        spend
+    }
+}
+
+/// What the budgets allow for the next turn.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Allowance {
+    /// Anything.
+    Full,
+    /// Single mode only; the text says why.
+    SingleOnly(String),
+    /// No model call; the text is the answer.
+    Refused(String),
+}
+
+/// Checks today's spending of `key` and of the service against `budget`.
+pub async fn allowance(
+    store: &Store,
+    models: &ModelsConfig,
+    budget: &BudgetConfig,
+    key: &ConversationKey,
+) -> Result<Allowance, StoreError> {
+    if !budget.is_set() {
+        return Ok(Allowance::Full);
+    }
+    let today = start_of_today_ms();
+    let conversation = Spend::of(&store.usage_by_model_since(Some(key), today).await?, models);
+    let needs_service = budget.service_soft_usd.is_some() || budget.service_hard_usd.is_some();
+    let service = if needs_service {
+        Spend::of(&store.usage_by_model_since(None, today).await?, models)
+    } else {
+        Spend::default()
+    };
+    let over = |spent: f64, limit: Option<f64>| limit.filter(|limit| spent >= *limit);
+    if let Some(limit) = over(conversation.usd, budget.conversation_hard_usd) {
+        return Ok(Allowance::Refused(format!(
+            "This conversation has used its daily budget (${limit:.2}); I can answer again after midnight UTC."
+        )));
+    }
+    if let Some(limit) = over(service.usd, budget.service_hard_usd) {
+        return Ok(Allowance::Refused(format!(
+            "The bot has used its daily budget (${limit:.2}); it can answer again after midnight UTC."
+        )));
+    }
+    if let Some(limit) = over(conversation.usd, budget.conversation_soft_usd)
+        .or_else(|| over(service.usd, budget.service_soft_usd))
+    {
+        return Ok(Allowance::SingleOnly(format!(
+            "Today's spending passed the ${limit:.2} budget, so I answer without workers."
+        )));
+    }
+    Ok(Allowance::Full)
+}
+
+/// Midnight UTC today, in unix milliseconds.
+pub fn start_of_today_ms() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    now - now.rem_euclid(86_400_000)
+}

@@ -1,0 +1,82 @@
+//! Daily budgets: above the soft limit orchestrator mode answers without
+//! workers (with a notice), above the hard cap the bot says so without
+//! calling a model; `/status` shows what today cost.
+
+use crate::support::bot::{ORCHESTRATOR_MODEL, TestBot};
+use crate::support::fake_llm::{FakeReply, Wire};
+
+#[tokio::test]
+async fn over_the_soft_limit_workers_stop_and_over_the_hard_cap_no_model_is_called() {
+    // The fake reports 10 input tokens per message in the request, so at
+    // $100,000 per million input tokens the first turn (1 message) costs $1
+    // and the second (3 messages) $3.
+    let mut bot = TestBot::builder(Wire::OpenAi)
+        .config(&format!(
+            r#"
+[models.catalog."fake:{ORCHESTRATOR_MODEL}"]
+input_price = 100000.0
+output_price = 0.0
+
+[budget]
+conversation_soft_usd = 0.5
+conversation_hard_usd = 3.5
+"#
+        ))
+        .start(|request| FakeReply::Text(format!("{} messages seen", request.messages.len())))
+        .await;
+    bot.say("first").await;
+    bot.channel.wait_for_replies(1).await;
+    bot.say("/orchestrator on").await;
+    bot.say("second").await;
+    bot.say("third").await;
+    // `/status` skips the queue: ask once the others are answered.
+    bot.channel.wait_for_replies(4).await;
+    bot.say("/status").await;
+    bot.drain().await;
+
+    let replies = bot.channel.replies();
+    assert_eq!(replies.len(), 5, "{replies:#?}");
+    assert_eq!(replies[0], "1 messages seen");
+    assert!(replies[1].starts_with("Orchestrator mode on"));
+    assert!(
+        replies[2].contains("passed the $0.50 budget") && replies[2].ends_with("3 messages seen"),
+        "the soft limit answers in single mode with a notice: {}",
+        replies[2]
+    );
+    assert!(
+        replies[3].contains("used its daily budget ($3.50)"),
+        "the hard cap refuses: {}",
+        replies[3]
+    );
+    assert!(
+        replies[4].contains("$4.0000"),
+        "status shows the cost: {}",
+        replies[4]
+    );
+
+    let requests = bot.llm.requests();
+    assert_eq!(requests.len(), 2, "no model call past the hard cap");
+    assert!(
+        !requests[1].has_tool("spawn_worker"),
+        "above the soft limit no delegation tools are offered"
+    );
+    assert!(requests.iter().all(|r| r.model == ORCHESTRATOR_MODEL));
+}
+
+#[tokio::test]
+async fn without_budgets_spending_is_not_limited() {
+    let mut bot = TestBot::builder(Wire::OpenAi)
+        .config(&format!(
+            r#"
+[models.catalog."fake:{ORCHESTRATOR_MODEL}"]
+input_price = 100000.0
+"#
+        ))
+        .start(|_| FakeReply::Text("ok".into()))
+        .await;
+    for text in ["one", "two", "three"] {
+        bot.say(text).await;
+    }
+    bot.drain().await;
+    assert_eq!(bot.channel.replies(), ["ok", "ok", "ok"]);
+}
