@@ -6,3 +6,4 @@ mod engine;
 mod providers;
 mod store;
 mod support;
+mod telegram;
