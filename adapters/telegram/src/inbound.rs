@@ -65,7 +65,13 @@ impl Intake {
         let action = decide(&update, &self.me, &self.settings);
         let event = match action {
             Action::Ignore(why) => {
-                tracing::debug!(update = update.id.0, why, "update ignored");
+                tracing::debug!(
+                    update = update.id.0,
+                    chat = update.chat().map(|chat| chat.id.0),
+                    user = update.from().map(|user| user.id.0),
+                    why,
+                    "update ignored"
+                );
                 return Ok(());
             }
             Action::Answer(target, text) => {
