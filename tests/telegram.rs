@@ -326,15 +326,28 @@ async fn groups_answer_mentions_only_and_refuse_settings_to_non_admins() {
     telegram.group_message(GROUP, BOB, "/status", json!({}));
     let sent = telegram.wait_for_sent(GROUP, 5).await;
     assert!(sent[4].text().contains("Verbose: on"), "{}", sent[4].text());
+    // A forum topic is a conversation of its own, answered in the topic.
+    let (_, in_topic) = telegram.group_message(
+        GROUP,
+        BOB,
+        &format!("@{BOT_USERNAME} hello topic"),
+        json!({ "message_thread_id": 11, "is_topic_message": true }),
+    );
+    let sent = telegram.wait_for_sent(GROUP, 6).await;
+    assert_eq!(sent[5].reply_to(), Some(in_topic));
+    assert_eq!(sent[5].body["message_thread_id"], 11);
     app.stop().await;
 
     assert!(replies_to(&telegram.sent_to(GROUP), unaddressed).is_empty());
-    assert_eq!(telegram.sent_to(GROUP).len(), 5);
+    assert_eq!(telegram.sent_to(GROUP).len(), 6);
+    let requests = llm.requests();
     assert_eq!(
-        llm.requests().len(),
-        2,
+        requests.len(),
+        3,
         "only the addressed messages reached the model"
     );
+    assert_eq!(requests[1].messages.len(), 3, "the group's own history");
+    assert_eq!(requests[2].messages.len(), 1, "the topic starts afresh");
     assert_eq!(telegram.calls_of("getChatMember").len(), 2);
 }
 
