@@ -48,8 +48,24 @@ pub async fn connect_telegram(config: &TelegramConfig) -> Result<Option<Telegram
         return Ok(None);
     };
     let settings = telegram_settings(config, token)?;
-    Ok(Some(Telegram::connect(settings).await?))
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match Telegram::connect(settings.clone()).await {
+            Ok(telegram) => return Ok(Some(telegram)),
+            Err(error) if error.is_transient() && attempt < CONNECT_ATTEMPTS => {
+                let wait = Duration::from_secs(1 << attempt);
+                tracing::warn!(error = %error, attempt, "cannot reach Telegram; retrying in {wait:?}");
+                tokio::time::sleep(wait).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
 }
+
+/// Attempts to reach Telegram at start before giving up (transient errors
+/// only; a wrong token fails at once).
+const CONNECT_ATTEMPTS: u32 = 4;
 
 /// The adapter's settings from `[telegram]`.
 pub fn telegram_settings(

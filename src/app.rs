@@ -21,6 +21,9 @@ use crate::llm::models::Models;
 use crate::services::Services;
 use crate::store::{Store, StoreError};
 
+/// How long a stop waits for replies that are still being sent.
+const SEND_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -110,7 +113,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     stop.cancel();
     tasks.close();
     tasks.wait().await;
-    registry.shutdown().await;
+    // Replies being sent get a grace period (a 429 may be waited out);
+    // then the send queues stop and whatever is left is given up.
+    let stopping = registry.shutdown();
+    tokio::pin!(stopping);
+    if tokio::time::timeout(SEND_GRACE, &mut stopping)
+        .await
+        .is_err()
+    {
+        tracing::warn!("replies still unsent after {SEND_GRACE:?}; giving them up");
+        if let Some(telegram) = &telegram {
+            telegram.close().await;
+        }
+        stopping.await;
+    }
     if let Some(telegram) = &telegram {
         telegram.close().await;
     }

@@ -697,3 +697,21 @@ async fn the_webhook_checks_the_secret_and_confirms_only_what_was_stored() {
     server.abort();
     bot.close().await;
 }
+
+#[tokio::test]
+async fn a_wrong_token_stops_baton_run_with_a_clear_error_that_hides_the_token() {
+    let telegram = FakeTelegram::start().await;
+    let llm = FakeLlm::start(Wire::OpenAi, echo).await;
+    let dir = tempfile::tempdir().unwrap();
+    telegram.fail_next("getMe", FakeFailure::BadRequest("Unauthorized".into()));
+    let app = App::start(&telegram, &llm, &dir, "");
+    let error = tokio::time::timeout(Duration::from_secs(20), app.task)
+        .await
+        .expect("baton gives up at once")
+        .unwrap()
+        .expect_err("a wrong token is an error");
+    let text = error.to_string();
+    assert!(text.contains("getMe"), "{text}");
+    assert!(!text.contains("TEST-TOKEN"), "the token leaked: {text}");
+    assert_eq!(telegram.calls_of("getMe").len(), 1, "not retried");
+}
