@@ -1,15 +1,28 @@
 //! Putting the engine together: config to services, and the service's
 //! `run` function, shaped like mini-redis's: it runs until `shutdown`
 //! resolves, then stops every conversation before returning.
+//!
+//! Start order matters for "none lost, none answered twice": the adapters
+//! connect, the registry answers what the last stop left unanswered
+//! (`resume`), and only then do updates flow in. Stop order: updates stop
+//! flowing, the conversations stop, then the adapters' send queues.
 
 use std::future::Future;
 use std::sync::Arc;
 
+use baton_channel::Platform;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::adapters::{self, AdapterError};
 use crate::config::{Config, ConfigError};
 use crate::conversation::Registry;
 use crate::llm::models::Models;
 use crate::services::Services;
 use crate::store::{Store, StoreError};
+
+/// How long a stop waits for replies that are still being sent.
+const SEND_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +33,15 @@ pub enum StartError {
     /// The database could not be opened or migrated.
     #[error("cannot open the database: {0}")]
     Store(#[from] StoreError),
+    /// A platform adapter could not start.
+    #[error("cannot start an adapter: {0}")]
+    Adapter(#[from] AdapterError),
+    /// The HTTP server could not listen.
+    #[error("cannot listen on {listen}: {source}")]
+    Listen {
+        listen: String,
+        source: std::io::Error,
+    },
     /// What the last stop left unanswered could not be resumed.
     #[error("cannot resume unanswered messages: {0}")]
     Resume(#[from] crate::conversation::EngineError),
@@ -38,20 +60,49 @@ pub async fn services(config: Config) -> Result<Arc<Services>, StartError> {
 /// token variables are set.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
     let services = services(config).await?;
-    let registry = Registry::new(services.clone());
-    let adapters = [
-        ("telegram", &services.config.telegram),
-        ("discord", &services.config.discord),
-    ];
-    for (name, platform) in adapters {
-        if platform.enabled && platform.token().is_some() {
-            tracing::warn!(
-                adapter = name,
-                "this build has no {name} adapter yet; its token is ignored"
-            );
-        }
+    let config = &services.config;
+    let telegram = adapters::connect_telegram(&config.telegram)
+        .await?
+        .map(Arc::new);
+    let mut registry = Registry::new(services.clone());
+    if let Some(telegram) = &telegram {
+        registry = registry.with_channel(Platform::Telegram, telegram.channel());
     }
+    if config.discord.enabled && config.discord.token().is_some() {
+        tracing::warn!("this build has no discord adapter yet; its token is ignored");
+    }
+    let registry = Arc::new(registry);
+    // Before any update flows in: a message stored by then is answered
+    // here, and the same message offered again is a duplicate.
     registry.resume().await?;
+
+    let stop = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    if config.server.enabled {
+        let webhook = telegram
+            .as_ref()
+            .and_then(|telegram| telegram.webhook(&config.telegram.webhook_path, registry.clone()));
+        let listener = crate::server::bind(&config.server.listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                listen: config.server.listen.clone(),
+                source,
+            })?;
+        tasks.spawn(crate::server::serve(
+            listener,
+            crate::server::router(webhook),
+            stop.clone(),
+        ));
+    } else if telegram.as_ref().is_some_and(|t| t.uses_webhook()) {
+        tracing::warn!(
+            "telegram is in webhook mode but [server] is disabled: no updates will arrive"
+        );
+    }
+    if let Some(telegram) = telegram.clone().filter(|t| !t.uses_webhook()) {
+        let engine = registry.clone();
+        let stop = stop.clone();
+        tasks.spawn(async move { telegram.poll(engine, stop).await });
+    }
     tracing::info!(
         orchestrator = %services.models.orchestrator.model,
         worker = %services.models.worker.model,
@@ -59,7 +110,26 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     );
     shutdown.await;
     tracing::info!("shutting down");
-    registry.shutdown().await;
+    stop.cancel();
+    tasks.close();
+    tasks.wait().await;
+    // Replies being sent get a grace period (a 429 may be waited out);
+    // then the send queues stop and whatever is left is given up.
+    let stopping = registry.shutdown();
+    tokio::pin!(stopping);
+    if tokio::time::timeout(SEND_GRACE, &mut stopping)
+        .await
+        .is_err()
+    {
+        tracing::warn!("replies still unsent after {SEND_GRACE:?}; giving them up");
+        if let Some(telegram) = &telegram {
+            telegram.close().await;
+        }
+        stopping.await;
+    }
+    if let Some(telegram) = &telegram {
+        telegram.close().await;
+    }
     services.store.close().await;
     Ok(())
 }

@@ -106,16 +106,44 @@ pub async fn check(config: &Config) -> CheckReport {
         }
         Err(e) => report.problem(format!("storage: {}: {e}", redact_url(&config.storage.url))),
     }
-    for (name, platform) in [("telegram", &config.telegram), ("discord", &config.discord)] {
-        if !platform.enabled {
+    let platforms = [
+        (
+            "telegram",
+            config.telegram.enabled,
+            config.telegram.token().is_some(),
+            &config.telegram.token_env,
+        ),
+        (
+            "discord",
+            config.discord.enabled,
+            config.discord.token().is_some(),
+            &config.discord.token_env,
+        ),
+    ];
+    for (name, enabled, has_token, token_env) in platforms {
+        if !enabled {
             report.ok(format!("{name}: disabled"));
-        } else if platform.token().is_none() {
+        } else if !has_token {
             report.ok(format!(
-                "{name}: enabled but {} is not set, so it will not start",
-                platform.token_env
+                "{name}: enabled but {token_env} is not set, so it will not start"
             ));
         } else {
-            report.ok(format!("{name}: token found in {}", platform.token_env));
+            report.ok(format!("{name}: token found in {token_env}"));
+        }
+    }
+    let telegram = &config.telegram;
+    if telegram.enabled
+        && telegram.token().is_some()
+        && telegram.mode == crate::config::TelegramMode::Webhook
+    {
+        if telegram.webhook_secret().is_none() {
+            report.problem(format!(
+                "telegram: webhook mode needs a secret token in {}",
+                telegram.webhook_secret_env
+            ));
+        }
+        if !config.server.enabled {
+            report.problem("telegram: webhook mode needs [server] enabled".to_owned());
         }
     }
     report

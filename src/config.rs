@@ -48,8 +48,10 @@ pub struct Config {
     pub engine: EngineConfig,
     /// Daily spending limits.
     pub budget: crate::budget::BudgetConfig,
+    /// Baton's HTTP server (health check, Telegram webhook).
+    pub server: ServerConfig,
     /// The Telegram adapter.
-    pub telegram: PlatformConfig,
+    pub telegram: TelegramConfig,
     /// The Discord adapter.
     pub discord: PlatformConfig,
 }
@@ -308,7 +310,130 @@ impl EngineConfig {
     }
 }
 
-/// `[telegram]` and `[discord]`.
+/// `[server]`: Baton's own HTTP server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Whether to serve at all (webhook mode needs it).
+    pub enabled: bool,
+    /// The address to listen on (`127.0.0.1:0` picks a free port).
+    pub listen: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: "127.0.0.1:8080".into(),
+        }
+    }
+}
+
+/// How Telegram updates arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TelegramMode {
+    /// `getUpdates` long polling: no public address needed.
+    #[default]
+    Polling,
+    /// Telegram POSTs updates to `webhook_url`, served by `[server]`.
+    Webhook,
+}
+
+/// Who may talk to the bot in private chats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DmPolicy {
+    /// Only `allowed_users`.
+    #[default]
+    Allowlist,
+    /// Anyone.
+    Open,
+}
+
+/// `[telegram]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelegramConfig {
+    /// Whether to start the adapter (it also needs its token variable set).
+    pub enabled: bool,
+    /// The environment variable holding the bot token.
+    pub token_env: String,
+    /// The Bot API base URL (a local Bot API server or a test fake).
+    pub api_url: String,
+    /// `polling` or `webhook`.
+    pub mode: TelegramMode,
+    /// Webhook mode: the public HTTPS URL Telegram posts to; it must reach
+    /// `webhook_path` on `[server] listen` (through a reverse proxy).
+    pub webhook_url: Option<String>,
+    /// Webhook mode: the path served on Baton's HTTP server.
+    pub webhook_path: String,
+    /// Webhook mode: the environment variable holding the secret token
+    /// Telegram sends back in `X-Telegram-Bot-Api-Secret-Token`.
+    pub webhook_secret_env: String,
+    /// Telegram user ids that may talk to the bot anywhere and change
+    /// settings in groups.
+    pub allowed_users: Vec<u64>,
+    /// Group and supergroup chat ids whose members may talk to the bot.
+    pub allowed_chats: Vec<i64>,
+    /// `allowlist` (only `allowed_users` in private chats) or `open`.
+    pub dm_policy: DmPolicy,
+    /// Least milliseconds between two messages to one chat.
+    pub min_send_interval_ms: u64,
+    /// Most messages to one group in a minute.
+    pub group_messages_per_minute: usize,
+    /// Milliseconds verbose worker output is collected before it is sent.
+    pub verbose_batch_ms: u64,
+    /// Long-polling timeout of `getUpdates` in seconds (at most 15).
+    pub poll_timeout_secs: u64,
+    /// A token given by code (tests, embedding); wins over `token_env`.
+    /// Never read from the file.
+    #[serde(skip)]
+    pub token: Option<SecretString>,
+}
+
+impl Default for TelegramConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            token_env: "TELEGRAM_BOT_TOKEN".into(),
+            api_url: "https://api.telegram.org".into(),
+            mode: TelegramMode::Polling,
+            webhook_url: None,
+            webhook_path: "/telegram/webhook".into(),
+            webhook_secret_env: "TELEGRAM_WEBHOOK_SECRET".into(),
+            allowed_users: Vec::new(),
+            allowed_chats: Vec::new(),
+            dm_policy: DmPolicy::Allowlist,
+            min_send_interval_ms: 1000,
+            group_messages_per_minute: 20,
+            verbose_batch_ms: 1000,
+            poll_timeout_secs: 10,
+            token: None,
+        }
+    }
+}
+
+impl TelegramConfig {
+    /// The bot token: given by code, or from `token_env`.
+    pub fn token(&self) -> Option<SecretString> {
+        self.token.clone().or_else(|| env_secret(&self.token_env))
+    }
+
+    /// The webhook secret from `webhook_secret_env`.
+    pub fn webhook_secret(&self) -> Option<SecretString> {
+        env_secret(&self.webhook_secret_env)
+    }
+}
+
+fn env_secret(var: &str) -> Option<SecretString> {
+    std::env::var(var)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+        .map(SecretString::from)
+}
+
+/// `[discord]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct PlatformConfig {
@@ -323,10 +448,7 @@ pub struct PlatformConfig {
 impl PlatformConfig {
     /// The bot token from the environment, if set.
     pub fn token(&self) -> Option<SecretString> {
-        std::env::var(&self.token_env)
-            .ok()
-            .filter(|token| !token.trim().is_empty())
-            .map(SecretString::from)
+        env_secret(&self.token_env)
     }
 }
 
@@ -383,6 +505,28 @@ impl Config {
         }
         if self.engine.queue_capacity == 0 {
             return invalid("engine.queue_capacity");
+        }
+        let telegram = &self.telegram;
+        if telegram.group_messages_per_minute == 0 {
+            return invalid("telegram.group_messages_per_minute");
+        }
+        if !(1..=15).contains(&telegram.poll_timeout_secs) {
+            return Err(ConfigError::Invalid(
+                "telegram.poll_timeout_secs must be 1 to 15 (the HTTP client gives up at 17)"
+                    .into(),
+            ));
+        }
+        if telegram.enabled && telegram.mode == TelegramMode::Webhook {
+            if telegram.webhook_url.as_deref().is_none_or(str::is_empty) {
+                return Err(ConfigError::Invalid(
+                    "telegram.mode = \"webhook\" needs telegram.webhook_url".into(),
+                ));
+            }
+            if !telegram.webhook_path.starts_with('/') {
+                return Err(ConfigError::Invalid(
+                    "telegram.webhook_path must start with /".into(),
+                ));
+            }
         }
         Ok(())
     }
@@ -477,6 +621,13 @@ mod tests {
         let err =
             Config::from_toml("[orchestrator]\ndefault_mode = \"solo\"\n", env(&[])).unwrap_err();
         assert!(err.to_string().contains("single or orchestrator"), "{err}");
+        let err = Config::from_toml("[telegram]\nmode = \"webhook\"\n", env(&[])).unwrap_err();
+        assert!(err.to_string().contains("webhook_url"), "{err}");
+        let err = Config::from_toml("[telegram]\ndm_policy = \"maybe\"\n", env(&[])).unwrap_err();
+        assert!(
+            err.to_string().contains("dm_policy") || err.to_string().contains("maybe"),
+            "{err}"
+        );
         let err = Config::from_toml("[storage]\nurll = \"x\"\n", env(&[])).unwrap_err();
         assert!(err.to_string().contains("urll"), "{err}");
     }

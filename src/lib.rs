@@ -7,6 +7,9 @@
 //! - [`config`]: typed configuration from `config/baton.toml` plus
 //!   `BATON__SECTION__KEY` environment overrides; secrets as `SecretString`.
 //! - [`app`]: config to [`services::Services`], and the service's `run`.
+//! - [`adapters`]: the registry as the adapters' `Dispatch`, and adapter
+//!   settings from config; [`server`]: the HTTP server (`/healthz`, the
+//!   Telegram webhook).
 //! - [`conversation`]: the registry of conversation actors; each owns its
 //!   settings, its queue and the one `Reply` handle to its channel.
 //! - [`orchestrator`]: orchestrator mode: the delegation tools and the pool
@@ -23,6 +26,7 @@
 //!
 //! Platform adapters live in `adapters/` and speak only `baton-channel`.
 
+pub mod adapters;
 pub mod agent;
 pub mod app;
 pub mod budget;
@@ -32,6 +36,7 @@ pub mod config;
 pub mod conversation;
 pub mod llm;
 pub mod orchestrator;
+pub mod server;
 pub mod services;
 pub mod store;
 pub mod tools;

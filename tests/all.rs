@@ -7,4 +7,5 @@ mod engine;
 mod providers;
 mod store;
 mod support;
+mod telegram;
 mod tools;

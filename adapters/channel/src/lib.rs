@@ -3,17 +3,20 @@
 //! An adapter (Telegram, Discord, the terminal) turns platform events into
 //! [`Inbound`] messages and parsed [`Command`]s keyed by a
 //! [`ConversationKey`], and renders what the conversation actor hands back
-//! through the [`Reply`] trait. Nothing here knows about agents or models,
-//! and nothing here knows about serenity or teloxide.
+//! through the [`Reply`] trait; the engine takes events through
+//! [`Dispatch`]. Nothing here knows about agents or models, and nothing
+//! here knows about serenity or teloxide.
 
 mod chunk;
 mod command;
+mod dispatch;
 mod event;
 mod key;
 mod reply;
 
 pub use chunk::chunk_text;
 pub use command::{Command, CommandError, Effort, ParseEffortError, parse_command};
+pub use dispatch::{Accepted, Dispatch, DispatchError};
 pub use event::{WorkerEvent, WorkerEventKind, WorkerId, WorkerStatus};
 pub use key::{ConversationKey, ParseKeyError, Platform};
 pub use reply::{Author, Channel, ChannelError, ChannelEvent, Inbound, Origin, Reply};

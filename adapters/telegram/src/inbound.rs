@@ -1,0 +1,496 @@
+//! From a Telegram update to what the engine hears: conversation keys,
+//! mention gating in groups, access control, commands, and the short
+//! answers the adapter gives by itself (refusals, "text only").
+//!
+//! An update is handled once it is dispatched to the engine (which stores a
+//! message before it returns), answered by the adapter, or deliberately
+//! ignored; only then may it be confirmed to Telegram.
+
+use std::sync::Arc;
+
+use baton_channel::{
+    Author, ChannelEvent, Command, ConversationKey, Dispatch, DispatchError, Inbound, Origin,
+    Platform, parse_command,
+};
+use teloxide::Bot;
+use teloxide::prelude::Requester;
+use teloxide::types::{Message, Update, UpdateKind, User, UserId};
+
+use crate::outbox::{Outboxes, Outgoing, Target};
+use crate::settings::{DmPolicy, Settings};
+
+/// The answer to a command from someone who may not use the bot.
+pub const NOT_ALLOWED: &str = "Sorry, you are not allowed to use this bot here.";
+/// The answer to a settings command from a non-administrator in a group.
+pub const ADMINS_ONLY: &str = "Only this chat's administrators can change my settings.";
+/// The answer to a photo, sticker, voice message and the like.
+pub const TEXT_ONLY: &str = "I can only read text messages for now.";
+
+/// Who the bot is.
+#[derive(Debug, Clone)]
+pub struct BotIdentity {
+    /// Its user id (replies to its messages address it).
+    pub id: UserId,
+    /// Its username, without `@`.
+    pub username: String,
+}
+
+/// Turns updates into engine events; shared by polling and the webhook.
+pub struct Intake {
+    pub(crate) bot: Bot,
+    pub(crate) me: BotIdentity,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) outboxes: Arc<Outboxes>,
+    pub(crate) engine: Arc<dyn Dispatch>,
+}
+
+/// What to do with one update.
+#[derive(Debug)]
+enum Action {
+    /// Nothing (not for this bot, not allowed, not a message).
+    Ignore(&'static str),
+    /// Give the engine this event.
+    Dispatch(ChannelEvent),
+    /// Answer this by the adapter, without the engine.
+    Answer(Target, &'static str),
+    /// A settings command from someone who is neither an allowed user nor
+    /// (yet known to be) an administrator of the group.
+    NeedsAdmin(ChannelEvent, Target, UserId),
+}
+
+impl Intake {
+    /// Handles one update. `Ok` means it may be confirmed to Telegram; a
+    /// transient error means it should be offered again later.
+    pub async fn handle(&self, update: Update) -> Result<(), DispatchError> {
+        let action = decide(&update, &self.me, &self.settings);
+        let event = match action {
+            Action::Ignore(why) => {
+                tracing::debug!(
+                    update = update.id.0,
+                    chat = update.chat().map(|chat| chat.id.0),
+                    user = update.from().map(|user| user.id.0),
+                    why,
+                    "update ignored"
+                );
+                return Ok(());
+            }
+            Action::Answer(target, text) => {
+                self.answer(target, text);
+                return Ok(());
+            }
+            Action::Dispatch(event) => event,
+            Action::NeedsAdmin(event, target, user) => {
+                if self.is_admin(target, user).await {
+                    event
+                } else {
+                    self.answer(target, ADMINS_ONLY);
+                    return Ok(());
+                }
+            }
+        };
+        match self.engine.dispatch(event).await {
+            Ok(accepted) => {
+                tracing::debug!(update = update.id.0, ?accepted, "update dispatched");
+                Ok(())
+            }
+            Err(error) if error.transient => Err(error),
+            Err(error) => {
+                tracing::error!(update = update.id.0, error = %error, "the engine refused an update; it is dropped");
+                Ok(())
+            }
+        }
+    }
+
+    fn answer(&self, target: Target, text: &str) {
+        let item = Outgoing::Reply {
+            target,
+            markdown: text.to_owned(),
+            done: None,
+        };
+        if !self.outboxes.offer(target.chat, item) {
+            tracing::debug!(chat = target.chat.0, "send queue full; answer dropped");
+        }
+    }
+
+    async fn is_admin(&self, target: Target, user: UserId) -> bool {
+        match self.bot.get_chat_member(target.chat, user).await {
+            Ok(member) => member.kind.is_privileged(),
+            Err(error) => {
+                let failure = crate::api::Failure::from_request(&error, self.bot.token());
+                tracing::warn!(chat = target.chat.0, error = %failure, "cannot check whether a user is an administrator");
+                false
+            }
+        }
+    }
+}
+
+/// Decides what an update is, without any I/O.
+fn decide(update: &Update, me: &BotIdentity, settings: &Settings) -> Action {
+    let message = match &update.kind {
+        UpdateKind::Message(message) => message,
+        UpdateKind::EditedMessage(_) => return Action::Ignore("edited message"),
+        _ => return Action::Ignore("not a message"),
+    };
+    let Some(user) = message.from.as_ref() else {
+        return Action::Ignore("no sender");
+    };
+    if user.is_bot {
+        return Action::Ignore("from a bot");
+    }
+    let chat = &message.chat;
+    let private = chat.is_private();
+    if !private && !chat.is_group() && !chat.is_supergroup() {
+        return Action::Ignore("a channel");
+    }
+    let target = Target {
+        chat: chat.id,
+        thread: message.thread_id.filter(|_| message.is_topic_message),
+        reply_to: Some(message.id),
+    };
+    let allowed = settings.allowed_users.contains(&user.id.0)
+        || if private {
+            settings.dm_policy == DmPolicy::Open
+        } else {
+            settings.allowed_chats.contains(&chat.id.0)
+        };
+    let key = conversation_key(message);
+    let author = author(user);
+    let origin = Origin {
+        message_id: Some(message.id.0.to_string()),
+    };
+    let Some(text) = message.text().or(message.caption()) else {
+        let addressed = private || replies_to_bot(message, me);
+        return if allowed && addressed {
+            Action::Answer(target, TEXT_ONLY)
+        } else {
+            Action::Ignore("not text")
+        };
+    };
+    if let Some(command) = parse_command(text, Some(&me.username)) {
+        let for_me = private || command.is_ok() || names_bot(text, me);
+        if !for_me {
+            // An unknown `/word` in a group is some other bot's business.
+            return Action::Ignore("a command for another bot");
+        }
+        if !allowed {
+            return Action::Answer(target, NOT_ALLOWED);
+        }
+        let changes_settings = command.as_ref().is_ok_and(Command::changes_settings);
+        let event = ChannelEvent::Command {
+            key,
+            author,
+            origin,
+            command,
+        };
+        let trusted = private || settings.allowed_users.contains(&user.id.0);
+        return if changes_settings && !trusted {
+            Action::NeedsAdmin(event, target, user.id)
+        } else {
+            Action::Dispatch(event)
+        };
+    }
+    let text = if private {
+        text.trim().to_owned()
+    } else {
+        if !mentions_bot(text, me) && !replies_to_bot(message, me) {
+            return Action::Ignore("a group message not addressed to the bot");
+        }
+        strip_mentions(text, me)
+    };
+    if !allowed {
+        return Action::Ignore("sender not allowed");
+    }
+    if text.is_empty() {
+        return Action::Ignore("empty after the mention");
+    }
+    Action::Dispatch(ChannelEvent::Message(Inbound {
+        key,
+        author,
+        text,
+        reply_to: message
+            .reply_to_message()
+            .map(|replied| replied.id.0.to_string()),
+        origin,
+    }))
+}
+
+/// A DM or a group is one conversation; a forum topic is its own.
+fn conversation_key(message: &Message) -> ConversationKey {
+    let key = ConversationKey::new(Platform::Telegram, message.chat.id.0.to_string());
+    match message.thread_id {
+        Some(thread) if message.is_topic_message => key.with_thread(thread.0.0.to_string()),
+        _ => key,
+    }
+}
+
+fn author(user: &User) -> Author {
+    let mut name = user.first_name.clone();
+    if let Some(last) = &user.last_name {
+        name.push(' ');
+        name.push_str(last);
+    }
+    if name.trim().is_empty()
+        && let Some(username) = &user.username
+    {
+        name = username.clone();
+    }
+    Author {
+        id: user.id.0.to_string(),
+        name,
+    }
+}
+
+/// Whether the message answers one of the bot's own messages. (In forum
+/// topics every message "replies" to the topic's first message; that one is
+/// the bot's only if the bot opened the topic.)
+fn replies_to_bot(message: &Message, me: &BotIdentity) -> bool {
+    message
+        .reply_to_message()
+        .and_then(|replied| replied.from.as_ref())
+        .is_some_and(|from| from.id == me.id)
+}
+
+/// Whether `@username` of the bot appears as a word in `text`.
+fn mentions_bot(text: &str, me: &BotIdentity) -> bool {
+    mention_spans(text, me).next().is_some()
+}
+
+/// Whether a command is explicitly addressed to this bot (`/cmd@bot`).
+fn names_bot(text: &str, me: &BotIdentity) -> bool {
+    text.split_whitespace()
+        .next()
+        .and_then(|head| head.split_once('@'))
+        .is_some_and(|(_, name)| name.eq_ignore_ascii_case(&me.username))
+}
+
+/// The text without the bot's `@username` mentions, whitespace tidied.
+fn strip_mentions(text: &str, me: &BotIdentity) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut from = 0;
+    for (start, end) in mention_spans(text, me) {
+        out.push_str(&text[from..start]);
+        from = end;
+    }
+    out.push_str(&text[from..]);
+    let tidy: Vec<&str> = out.split(' ').filter(|w| !w.is_empty()).collect();
+    let tidy = tidy.join(" ");
+    tidy.trim().trim_start_matches([',', ':']).trim().to_owned()
+}
+
+/// Byte spans of `@username` (any case) that stand as words.
+fn mention_spans<'a>(
+    text: &'a str,
+    me: &'a BotIdentity,
+) -> impl Iterator<Item = (usize, usize)> + 'a {
+    let needle = format!("@{}", me.username.to_ascii_lowercase());
+    let lower = text.to_ascii_lowercase();
+    let spans: Vec<(usize, usize)> = lower
+        .match_indices(&needle)
+        .map(|(start, m)| (start, start + m.len()))
+        .filter(|&(_, end)| {
+            text[end..]
+                .chars()
+                .next()
+                .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
+        })
+        .collect();
+    spans.into_iter()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+    use serde_json::{Value, json};
+
+    fn me() -> BotIdentity {
+        BotIdentity {
+            id: UserId(999),
+            username: "baton_bot".into(),
+        }
+    }
+
+    fn settings() -> Settings {
+        let mut settings = Settings::new(SecretString::from("t"));
+        settings.allowed_users = vec![42];
+        settings.allowed_chats = vec![-100];
+        settings
+    }
+
+    fn update(chat: Value, from: u64, text: &str, extra: Value) -> Update {
+        let mut message = json!({
+            "message_id": 7,
+            "date": 0,
+            "chat": chat,
+            "from": {"id": from, "is_bot": false, "first_name": "Ada"},
+            "text": text,
+        });
+        if let (Some(message), Some(extra)) = (message.as_object_mut(), extra.as_object()) {
+            message.extend(extra.clone());
+        }
+        parse(json!({"update_id": 1, "message": message}))
+    }
+
+    /// Updates parse from text (teloxide's flattened enums do not parse
+    /// from a `Value`).
+    fn parse(value: Value) -> Update {
+        serde_json::from_str(&value.to_string()).unwrap()
+    }
+
+    fn dm(from: u64, text: &str) -> Update {
+        update(
+            json!({"id": from, "type": "private", "first_name": "Ada"}),
+            from,
+            text,
+            json!({}),
+        )
+    }
+
+    fn group(from: u64, text: &str, extra: Value) -> Update {
+        update(
+            json!({"id": -100, "type": "supergroup", "title": "G"}),
+            from,
+            text,
+            extra,
+        )
+    }
+
+    fn dispatched_text(action: Action) -> String {
+        match action {
+            Action::Dispatch(ChannelEvent::Message(inbound)) => inbound.text,
+            other => panic!("not a message: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_dm_from_an_allowed_user_is_a_message_of_its_own_conversation() {
+        let action = decide(&dm(42, "hello"), &me(), &settings());
+        let Action::Dispatch(ChannelEvent::Message(inbound)) = action else {
+            panic!("{action:?}")
+        };
+        assert_eq!(inbound.key.to_string(), "telegram/42");
+        assert_eq!(inbound.origin.message_id.as_deref(), Some("7"));
+        assert_eq!(inbound.author.name, "Ada");
+    }
+
+    #[test]
+    fn strangers_get_silence_for_chat_and_a_refusal_for_commands() {
+        assert!(matches!(
+            decide(&dm(5, "hello"), &me(), &settings()),
+            Action::Ignore(_)
+        ));
+        assert!(matches!(
+            decide(&dm(5, "/status"), &me(), &settings()),
+            Action::Answer(_, NOT_ALLOWED)
+        ));
+        let mut open = settings();
+        open.dm_policy = DmPolicy::Open;
+        assert!(matches!(
+            decide(&dm(5, "hello"), &me(), &open),
+            Action::Dispatch(_)
+        ));
+    }
+
+    #[test]
+    fn groups_answer_mentions_replies_and_commands_only() {
+        let s = settings();
+        assert!(matches!(
+            decide(&group(5, "just chatting", json!({})), &me(), &s),
+            Action::Ignore(_)
+        ));
+        assert_eq!(
+            dispatched_text(decide(
+                &group(5, "@Baton_Bot what is 2+2?", json!({})),
+                &me(),
+                &s
+            )),
+            "what is 2+2?"
+        );
+        assert!(matches!(
+            decide(&group(5, "@baton_botty hi", json!({})), &me(), &s),
+            Action::Ignore(_)
+        ));
+        let reply = json!({"reply_to_message": {
+            "message_id": 3, "date": 0,
+            "chat": {"id": -100, "type": "supergroup", "title": "G"},
+            "from": {"id": 999, "is_bot": true, "first_name": "Baton", "username": "baton_bot"},
+            "text": "earlier answer"
+        }});
+        assert_eq!(
+            dispatched_text(decide(&group(5, "and why?", reply), &me(), &s)),
+            "and why?"
+        );
+        assert!(matches!(
+            decide(&group(5, "/status@baton_bot", json!({})), &me(), &s),
+            Action::Dispatch(ChannelEvent::Command { .. })
+        ));
+        assert!(matches!(
+            decide(&group(5, "/status@other_bot", json!({})), &me(), &s),
+            Action::Ignore(_)
+        ));
+        assert!(matches!(
+            decide(&group(5, "/frobnicate", json!({})), &me(), &s),
+            Action::Ignore(_)
+        ));
+    }
+
+    #[test]
+    fn settings_commands_in_groups_need_an_admin_or_an_allowed_user() {
+        let s = settings();
+        assert!(matches!(
+            decide(&group(5, "/verbose on", json!({})), &me(), &s),
+            Action::NeedsAdmin(..)
+        ));
+        assert!(matches!(
+            decide(&group(42, "/verbose on", json!({})), &me(), &s),
+            Action::Dispatch(_)
+        ));
+        assert!(matches!(
+            decide(&group(5, "/verbose", json!({})), &me(), &s),
+            Action::Dispatch(_)
+        ));
+    }
+
+    #[test]
+    fn a_forum_topic_is_its_own_conversation() {
+        let topic = json!({"message_thread_id": 11, "is_topic_message": true});
+        let action = decide(&group(42, "@baton_bot hi", topic), &me(), &settings());
+        let Action::Dispatch(ChannelEvent::Message(inbound)) = action else {
+            panic!("{action:?}")
+        };
+        assert_eq!(inbound.key.to_string(), "telegram/-100/11");
+    }
+
+    #[test]
+    fn edits_and_stickers_are_handled_quietly() {
+        let edited: Update = parse(json!({"update_id": 2, "edited_message": {
+            "message_id": 7, "date": 0, "edit_date": 1,
+            "chat": {"id": 42, "type": "private", "first_name": "Ada"},
+            "from": {"id": 42, "is_bot": false, "first_name": "Ada"},
+            "text": "changed"
+        }}));
+        assert!(matches!(
+            decide(&edited, &me(), &settings()),
+            Action::Ignore(_)
+        ));
+        let sticker: Update = parse(json!({"update_id": 3, "message": {
+            "message_id": 8, "date": 0,
+            "chat": {"id": 42, "type": "private", "first_name": "Ada"},
+            "from": {"id": 42, "is_bot": false, "first_name": "Ada"},
+            "sticker": {"file_id": "f", "file_unique_id": "u", "type": "regular",
+                        "width": 1, "height": 1, "is_animated": false, "is_video": false}
+        }}));
+        assert!(matches!(
+            decide(&sticker, &me(), &settings()),
+            Action::Answer(_, TEXT_ONLY)
+        ));
+    }
+
+    #[test]
+    fn mentions_are_stripped() {
+        assert_eq!(
+            strip_mentions("@baton_bot, hello @BATON_BOT there", &me()),
+            "hello there"
+        );
+    }
+}

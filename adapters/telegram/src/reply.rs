@@ -1,0 +1,109 @@
+//! The engine's side of the adapter: a [`Channel`] whose [`Reply`] handles
+//! put replies, verbose output and typing indicators in the chat's outbox.
+
+use std::sync::Arc;
+
+use baton_channel::{Channel, ChannelError, ConversationKey, Origin, Reply, WorkerEvent};
+use teloxide::types::{ChatId, MessageId, ThreadId};
+use tokio::sync::oneshot;
+
+use crate::outbox::{Outboxes, Outgoing, Target};
+
+/// Telegram as the engine sees it: a source of reply handles.
+pub struct TelegramChannel {
+    outboxes: Arc<Outboxes>,
+}
+
+impl TelegramChannel {
+    pub(crate) fn new(outboxes: Arc<Outboxes>) -> Self {
+        Self { outboxes }
+    }
+}
+
+impl Channel for TelegramChannel {
+    fn reply_to(&self, key: &ConversationKey) -> Box<dyn Reply> {
+        Box::new(TelegramReply {
+            key: key.clone(),
+            chat: key.chat.parse().ok().map(ChatId),
+            thread: key
+                .thread
+                .as_deref()
+                .and_then(|t| t.parse().ok())
+                .map(|id| ThreadId(MessageId(id))),
+            outboxes: self.outboxes.clone(),
+        })
+    }
+}
+
+/// One conversation's handle: a chat, and a forum topic in it.
+struct TelegramReply {
+    key: ConversationKey,
+    chat: Option<ChatId>,
+    thread: Option<ThreadId>,
+    outboxes: Arc<Outboxes>,
+}
+
+impl TelegramReply {
+    fn target(&self, origin: &Origin) -> Result<Target, ChannelError> {
+        let chat = self.chat.ok_or_else(|| {
+            ChannelError::Permanent(format!("{} is not a Telegram chat", self.key))
+        })?;
+        Ok(Target {
+            chat,
+            thread: self.thread,
+            reply_to: message_id(origin),
+        })
+    }
+}
+
+/// The Telegram message id an origin names, if it names one.
+pub(crate) fn message_id(origin: &Origin) -> Option<MessageId> {
+    origin
+        .message_id
+        .as_deref()
+        .and_then(|id| id.parse().ok())
+        .map(MessageId)
+}
+
+#[async_trait::async_trait]
+impl Reply for TelegramReply {
+    async fn post(&mut self, origin: &Origin, text: &str) -> Result<(), ChannelError> {
+        let target = self.target(origin)?;
+        let (done, delivered) = oneshot::channel();
+        let item = Outgoing::Reply {
+            target,
+            markdown: text.to_owned(),
+            done: Some(done),
+        };
+        self.outboxes.send(target.chat, item).await?;
+        delivered.await.unwrap_or_else(|_| {
+            Err(ChannelError::Transient(
+                "the Telegram adapter stopped before the reply was sent".into(),
+            ))
+        })
+    }
+
+    async fn verbose(&mut self, origin: &Origin, event: &WorkerEvent) -> Result<(), ChannelError> {
+        let target = self.target(origin)?;
+        let item = Outgoing::Verbose {
+            target,
+            label: event.label.clone(),
+            line: event.describe(),
+        };
+        if !self.outboxes.offer(target.chat, item) {
+            tracing::debug!(conversation = %self.key, "send queue full; verbose output dropped");
+        }
+        Ok(())
+    }
+
+    async fn working(&mut self, origin: &Origin) -> Result<(), ChannelError> {
+        let target = self.target(origin)?;
+        self.outboxes.offer(
+            target.chat,
+            Outgoing::Typing {
+                thread: target.thread,
+            },
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,81 @@
+//! Webhook mode: the route Telegram POSTs updates to, mounted on Baton's
+//! own HTTP server.
+//!
+//! Every request must carry the secret given to `setWebhook` in
+//! `X-Telegram-Bot-Api-Secret-Token` (checked in constant time); others get
+//! 401. The answer is sent only after the update is handled (stored by the
+//! engine): a 200 confirms it, a 503 (transient store failure) makes
+//! Telegram deliver it again later. teloxide's own webhook router answers
+//! before the update is handled, which is why this route is Baton's.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use secrecy::{ExposeSecret, SecretString};
+use teloxide::types::Update;
+
+use crate::inbound::Intake;
+
+/// The header Telegram puts the secret token in.
+pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
+
+struct Hook {
+    intake: Arc<Intake>,
+    secret: SecretString,
+}
+
+/// A router answering `POST path` with `intake`.
+pub(crate) fn router(path: &str, intake: Arc<Intake>, secret: SecretString) -> Router {
+    let hook = Arc::new(Hook { intake, secret });
+    Router::new().route(path, post(receive)).with_state(hook)
+}
+
+async fn receive(State(hook): State<Arc<Hook>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let given = headers
+        .get(SECRET_HEADER)
+        .map(|value| value.as_bytes())
+        .unwrap_or_default();
+    if !constant_time_eq(given, hook.secret.expose_secret().as_bytes()) {
+        tracing::warn!("webhook request without the right secret token refused");
+        return StatusCode::UNAUTHORIZED;
+    }
+    let update: Update = match serde_json::from_slice(&body) {
+        Ok(update) => update,
+        Err(error) => {
+            // Telegram would only send it again: take it and say why.
+            tracing::warn!(error = %error, "webhook body is not an update; ignored");
+            return StatusCode::OK;
+        }
+    };
+    match hook.intake.handle(update).await {
+        Ok(()) => StatusCode::OK,
+        Err(error) => {
+            tracing::warn!(error = %error, "cannot take an update now; Telegram will send it again");
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compares_secrets_exactly() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(!constant_time_eq(b"", b"abc"));
+    }
+}

@@ -1,0 +1,527 @@
+//! A fake Telegram Bot API server speaking the real wire format, for the
+//! real teloxide client pointed at it with `api_url`.
+//!
+//! [`FakeTelegram::start`] binds `127.0.0.1:0` and answers `getMe`,
+//! `getUpdates` (long poll with offset confirmation), `sendMessage`,
+//! `editMessageText`, `sendChatAction`, `setMyCommands`, `deleteWebhook`,
+//! `setWebhook`, `getWebhookInfo` and `getChatMember` at
+//! `/bot<token>/<Method>` (method names matched case-insensitively). It
+//! records every call, lets a test inject updates, and answers a call with
+//! a 429, 400 or 409 when told to. The server stops when dropped.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+/// The bot's user id at the fake.
+pub const BOT_ID: u64 = 999;
+/// The bot's username at the fake.
+pub const BOT_USERNAME: &str = "baton_bot";
+
+/// A scripted failure for the next call of a method.
+#[derive(Debug, Clone)]
+pub enum FakeFailure {
+    /// 429 with `parameters.retry_after`.
+    TooManyRequests { retry_after: u64 },
+    /// 400 with this description (e.g. "Bad Request: can't parse entities: ...").
+    BadRequest(String),
+    /// 409: another getUpdates consumer.
+    Conflict,
+}
+
+/// One call the fake received.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The method, lowercased (`sendmessage`).
+    pub method: String,
+    /// The JSON body.
+    pub body: Value,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// When it arrived.
+    pub at: Instant,
+}
+
+impl Call {
+    /// The `chat_id` it was for.
+    pub fn chat(&self) -> Option<i64> {
+        self.body["chat_id"].as_i64()
+    }
+
+    /// The message id it replies to, if any.
+    pub fn reply_to(&self) -> Option<i64> {
+        self.body["reply_parameters"]["message_id"].as_i64()
+    }
+
+    /// Its text.
+    pub fn text(&self) -> &str {
+        self.body["text"].as_str().unwrap_or_default()
+    }
+
+    /// Whether it succeeded.
+    pub fn ok(&self) -> bool {
+        self.status == 200
+    }
+}
+
+#[derive(Default)]
+struct State_ {
+    pending: Vec<(u32, Value)>,
+    delivered: Vec<(u32, Value)>,
+    next_update: u32,
+    next_message: i64,
+    confirmed: i64,
+    calls: Vec<Call>,
+    failures: HashMap<String, VecDeque<FakeFailure>>,
+    admins: HashSet<(i64, u64)>,
+}
+
+struct Shared {
+    state: Mutex<State_>,
+    /// Signalled on every call and every injected update.
+    changed: Notify,
+}
+
+/// A running fake Bot API; stops when dropped.
+pub struct FakeTelegram {
+    shared: Arc<Shared>,
+    address: SocketAddr,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeTelegram {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl FakeTelegram {
+    /// Starts the fake.
+    pub async fn start() -> FakeTelegram {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State_ {
+                next_update: 100,
+                next_message: 1,
+                ..State_::default()
+            }),
+            changed: Notify::new(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let router = Router::new().fallback(answer).with_state(shared.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        FakeTelegram {
+            shared,
+            address,
+            server,
+        }
+    }
+
+    /// The `api_url` to give the bot.
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State_> {
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every call so far.
+    pub fn calls(&self) -> Vec<Call> {
+        self.state().calls.clone()
+    }
+
+    /// The calls of `method` (any case), in order.
+    pub fn calls_of(&self, method: &str) -> Vec<Call> {
+        let method = method.to_ascii_lowercase();
+        self.calls()
+            .into_iter()
+            .filter(|c| c.method == method)
+            .collect()
+    }
+
+    /// Successful `sendMessage` calls to `chat`, in order.
+    pub fn sent_to(&self, chat: i64) -> Vec<Call> {
+        self.calls_of("sendMessage")
+            .into_iter()
+            .filter(|c| c.ok() && c.chat() == Some(chat))
+            .collect()
+    }
+
+    /// The next call of `method` fails with `failure`.
+    pub fn fail_next(&self, method: &str, failure: FakeFailure) {
+        self.state()
+            .failures
+            .entry(method.to_ascii_lowercase())
+            .or_default()
+            .push_back(failure);
+    }
+
+    /// Makes `user` an administrator of `chat`.
+    pub fn make_admin(&self, chat: i64, user: u64) {
+        self.state().admins.insert((chat, user));
+    }
+
+    /// The highest offset a getUpdates call has confirmed.
+    pub fn confirmed_offset(&self) -> i64 {
+        self.state().confirmed
+    }
+
+    /// Queues an update whose payload is `kind` (`{"message": ...}`);
+    /// returns its update id.
+    pub fn push_update(&self, kind: Value) -> u32 {
+        let mut state = self.state();
+        let id = state.next_update;
+        state.next_update += 1;
+        let mut update = kind;
+        update["update_id"] = json!(id);
+        state.pending.push((id, update));
+        drop(state);
+        self.shared.changed.notify_waiters();
+        id
+    }
+
+    /// Delivers the update `id` again, as Telegram does when it was not
+    /// confirmed (a process stopped before asking for the next offset).
+    pub fn redeliver(&self, id: u32) {
+        let mut state = self.state();
+        let again = state.delivered.iter().find(|(i, _)| *i == id).cloned();
+        if let Some(update) = again {
+            state.pending.push(update);
+            state.pending.sort_by_key(|(i, _)| *i);
+            state.confirmed = state.confirmed.min(i64::from(id));
+        }
+        drop(state);
+        self.shared.changed.notify_waiters();
+    }
+
+    /// A new message id for a user's message.
+    fn message_id(&self) -> i64 {
+        let mut state = self.state();
+        state.next_message += 1;
+        state.next_message
+    }
+
+    /// A text message from `user` in a private chat; returns (update id,
+    /// message id).
+    pub fn dm(&self, user: u64, text: &str) -> (u32, i64) {
+        self.message(private_chat(user), user, json!({ "text": text }))
+    }
+
+    /// A text message from `user` in supergroup `chat`; `extra` is merged
+    /// into the message (reply_to_message, message_thread_id, ...).
+    pub fn group_message(&self, chat: i64, user: u64, text: &str, extra: Value) -> (u32, i64) {
+        let mut fields = json!({ "text": text });
+        merge(&mut fields, extra);
+        self.message(group_chat(chat), user, fields)
+    }
+
+    /// A message from `user` in `chat` with `fields` (text, sticker, ...).
+    pub fn message(&self, chat: Value, user: u64, fields: Value) -> (u32, i64) {
+        let id = self.message_id();
+        let mut message = json!({
+            "message_id": id,
+            "date": 1_700_000_000,
+            "chat": chat,
+            "from": user_json(user),
+        });
+        merge(&mut message, fields);
+        (self.push_update(json!({ "message": message })), id)
+    }
+
+    /// An edit of an earlier message.
+    pub fn edit(&self, user: u64, message_id: i64, text: &str) -> u32 {
+        self.push_update(json!({ "edited_message": {
+            "message_id": message_id,
+            "date": 1_700_000_000,
+            "edit_date": 1_700_000_100,
+            "chat": private_chat(user),
+            "from": user_json(user),
+            "text": text,
+        }}))
+    }
+
+    /// Waits (up to 20 s, then panics) until `done` holds for the calls.
+    pub async fn wait_for(&self, what: &str, done: impl Fn(&[Call]) -> bool) {
+        let waiting = async {
+            loop {
+                let notified = self.shared.changed.notified();
+                if done(&self.calls()) {
+                    return;
+                }
+                let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(20), waiting)
+            .await
+            .is_err()
+        {
+            let calls: Vec<(String, String)> = self
+                .calls()
+                .into_iter()
+                .filter(|c| c.method != "getupdates")
+                .map(|c| (c.method.clone(), c.body.to_string()))
+                .collect();
+            panic!("timed out waiting for {what}; calls: {calls:#?}");
+        }
+    }
+
+    /// Waits until `n` messages were delivered to `chat`.
+    pub async fn wait_for_sent(&self, chat: i64, n: usize) -> Vec<Call> {
+        self.wait_for(&format!("{n} messages to {chat}"), |calls| {
+            calls
+                .iter()
+                .filter(|c| c.method == "sendmessage" && c.ok() && c.chat() == Some(chat))
+                .count()
+                >= n
+        })
+        .await;
+        self.sent_to(chat)
+    }
+
+    /// Waits until update `id` is confirmed (a getUpdates asked past it).
+    pub async fn wait_confirmed(&self, id: u32) {
+        let id = i64::from(id);
+        let shared = self.shared.clone();
+        self.wait_for(&format!("update {id} confirmed"), move |_| {
+            shared
+                .state
+                .lock()
+                .map(|s| s.confirmed > id)
+                .unwrap_or(false)
+        })
+        .await;
+    }
+}
+
+/// A private chat with `user`.
+pub fn private_chat(user: u64) -> Value {
+    json!({ "id": user, "type": "private", "first_name": format!("User{user}") })
+}
+
+/// A supergroup.
+pub fn group_chat(chat: i64) -> Value {
+    json!({ "id": chat, "type": "supergroup", "title": "Test group", "is_forum": true })
+}
+
+/// A human user.
+pub fn user_json(user: u64) -> Value {
+    let name = if user == 42 {
+        "Ada".to_owned()
+    } else {
+        format!("User{user}")
+    };
+    json!({ "id": user, "is_bot": false, "first_name": name })
+}
+
+/// The bot as a user.
+pub fn bot_json() -> Value {
+    json!({ "id": BOT_ID, "is_bot": true, "first_name": "Baton", "username": BOT_USERNAME })
+}
+
+fn merge(into: &mut Value, extra: Value) {
+    if let (Some(into), Value::Object(extra)) = (into.as_object_mut(), extra) {
+        into.extend(extra);
+    }
+}
+
+fn chat_for(id: i64) -> Value {
+    if id > 0 {
+        private_chat(id as u64)
+    } else {
+        group_chat(id)
+    }
+}
+
+async fn answer(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let method = uri
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let body: Value = if let Some(boundary) = content_type.split("boundary=").nth(1) {
+        multipart_fields(&body, boundary)
+    } else if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&body).unwrap_or(json!({}))
+    };
+    let failure = {
+        let mut state = shared.state.lock().unwrap();
+        state
+            .failures
+            .get_mut(&method)
+            .and_then(VecDeque::pop_front)
+    };
+    let (status, reply) = match failure {
+        Some(failure) => failed(failure),
+        None => (200, succeed(&shared, &method, &body).await),
+    };
+    shared.state.lock().unwrap().calls.push(Call {
+        method,
+        body,
+        status,
+        at: Instant::now(),
+    });
+    shared.changed.notify_waiters();
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    (status, axum::Json(reply)).into_response()
+}
+
+/// The text fields of a multipart form (teloxide sends `setWebhook` so),
+/// as a JSON object; values that are JSON are parsed.
+fn multipart_fields(body: &[u8], boundary: &str) -> Value {
+    let text = String::from_utf8_lossy(body);
+    let mut fields = serde_json::Map::new();
+    for part in text.split(&format!("--{boundary}")) {
+        let Some((head, value)) = part.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let Some(name) = head
+            .split("name=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+        else {
+            continue;
+        };
+        let value = value.trim_end_matches("\r\n");
+        let value = serde_json::from_str(value).unwrap_or_else(|_| json!(value));
+        fields.insert(name.to_owned(), value);
+    }
+    Value::Object(fields)
+}
+
+fn failed(failure: FakeFailure) -> (u16, Value) {
+    match failure {
+        FakeFailure::TooManyRequests { retry_after } => (
+            429,
+            json!({
+                "ok": false,
+                "error_code": 429,
+                "description": format!("Too Many Requests: retry after {retry_after}"),
+                "parameters": { "retry_after": retry_after },
+            }),
+        ),
+        FakeFailure::BadRequest(description) => (
+            400,
+            json!({ "ok": false, "error_code": 400, "description": description }),
+        ),
+        FakeFailure::Conflict => (
+            409,
+            json!({
+                "ok": false,
+                "error_code": 409,
+                "description": "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
+            }),
+        ),
+    }
+}
+
+fn ok(result: Value) -> Value {
+    json!({ "ok": true, "result": result })
+}
+
+async fn succeed(shared: &Arc<Shared>, method: &str, body: &Value) -> Value {
+    match method {
+        "getme" => {
+            let mut me = bot_json();
+            merge(
+                &mut me,
+                json!({
+                    "can_join_groups": true,
+                    "can_read_all_group_messages": false,
+                    "supports_inline_queries": false,
+                    "has_main_web_app": false,
+                }),
+            );
+            ok(me)
+        }
+        "getupdates" => ok(Value::Array(updates(shared, body).await)),
+        "sendmessage" | "editmessagetext" => {
+            let chat = body["chat_id"].as_i64().unwrap_or_default();
+            let id = {
+                let mut state = shared.state.lock().unwrap();
+                state.next_message += 1;
+                state.next_message
+            };
+            let id = body["message_id"].as_i64().unwrap_or(id);
+            ok(json!({
+                "message_id": id,
+                "date": 1_700_000_000,
+                "chat": chat_for(chat),
+                "from": bot_json(),
+                "text": body["text"],
+            }))
+        }
+        "getchatmember" => {
+            let chat = body["chat_id"].as_i64().unwrap_or_default();
+            let user = body["user_id"].as_u64().unwrap_or_default();
+            let admin = shared.state.lock().unwrap().admins.contains(&(chat, user));
+            if admin {
+                ok(json!({ "status": "creator", "user": user_json(user), "is_anonymous": false }))
+            } else {
+                ok(json!({ "status": "member", "user": user_json(user) }))
+            }
+        }
+        "getwebhookinfo" => ok(json!({
+            "url": "",
+            "has_custom_certificate": false,
+            "pending_update_count": shared.state.lock().unwrap().pending.len(),
+        })),
+        _ => ok(json!(true)),
+    }
+}
+
+/// getUpdates: confirms everything below `offset`, then returns what is
+/// left, waiting up to `timeout` seconds for something to arrive.
+async fn updates(shared: &Arc<Shared>, body: &Value) -> Vec<Value> {
+    let offset = body["offset"].as_i64().unwrap_or(0);
+    let timeout = body["timeout"].as_u64().unwrap_or(0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
+    loop {
+        let notified = shared.changed.notified();
+        {
+            let mut state = shared.state.lock().unwrap();
+            if offset > 0 {
+                state.pending.retain(|(id, _)| i64::from(*id) >= offset);
+                state.confirmed = state.confirmed.max(offset);
+            }
+            if !state.pending.is_empty() {
+                let batch = state.pending.clone();
+                for update in &batch {
+                    if !state.delivered.iter().any(|(id, _)| *id == update.0) {
+                        state.delivered.push(update.clone());
+                    }
+                }
+                return batch.into_iter().map(|(_, update)| update).collect();
+            }
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Vec::new();
+        }
+    }
+}
