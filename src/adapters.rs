@@ -7,7 +7,9 @@ use std::time::Duration;
 use baton_channel::{Accepted, ChannelEvent, Dispatch, DispatchError};
 use baton_telegram::{Settings as TelegramSettings, Telegram, UpdateMode};
 
-use crate::config::{ConfigError, DmPolicy, TelegramConfig, TelegramMode};
+use baton_discord::{Discord, Settings as DiscordSettings};
+
+use crate::config::{ConfigError, DiscordConfig, DmPolicy, TelegramConfig, TelegramMode};
 use crate::conversation::{Dispatched, Registry};
 
 #[async_trait::async_trait]
@@ -33,37 +35,113 @@ pub enum AdapterError {
     /// Telegram could not be reached or refused the token.
     #[error(transparent)]
     Telegram(#[from] baton_telegram::StartError),
+    /// Discord could not be reached or refused the token.
+    #[error(transparent)]
+    Discord(#[from] baton_discord::StartError),
 }
 
 /// Connects the Telegram adapter if it is enabled and has a token.
 pub async fn connect_telegram(config: &TelegramConfig) -> Result<Option<Telegram>, AdapterError> {
-    if !config.enabled {
-        return Ok(None);
-    }
-    let Some(token) = config.token() else {
-        tracing::info!(
-            variable = %config.token_env,
-            "telegram is enabled but its token variable is not set; not starting it"
-        );
+    let Some(token) = enabled_token(
+        "telegram",
+        config.enabled,
+        config.token(),
+        &config.token_env,
+    ) else {
         return Ok(None);
     };
     let settings = telegram_settings(config, token)?;
+    let telegram = with_retries("Telegram", baton_telegram::StartError::is_transient, || {
+        Telegram::connect(settings.clone())
+    })
+    .await?;
+    Ok(Some(telegram))
+}
+
+/// Connects the Discord adapter if it is enabled and has a token.
+pub async fn connect_discord(config: &DiscordConfig) -> Result<Option<Discord>, AdapterError> {
+    let Some(token) = enabled_token("discord", config.enabled, config.token(), &config.token_env)
+    else {
+        return Ok(None);
+    };
+    let settings = discord_settings(config, token)?;
+    let discord = with_retries("Discord", baton_discord::StartError::is_transient, || {
+        Discord::connect(settings.clone())
+    })
+    .await?;
+    Ok(Some(discord))
+}
+
+/// The token of an adapter that should start: enabled, and its token
+/// variable set.
+fn enabled_token(
+    platform: &str,
+    enabled: bool,
+    token: Option<secrecy::SecretString>,
+    token_env: &str,
+) -> Option<secrecy::SecretString> {
+    if !enabled {
+        return None;
+    }
+    if token.is_none() {
+        tracing::info!(
+            variable = %token_env,
+            "{platform} is enabled but its token variable is not set; not starting it"
+        );
+    }
+    token
+}
+
+/// Runs `connect` until it succeeds, fails permanently, or has failed
+/// [`CONNECT_ATTEMPTS`] times.
+async fn with_retries<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
+    platform: &str,
+    is_transient: impl Fn(&E) -> bool,
+    connect: impl Fn() -> F,
+) -> Result<T, E> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match Telegram::connect(settings.clone()).await {
-            Ok(telegram) => return Ok(Some(telegram)),
-            Err(error) if error.is_transient() && attempt < CONNECT_ATTEMPTS => {
+        match connect().await {
+            Ok(connected) => return Ok(connected),
+            Err(error) if is_transient(&error) && attempt < CONNECT_ATTEMPTS => {
                 let wait = Duration::from_secs(1 << attempt);
-                tracing::warn!(error = %error, attempt, "cannot reach Telegram; retrying in {wait:?}");
+                tracing::warn!(error = %error, attempt, "cannot reach {platform}; retrying in {wait:?}");
                 tokio::time::sleep(wait).await;
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => return Err(error),
         }
     }
 }
 
-/// Attempts to reach Telegram at start before giving up (transient errors
+/// The adapter's settings from `[discord]`.
+pub fn discord_settings(
+    config: &DiscordConfig,
+    token: secrecy::SecretString,
+) -> Result<DiscordSettings, ConfigError> {
+    let mut settings = DiscordSettings::new(token);
+    settings.api_url = config.api_url.clone();
+    settings.require_mention = config.require_mention;
+    for (guild, required) in &config.require_mention_in {
+        let guild = guild.trim().parse().map_err(|_| {
+            ConfigError::Invalid(format!(
+                "discord.require_mention_in: {guild:?} is not a guild id"
+            ))
+        })?;
+        settings.require_mention_in.insert(guild, *required);
+    }
+    settings.dev_guild = config.dev_guild;
+    settings.allowed_guilds = config.allowed_guilds.clone();
+    settings.allowed_users = config.allowed_users.clone();
+    settings.allowed_roles = config.allowed_roles.clone();
+    settings.open_dms = config.dm_policy == DmPolicy::Open;
+    settings.verbose_batch = Duration::from_millis(config.verbose_batch_ms);
+    settings.defer_after = Duration::from_millis(config.defer_after_ms.min(2500));
+    settings.global_requests_per_second = config.global_requests_per_second.max(1);
+    Ok(settings)
+}
+
+/// Attempts to reach a platform at start before giving up (transient errors
 /// only; a wrong token fails at once).
 const CONNECT_ATTEMPTS: u32 = 4;
 

@@ -64,12 +64,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let telegram = adapters::connect_telegram(&config.telegram)
         .await?
         .map(Arc::new);
+    let discord = adapters::connect_discord(&config.discord)
+        .await?
+        .map(Arc::new);
     let mut registry = Registry::new(services.clone());
     if let Some(telegram) = &telegram {
         registry = registry.with_channel(Platform::Telegram, telegram.channel());
     }
-    if config.discord.enabled && config.discord.token().is_some() {
-        tracing::warn!("this build has no discord adapter yet; its token is ignored");
+    if let Some(discord) = &discord {
+        registry = registry.with_channel(Platform::Discord, discord.channel());
     }
     let registry = Arc::new(registry);
     // Before any update flows in: a message stored by then is answered
@@ -103,6 +106,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let stop = stop.clone();
         tasks.spawn(async move { telegram.poll(engine, stop).await });
     }
+    if let Some(discord) = discord.clone() {
+        let engine = registry.clone();
+        let stop = stop.clone();
+        tasks.spawn(async move {
+            if let Err(error) = discord.run(engine, stop).await {
+                tracing::error!(error = %error, "the Discord gateway stopped; Discord messages no longer arrive");
+            }
+        });
+    }
     tracing::info!(
         orchestrator = %services.models.orchestrator.model,
         worker = %services.models.worker.model,
@@ -122,14 +134,23 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .is_err()
     {
         tracing::warn!("replies still unsent after {SEND_GRACE:?}; giving them up");
-        if let Some(telegram) = &telegram {
-            telegram.close().await;
-        }
+        close_adapters(telegram.as_deref(), discord.as_deref()).await;
         stopping.await;
     }
-    if let Some(telegram) = &telegram {
-        telegram.close().await;
-    }
+    close_adapters(telegram.as_deref(), discord.as_deref()).await;
     services.store.close().await;
     Ok(())
+}
+
+/// Stops the adapters' send queues (what is still queued is given up).
+async fn close_adapters(
+    telegram: Option<&baton_telegram::Telegram>,
+    discord: Option<&baton_discord::Discord>,
+) {
+    if let Some(telegram) = telegram {
+        telegram.close().await;
+    }
+    if let Some(discord) = discord {
+        discord.close().await;
+    }
 }

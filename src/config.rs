@@ -53,7 +53,7 @@ pub struct Config {
     /// The Telegram adapter.
     pub telegram: TelegramConfig,
     /// The Discord adapter.
-    pub discord: PlatformConfig,
+    pub discord: DiscordConfig,
 }
 
 /// `[storage]`.
@@ -434,21 +434,72 @@ fn env_secret(var: &str) -> Option<SecretString> {
 }
 
 /// `[discord]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct PlatformConfig {
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiscordConfig {
     /// Whether to start the adapter (it also needs its token variable set).
     pub enabled: bool,
     /// The environment variable holding the bot token.
     pub token_env: String,
-    /// The platform's API base URL (a local server or a test fake).
+    /// The REST base (serenity's proxy setting); the gateway URL is asked
+    /// of it.
     pub api_url: String,
+    /// In guilds, answer only when mentioned or replied to.
+    pub require_mention: bool,
+    /// Per-guild exceptions to `require_mention`, by guild id (as a string
+    /// key: `{ "123" = false }`).
+    pub require_mention_in: BTreeMap<String, bool>,
+    /// A guild to register the slash commands in as well, so that changes
+    /// show at once.
+    pub dev_guild: Option<u64>,
+    /// Guild ids whose members may talk to the bot.
+    pub allowed_guilds: Vec<u64>,
+    /// User ids that may talk to the bot anywhere and change settings in
+    /// guilds.
+    pub allowed_users: Vec<u64>,
+    /// Role ids whose members may change settings in guilds (besides
+    /// members with Manage Server).
+    pub allowed_roles: Vec<u64>,
+    /// `allowlist` (only `allowed_users` in DMs) or `open`.
+    pub dm_policy: DmPolicy,
+    /// Milliseconds verbose worker output is collected before it is sent.
+    pub verbose_batch_ms: u64,
+    /// Milliseconds a slash command waits for its answer before it is
+    /// deferred (below Discord's 3-second deadline).
+    pub defer_after_ms: u64,
+    /// Requests a second for the whole bot (Discord allows 50).
+    pub global_requests_per_second: u32,
+    /// A token given by code (tests, embedding); wins over `token_env`.
+    /// Never read from the file.
+    #[serde(skip)]
+    pub token: Option<SecretString>,
 }
 
-impl PlatformConfig {
-    /// The bot token from the environment, if set.
+impl Default for DiscordConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            token_env: "DISCORD_BOT_TOKEN".into(),
+            api_url: "https://discord.com".into(),
+            require_mention: true,
+            require_mention_in: BTreeMap::new(),
+            dev_guild: None,
+            allowed_guilds: Vec::new(),
+            allowed_users: Vec::new(),
+            allowed_roles: Vec::new(),
+            dm_policy: DmPolicy::Allowlist,
+            verbose_batch_ms: 2000,
+            defer_after_ms: 1500,
+            global_requests_per_second: 45,
+            token: None,
+        }
+    }
+}
+
+impl DiscordConfig {
+    /// The bot token: given by code, or from `token_env`.
     pub fn token(&self) -> Option<SecretString> {
-        env_secret(&self.token_env)
+        self.token.clone().or_else(|| env_secret(&self.token_env))
     }
 }
 

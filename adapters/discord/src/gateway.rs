@@ -1,0 +1,164 @@
+//! The gateway side: serenity's client (autosharded, with the
+//! GUILD_MESSAGES, DIRECT_MESSAGES and MESSAGE_CONTENT intents) and the
+//! event handler that turns its events into engine events.
+//!
+//! Messages go through [`crate::inbound::decide`]; slash commands are
+//! checked, opened with [`Interactions`] (so they are answered within the
+//! deadline) and dispatched as commands. Connection changes (ready,
+//! resumed, reconnecting) are logged. serenity reconnects and resumes by
+//! itself. A MESSAGE_CREATE seen twice is stored once by the engine
+//! (`Accepted::Duplicate`) and not answered again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_channel::{ChannelEvent, ConversationKey, Dispatch, Platform, parse_command};
+use serenity::all::{
+    CommandInteraction, Context, EventHandler, GatewayIntents, Interaction, Message, Ready,
+    ResumedEvent, ShardStageUpdateEvent,
+};
+
+use crate::commands::command_text;
+use crate::inbound::{Action, BotIdentity, Spot, author_of, decide};
+use crate::interaction::{Interactions, check};
+use crate::outbox::{Outboxes, Outgoing};
+use crate::settings::Settings;
+
+/// The intents Baton asks for. MESSAGE_CONTENT is privileged: it must be
+/// switched on for the application in the developer portal.
+pub fn intents() -> GatewayIntents {
+    GatewayIntents::GUILD_MESSAGES
+        | GatewayIntents::DIRECT_MESSAGES
+        | GatewayIntents::MESSAGE_CONTENT
+}
+
+/// Attempts to hand an event to a busy engine before it is given up
+/// (gateway events cannot be fetched again).
+const DISPATCH_ATTEMPTS: u32 = 5;
+
+/// What the event handler needs.
+pub struct Intake {
+    pub(crate) me: BotIdentity,
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) outboxes: Arc<Outboxes>,
+    pub(crate) interactions: Arc<Interactions>,
+    pub(crate) engine: Arc<dyn Dispatch>,
+}
+
+impl Intake {
+    /// Handles one message.
+    pub async fn message(&self, message: &Message) {
+        match decide(message, &self.me, &self.settings) {
+            Action::Ignore(why) => {
+                tracing::debug!(
+                    channel = message.channel_id.get(),
+                    message = message.id.get(),
+                    why,
+                    "message ignored"
+                );
+            }
+            Action::Answer(spot, text) => self.answer(spot, text),
+            Action::Dispatch(event) => self.dispatch(event).await,
+        }
+    }
+
+    /// Handles one slash command.
+    pub async fn command(&self, interaction: &CommandInteraction) {
+        let id = interaction.id.get();
+        let text = command_text(&interaction.data.name, &interaction.data.options);
+        let Some(command) = parse_command(&text, None) else {
+            return;
+        };
+        let token = interaction.token.clone();
+        if let Ok(parsed) = &command
+            && let Err(refusal) = check(interaction, parsed, &self.settings)
+        {
+            self.interactions.refuse(id, token, refusal);
+            return;
+        }
+        let origin = self.interactions.open(id, token);
+        let nick = interaction.member.as_ref().and_then(|m| m.nick.as_deref());
+        let event = ChannelEvent::Command {
+            key: ConversationKey::new(Platform::Discord, interaction.channel_id.get().to_string()),
+            author: author_of(&interaction.user, nick),
+            origin,
+            command,
+        };
+        self.dispatch(event).await;
+    }
+
+    /// The adapter's own short answer (a refusal), display only.
+    fn answer(&self, spot: Spot, text: &str) {
+        let item = Outgoing::Reply {
+            reply_to: Some(spot.message),
+            text: text.to_owned(),
+            done: None,
+        };
+        if !self.outboxes.offer(spot.channel, item) {
+            tracing::debug!(channel = spot.channel, "send queue full; answer dropped");
+        }
+    }
+
+    async fn dispatch(&self, event: ChannelEvent) {
+        let key = event.key().clone();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.engine.dispatch(event.clone()).await {
+                Ok(accepted) => {
+                    tracing::debug!(conversation = %key, ?accepted, "event dispatched");
+                    return;
+                }
+                Err(error) if error.transient && attempt < DISPATCH_ATTEMPTS => {
+                    tracing::warn!(conversation = %key, error = %error, attempt, "the engine is busy; trying again");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+                Err(error) => {
+                    tracing::error!(conversation = %key, error = %error, "the engine refused an event; it is dropped");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// serenity's event handler over an [`Intake`].
+pub struct Handler {
+    pub(crate) intake: Arc<Intake>,
+}
+
+#[serenity::async_trait]
+impl EventHandler for Handler {
+    async fn message(&self, _ctx: Context, message: Message) {
+        self.intake.message(&message).await;
+    }
+
+    async fn interaction_create(&self, _ctx: Context, interaction: Interaction) {
+        match interaction {
+            Interaction::Command(command) => self.intake.command(&command).await,
+            other => tracing::debug!(kind = ?other.kind(), "interaction ignored"),
+        }
+    }
+
+    async fn ready(&self, ctx: Context, ready: Ready) {
+        tracing::info!(
+            bot = %ready.user.name,
+            shard = ctx.shard_id.0,
+            guilds = ready.guilds.len(),
+            "connected to the Discord gateway"
+        );
+    }
+
+    async fn resume(&self, ctx: Context, _event: ResumedEvent) {
+        tracing::info!(shard = ctx.shard_id.0, "Discord gateway session resumed");
+    }
+
+    async fn shard_stage_update(&self, _ctx: Context, event: ShardStageUpdateEvent) {
+        tracing::info!(
+            shard = event.shard_id.0,
+            from = %event.old,
+            to = %event.new,
+            "Discord gateway connection stage changed"
+        );
+    }
+}

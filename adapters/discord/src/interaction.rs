@@ -1,0 +1,291 @@
+//! Slash command interactions: who may use them, and answering each within
+//! Discord's 3-second deadline.
+//!
+//! The engine answers a command by posting through its reply handle with
+//! the command's [`Origin`]. For an interaction that origin is synthetic
+//! (`interaction:<id>`), and [`Interactions`] keeps, per open interaction,
+//! a task holding its token: the first answer that arrives within
+//! `defer_after` is the interaction's response (ephemeral); if none has
+//! arrived by then the task defers (ephemeral "thinking") and the answer,
+//! when it comes, edits the deferred response. Later answers are
+//! follow-ups. Interaction answers do not count against the global limit.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use baton_channel::{ChannelError, Command, Origin, chunk_text};
+use serde_json::{Value, json};
+use serenity::all::{CommandInteraction, Permissions};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::inbound::{MANAGERS_ONLY, NOT_ALLOWED};
+use crate::outbox::MESSAGE_LIMIT;
+use crate::rest::{Endpoint, Rest, RestError};
+use crate::settings::Settings;
+
+/// The prefix of an interaction's synthetic origin id.
+const ORIGIN_PREFIX: &str = "interaction:";
+/// Discord's "channel message with source" response.
+const RESPOND: u8 = 4;
+/// Discord's "deferred channel message with source" response.
+const DEFER: u8 = 5;
+/// The message flag that shows a message to the invoking user only.
+const EPHEMERAL: u64 = 1 << 6;
+/// How long an interaction's token works for follow-ups (Discord: 15
+/// minutes), less a margin.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(14 * 60);
+/// How long after its answer an interaction still takes more answers.
+const LINGER: Duration = Duration::from_secs(30);
+
+/// The origin the engine answers an interaction with.
+pub fn origin(interaction: u64) -> Origin {
+    Origin {
+        message_id: Some(format!("{ORIGIN_PREFIX}{interaction}")),
+    }
+}
+
+/// The interaction an origin stands for, if it stands for one.
+pub fn interaction_of(origin: &Origin) -> Option<u64> {
+    origin
+        .message_id
+        .as_deref()?
+        .strip_prefix(ORIGIN_PREFIX)?
+        .parse()
+        .ok()
+}
+
+/// Whether `command` may be used by the interaction's user: `Err` holds
+/// the refusal to show.
+pub fn check(
+    interaction: &CommandInteraction,
+    command: &Command,
+    settings: &Settings,
+) -> Result<(), &'static str> {
+    let user = interaction.user.id.get();
+    let trusted = settings.allowed_users.contains(&user);
+    let Some(guild) = interaction.guild_id.map(|g| g.get()) else {
+        return if trusted || settings.open_dms {
+            Ok(())
+        } else {
+            Err(NOT_ALLOWED)
+        };
+    };
+    if !trusted && !settings.allowed_guilds.contains(&guild) {
+        return Err(NOT_ALLOWED);
+    }
+    if !command.changes_settings() || trusted {
+        return Ok(());
+    }
+    let member = interaction.member.as_deref();
+    let manages = member
+        .and_then(|m| m.permissions)
+        .is_some_and(|p| p.contains(Permissions::MANAGE_GUILD) || p.administrator());
+    let has_role = member.is_some_and(|m| {
+        m.roles
+            .iter()
+            .any(|role| settings.allowed_roles.contains(&role.get()))
+    });
+    if manages || has_role {
+        Ok(())
+    } else {
+        Err(MANAGERS_ONLY)
+    }
+}
+
+/// One answer for an interaction, and who waits to hear it was delivered.
+struct Answer {
+    text: String,
+    done: Option<oneshot::Sender<Result<(), ChannelError>>>,
+}
+
+type Pending = Arc<Mutex<HashMap<u64, mpsc::Sender<Answer>>>>;
+
+/// The open interactions, each with a task that answers it.
+pub struct Interactions {
+    rest: Arc<Rest>,
+    application: u64,
+    defer_after: Duration,
+    /// Never held across an `.await`.
+    pending: Pending,
+    tasks: TaskTracker,
+    cancel: CancellationToken,
+}
+
+impl Interactions {
+    /// No open interactions yet.
+    pub fn new(rest: Arc<Rest>, application: u64, defer_after: Duration) -> Self {
+        Self {
+            rest,
+            application,
+            defer_after,
+            pending: Arc::new(Mutex::new(HashMap::new())),
+            tasks: TaskTracker::new(),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// Opens interaction `id`: from now on it is answered within the
+    /// deadline, by the engine's answer or by a deferral. Returns the
+    /// origin to hand the engine.
+    pub fn open(&self, id: u64, token: String) -> Origin {
+        let (tx, rx) = mpsc::channel(8);
+        lock(&self.pending).insert(id, tx);
+        let answering = Answering {
+            rest: self.rest.clone(),
+            application: self.application,
+            id,
+            token,
+            pending: self.pending.clone(),
+        };
+        let defer_after = self.defer_after;
+        let cancel = self.cancel.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                () = answering.run(rx, defer_after) => {}
+            }
+        });
+        origin(id)
+    }
+
+    /// Answers interaction `id` at once with `text` (a refusal), without
+    /// the engine.
+    pub fn refuse(&self, id: u64, token: String, text: &str) {
+        let origin = self.open(id, token);
+        let sender = interaction_of(&origin).and_then(|id| lock(&self.pending).get(&id).cloned());
+        if let Some(sender) = sender {
+            let _ = sender.try_send(Answer {
+                text: text.to_owned(),
+                done: None,
+            });
+        }
+    }
+
+    /// Delivers the engine's `text` as interaction `id`'s answer. `None`
+    /// when the interaction is no longer open (its token expired, or Baton
+    /// restarted): the caller posts in the channel instead.
+    pub async fn answer(&self, id: u64, text: &str) -> Option<Result<(), ChannelError>> {
+        let sender = lock(&self.pending).get(&id).cloned()?;
+        let (done, delivered) = oneshot::channel();
+        let answer = Answer {
+            text: text.to_owned(),
+            done: Some(done),
+        };
+        sender.send(answer).await.ok()?;
+        delivered.await.ok()
+    }
+
+    /// Stops answering (open interactions are left to expire).
+    pub async fn close(&self) {
+        self.cancel.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+fn lock(pending: &Pending) -> std::sync::MutexGuard<'_, HashMap<u64, mpsc::Sender<Answer>>> {
+    pending
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The task that answers one interaction.
+struct Answering {
+    rest: Arc<Rest>,
+    application: u64,
+    id: u64,
+    token: String,
+    pending: Pending,
+}
+
+impl Answering {
+    async fn run(self, mut answers: mpsc::Receiver<Answer>, defer_after: Duration) {
+        let mut deferred = false;
+        let first = match tokio::time::timeout(defer_after, answers.recv()).await {
+            Ok(first) => first,
+            Err(_) => {
+                deferred = true;
+                let body = json!({"type": DEFER, "data": {"flags": EPHEMERAL}});
+                if let Err(error) = self.callback(&body).await {
+                    tracing::warn!(error = %error, "could not defer an interaction");
+                }
+                tokio::time::timeout(TOKEN_LIFETIME, answers.recv())
+                    .await
+                    .ok()
+                    .flatten()
+            }
+        };
+        if let Some(answer) = first {
+            let result = self.deliver_first(&answer.text, deferred).await;
+            finish(answer, result);
+            while let Ok(Some(answer)) = tokio::time::timeout(LINGER, answers.recv()).await {
+                let result = self.follow_up(&answer.text).await;
+                finish(answer, result);
+            }
+        }
+        lock(&self.pending).remove(&self.id);
+    }
+
+    /// The first answer: the response itself (or the edit of the deferred
+    /// one), then follow-ups for whatever did not fit.
+    async fn deliver_first(&self, text: &str, deferred: bool) -> Result<(), RestError> {
+        let pieces = chunk_text(text, MESSAGE_LIMIT);
+        let mut pieces = pieces.iter();
+        let first = pieces.next().map_or(" ", String::as_str);
+        let data = content(first);
+        if deferred {
+            let endpoint = Endpoint::EditOriginal {
+                application: self.application,
+                token: &self.token,
+            };
+            self.rest.call(endpoint, Some(&data)).await?;
+        } else {
+            self.callback(&json!({"type": RESPOND, "data": data}))
+                .await?;
+        }
+        for piece in pieces {
+            self.follow_up(piece).await?;
+        }
+        Ok(())
+    }
+
+    async fn callback(&self, body: &Value) -> Result<Value, RestError> {
+        let endpoint = Endpoint::InteractionCallback {
+            id: self.id,
+            token: &self.token,
+        };
+        self.rest.call(endpoint, Some(body)).await
+    }
+
+    async fn follow_up(&self, text: &str) -> Result<(), RestError> {
+        for piece in chunk_text(text, MESSAGE_LIMIT) {
+            let endpoint = Endpoint::Followup {
+                application: self.application,
+                token: &self.token,
+            };
+            self.rest.call(endpoint, Some(&content(&piece))).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Ephemeral message data that pings no one.
+fn content(text: &str) -> Value {
+    json!({
+        "content": text,
+        "flags": EPHEMERAL,
+        "allowed_mentions": {"parse": []},
+    })
+}
+
+fn finish(answer: Answer, result: Result<(), RestError>) {
+    if let Err(error) = &result {
+        tracing::warn!(error = %error, "could not answer an interaction");
+    }
+    if let Some(done) = answer.done {
+        let _ = done.send(result.map_err(RestError::into_channel));
+    }
+}

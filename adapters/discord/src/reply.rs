@@ -1,0 +1,101 @@
+//! The engine's side of the adapter: a [`Channel`] whose [`Reply`] handles
+//! put replies, verbose output and typing indicators in the channel's
+//! outbox, and hand answers to slash commands to their interaction.
+
+use std::sync::Arc;
+
+use baton_channel::{Channel, ChannelError, ConversationKey, Origin, Reply, WorkerEvent};
+use tokio::sync::oneshot;
+
+use crate::interaction::{Interactions, interaction_of};
+use crate::outbox::{Outboxes, Outgoing};
+
+/// Discord as the engine sees it: a source of reply handles.
+pub struct DiscordChannel {
+    outboxes: Arc<Outboxes>,
+    interactions: Arc<Interactions>,
+}
+
+impl DiscordChannel {
+    pub(crate) fn new(outboxes: Arc<Outboxes>, interactions: Arc<Interactions>) -> Self {
+        Self {
+            outboxes,
+            interactions,
+        }
+    }
+}
+
+impl Channel for DiscordChannel {
+    fn reply_to(&self, key: &ConversationKey) -> Box<dyn Reply> {
+        Box::new(DiscordReply {
+            key: key.clone(),
+            channel: key.chat.parse().ok(),
+            outboxes: self.outboxes.clone(),
+            interactions: self.interactions.clone(),
+        })
+    }
+}
+
+/// One conversation's handle: a guild channel, a thread or a DM channel.
+struct DiscordReply {
+    key: ConversationKey,
+    channel: Option<u64>,
+    outboxes: Arc<Outboxes>,
+    interactions: Arc<Interactions>,
+}
+
+impl DiscordReply {
+    fn channel(&self) -> Result<u64, ChannelError> {
+        self.channel.ok_or_else(|| {
+            ChannelError::Permanent(format!("{} is not a Discord channel", self.key))
+        })
+    }
+}
+
+/// The user's message an origin names, if it names one.
+fn message_id(origin: &Origin) -> Option<u64> {
+    origin.message_id.as_deref().and_then(|id| id.parse().ok())
+}
+
+#[async_trait::async_trait]
+impl Reply for DiscordReply {
+    async fn post(&mut self, origin: &Origin, text: &str) -> Result<(), ChannelError> {
+        if let Some(interaction) = interaction_of(origin)
+            && let Some(result) = self.interactions.answer(interaction, text).await
+        {
+            return result;
+        }
+        let channel = self.channel()?;
+        let (done, delivered) = oneshot::channel();
+        let item = Outgoing::Reply {
+            reply_to: message_id(origin),
+            text: text.to_owned(),
+            done: Some(done),
+        };
+        self.outboxes.send(channel, item).await?;
+        delivered.await.unwrap_or_else(|_| {
+            Err(ChannelError::Transient(
+                "the Discord adapter stopped before the reply was sent".into(),
+            ))
+        })
+    }
+
+    async fn verbose(&mut self, origin: &Origin, event: &WorkerEvent) -> Result<(), ChannelError> {
+        let channel = self.channel()?;
+        let item = Outgoing::Verbose {
+            under: message_id(origin),
+            label: event.label.clone(),
+            line: event.describe(),
+        };
+        if !self.outboxes.offer(channel, item) {
+            tracing::debug!(conversation = %self.key, "send queue full; verbose output dropped");
+        }
+        Ok(())
+    }
+
+    async fn working(&mut self, _origin: &Origin) -> Result<(), ChannelError> {
+        let channel = self.channel()?;
+        self.outboxes.offer(channel, Outgoing::Typing);
+        Ok(())
+    }
+}

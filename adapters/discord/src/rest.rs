@@ -1,0 +1,287 @@
+//! Discord REST for the adapter: the few endpoints Baton calls, sent with
+//! reqwest so that Baton sees the rate-limit headers and 429 bodies that
+//! serenity's `Http` hides (serenity's own ratelimiter is off because it
+//! would ignore the proxy `api_url`). Every request goes through
+//! [`RateLimits`]; a 429 is waited out and retried (nothing is dropped for
+//! a rate limit), 5xx answers and network failures are retried with
+//! backoff a few times, anything else is a permanent failure.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use crate::ratelimit::{RateLimits, header_number, seconds};
+
+/// Attempts for one request that keeps getting 429s. Discord's waits are
+/// short; this only stops a request that would retry forever.
+const MAX_RATE_LIMITED: u32 = 30;
+/// Attempts for one request on server errors and network failures.
+const MAX_FAILED: u32 = 4;
+/// How long one request may take.
+const TIMEOUT: Duration = Duration::from_secs(30);
+/// The REST API version (the same as serenity's).
+const API: &str = "/api/v10";
+
+/// The endpoints Baton calls. Interaction tokens are secrets of a sort
+/// (they let anyone answer the interaction): they appear in paths only,
+/// never in [`Endpoint::name`] or errors.
+#[derive(Debug, Clone, Copy)]
+pub enum Endpoint<'a> {
+    /// `GET /users/@me`: the bot's own user (checks the token).
+    CurrentUser,
+    /// `GET /applications/@me`: the bot's application (its id).
+    CurrentApplication,
+    /// `POST /channels/{channel}/messages`.
+    CreateMessage { channel: u64 },
+    /// `POST /channels/{channel}/messages/{message}/threads`.
+    StartThread { channel: u64, message: u64 },
+    /// `POST /channels/{channel}/typing`.
+    Typing { channel: u64 },
+    /// `PUT /applications/{application}/commands`.
+    GlobalCommands { application: u64 },
+    /// `PUT /applications/{application}/guilds/{guild}/commands`.
+    GuildCommands { application: u64, guild: u64 },
+    /// `POST /interactions/{id}/{token}/callback`.
+    InteractionCallback { id: u64, token: &'a str },
+    /// `PATCH /webhooks/{application}/{token}/messages/@original`.
+    EditOriginal { application: u64, token: &'a str },
+    /// `POST /webhooks/{application}/{token}`.
+    Followup { application: u64, token: &'a str },
+}
+
+impl Endpoint<'_> {
+    /// The HTTP method.
+    pub fn method(&self) -> Method {
+        match self {
+            Endpoint::CurrentUser | Endpoint::CurrentApplication => Method::GET,
+            Endpoint::GlobalCommands { .. } | Endpoint::GuildCommands { .. } => Method::PUT,
+            Endpoint::EditOriginal { .. } => Method::PATCH,
+            _ => Method::POST,
+        }
+    }
+
+    /// The path under `/api/v10`.
+    fn path(&self) -> String {
+        match self {
+            Endpoint::CurrentUser => "/users/@me".into(),
+            Endpoint::CurrentApplication => "/applications/@me".into(),
+            Endpoint::CreateMessage { channel } => format!("/channels/{channel}/messages"),
+            Endpoint::StartThread { channel, message } => {
+                format!("/channels/{channel}/messages/{message}/threads")
+            }
+            Endpoint::Typing { channel } => format!("/channels/{channel}/typing"),
+            Endpoint::GlobalCommands { application } => {
+                format!("/applications/{application}/commands")
+            }
+            Endpoint::GuildCommands { application, guild } => {
+                format!("/applications/{application}/guilds/{guild}/commands")
+            }
+            Endpoint::InteractionCallback { id, token } => {
+                format!("/interactions/{id}/{token}/callback")
+            }
+            Endpoint::EditOriginal { application, token } => {
+                format!("/webhooks/{application}/{token}/messages/@original")
+            }
+            Endpoint::Followup { application, token } => {
+                format!("/webhooks/{application}/{token}")
+            }
+        }
+    }
+
+    /// The request's name for logs and errors, without any token.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Endpoint::CurrentUser => "GET /users/@me",
+            Endpoint::CurrentApplication => "GET /applications/@me",
+            Endpoint::CreateMessage { .. } => "create message",
+            Endpoint::StartThread { .. } => "start thread",
+            Endpoint::Typing { .. } => "typing indicator",
+            Endpoint::GlobalCommands { .. } => "register global commands",
+            Endpoint::GuildCommands { .. } => "register guild commands",
+            Endpoint::InteractionCallback { .. } => "interaction response",
+            Endpoint::EditOriginal { .. } => "edit interaction response",
+            Endpoint::Followup { .. } => "interaction follow-up",
+        }
+    }
+
+    /// The rate-limit bucket: the route and its major parameter (channel,
+    /// application, interaction), as Discord counts them.
+    fn bucket(&self) -> String {
+        let major = match self {
+            Endpoint::CurrentUser | Endpoint::CurrentApplication => 0,
+            Endpoint::CreateMessage { channel }
+            | Endpoint::StartThread { channel, .. }
+            | Endpoint::Typing { channel } => *channel,
+            Endpoint::GlobalCommands { application }
+            | Endpoint::GuildCommands { application, .. }
+            | Endpoint::EditOriginal { application, .. }
+            | Endpoint::Followup { application, .. } => *application,
+            Endpoint::InteractionCallback { id, .. } => *id,
+        };
+        format!("{} {major}", self.name())
+    }
+
+    /// Whether the request counts against the bot's global limit
+    /// (interaction endpoints do not).
+    fn global(&self) -> bool {
+        !matches!(
+            self,
+            Endpoint::InteractionCallback { .. }
+                | Endpoint::EditOriginal { .. }
+                | Endpoint::Followup { .. }
+        )
+    }
+}
+
+/// A request that did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestError {
+    /// Permanent: Discord refused the request (4xx other than 429): no
+    /// access, unknown channel, a bad body, a wrong token.
+    #[error("Discord refused {what}: {status} {message}")]
+    Refused {
+        what: &'static str,
+        status: u16,
+        /// Discord's JSON error code, where it sent one.
+        code: Option<i64>,
+        message: String,
+    },
+    /// Transient: Discord failed or could not be reached, after retries.
+    #[error("Discord unavailable for {what}: {reason}")]
+    Unavailable { what: &'static str, reason: String },
+    /// Transient: still rate limited after many waits.
+    #[error("Discord kept rate limiting {what}")]
+    RateLimited { what: &'static str },
+}
+
+impl RestError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            RestError::Unavailable { .. } | RestError::RateLimited { .. }
+        )
+    }
+
+    /// As the engine's delivery error.
+    pub fn into_channel(self) -> baton_channel::ChannelError {
+        if self.is_transient() {
+            baton_channel::ChannelError::Transient(self.to_string())
+        } else {
+            baton_channel::ChannelError::Permanent(self.to_string())
+        }
+    }
+}
+
+/// The adapter's REST client.
+#[derive(Debug)]
+pub struct Rest {
+    client: reqwest::Client,
+    /// `Bot <token>`.
+    authorization: SecretString,
+    /// `api_url` without a trailing slash.
+    base: String,
+    limits: RateLimits,
+}
+
+impl Rest {
+    /// A client for the bot with `token` at `api_url`, sending at most
+    /// `per_second` requests a second (interaction answers apart).
+    pub fn new(
+        client: reqwest::Client,
+        token: &SecretString,
+        api_url: &str,
+        per_second: u32,
+    ) -> Self {
+        Self {
+            client,
+            authorization: SecretString::from(format!("Bot {}", token.expose_secret().trim())),
+            base: api_url.trim_end_matches('/').to_owned(),
+            limits: RateLimits::new(per_second),
+        }
+    }
+
+    /// Sends a request and returns its JSON answer (`Null` for none).
+    pub async fn call(
+        &self,
+        endpoint: Endpoint<'_>,
+        body: Option<&Value>,
+    ) -> Result<Value, RestError> {
+        let what = endpoint.name();
+        let bucket = endpoint.bucket();
+        let global = endpoint.global();
+        let url = format!("{}{API}{}", self.base, endpoint.path());
+        let mut rate_limited = 0;
+        let mut failed = 0;
+        loop {
+            self.limits.acquire(&bucket, global).await;
+            let mut request = self
+                .client
+                .request(endpoint.method(), &url)
+                .header("authorization", self.authorization.expose_secret())
+                .timeout(TIMEOUT);
+            request = match body {
+                Some(body) => request.json(body),
+                None => request.header("content-length", "0"),
+            };
+            let reason = match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let headers = response.headers().clone();
+                    self.limits.observe(&bucket, &headers);
+                    let text = response.text().await.unwrap_or_default();
+                    if status.is_success() {
+                        return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
+                    }
+                    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                    if status == StatusCode::TOO_MANY_REQUESTS {
+                        rate_limited += 1;
+                        let wait = body["retry_after"]
+                            .as_f64()
+                            .or_else(|| header_number(&headers, "retry-after"))
+                            .map_or(Duration::from_secs(1), seconds);
+                        let is_global = body["global"].as_bool().unwrap_or(false)
+                            || headers
+                                .get("x-ratelimit-global")
+                                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+                        tracing::info!(
+                            request = what,
+                            wait_ms = wait.as_millis() as u64,
+                            global = is_global,
+                            "rate limited by Discord; waiting"
+                        );
+                        self.limits.limited(&bucket, is_global, wait);
+                        if rate_limited >= MAX_RATE_LIMITED {
+                            return Err(RestError::RateLimited { what });
+                        }
+                        continue;
+                    }
+                    if !status.is_server_error() {
+                        return Err(RestError::Refused {
+                            what,
+                            status: status.as_u16(),
+                            code: body["code"].as_i64(),
+                            message: body["message"].as_str().unwrap_or("").to_owned(),
+                        });
+                    }
+                    status.to_string()
+                }
+                // Without the URL: interaction URLs hold their token.
+                Err(error) => error.without_url().to_string(),
+            };
+            failed += 1;
+            if failed >= MAX_FAILED {
+                return Err(RestError::Unavailable { what, reason });
+            }
+            tracing::info!(request = what, attempt = failed, error = %reason, "Discord request failed; retrying");
+            tokio::time::sleep(backoff(failed)).await;
+        }
+    }
+}
+
+/// The wait before retry `attempt` (1-based): 0.5 s, 1 s, 2 s, ... up to 8 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(500u64.saturating_mul(1 << attempt.saturating_sub(1).min(4)))
+}
