@@ -3,6 +3,7 @@
 
 mod budget;
 mod cli;
+mod discord;
 mod engine;
 mod providers;
 mod store;

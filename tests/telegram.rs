@@ -12,13 +12,13 @@ use baton_telegram::webhook::SECRET_HEADER;
 use baton_telegram::{Settings, Telegram, UpdateMode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 use crate::support::bot::{ORCHESTRATOR_MODEL, WORKER_MODEL, test_config};
 use crate::support::fake_llm::{FakeLlm, FakeReply, SeenRequest, Wire};
 use crate::support::fake_telegram::{
     BOT_ID, BOT_USERNAME, Call, FakeFailure, FakeTelegram, bot_json, group_chat, private_chat,
 };
+use crate::support::service::App;
 
 /// The user in `allowed_users`.
 const ADA: u64 = 42;
@@ -27,23 +27,16 @@ const GROUP: i64 = -100;
 /// A member of the group who is neither allowed nor an administrator.
 const BOB: u64 = 5;
 
-/// `baton run` in a task, stopped by [`App::stop`].
-struct App {
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), baton::app::StartError>>,
-}
-
-impl App {
-    /// Starts the service against `telegram` and `llm`, with its database
-    /// in `dir`; `telegram_extra` goes in the `[telegram]` table.
-    fn start(
-        telegram: &FakeTelegram,
-        llm: &FakeLlm,
-        dir: &tempfile::TempDir,
-        telegram_extra: &str,
-    ) -> App {
-        let extra = format!(
-            r#"
+/// Starts the service against `telegram` and `llm`, with its database in
+/// `dir`; `telegram_extra` goes in the `[telegram]` table.
+fn start_app(
+    telegram: &FakeTelegram,
+    llm: &FakeLlm,
+    dir: &tempfile::TempDir,
+    telegram_extra: &str,
+) -> App {
+    let extra = format!(
+        r#"
 [server]
 enabled = false
 
@@ -56,30 +49,11 @@ verbose_batch_ms = 50
 poll_timeout_secs = 1
 {telegram_extra}
 "#,
-            api = telegram.api_url()
-        );
-        let mut config: Config =
-            test_config(llm, Wire::OpenAi, &dir.path().join("baton.db"), &extra);
-        config.telegram.token = Some(SecretString::from("123456:TEST-TOKEN"));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(baton::app::run(config, async move {
-            let _ = stopped.await;
-        }));
-        App {
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    /// Stops the service and waits for it.
-    async fn stop(mut self) {
-        drop(self.stop.take());
-        tokio::time::timeout(Duration::from_secs(20), &mut self.task)
-            .await
-            .expect("baton stops")
-            .expect("the task did not panic")
-            .expect("baton ran without error");
-    }
+        api = telegram.api_url()
+    );
+    let mut config: Config = test_config(llm, Wire::OpenAi, &dir.path().join("baton.db"), &extra);
+    config.telegram.token = Some(SecretString::from("123456:TEST-TOKEN"));
+    App::spawn(config)
 }
 
 fn echo(request: &SeenRequest) -> FakeReply {
@@ -101,7 +75,7 @@ async fn a_dm_in_single_mode_gets_one_reply_to_the_users_message() {
     let telegram = FakeTelegram::start().await;
     let llm = FakeLlm::start(Wire::OpenAi, echo).await;
     let dir = tempfile::tempdir().unwrap();
-    let app = App::start(&telegram, &llm, &dir, "");
+    let app = start_app(&telegram, &llm, &dir, "");
 
     let (update, message) = telegram.dm(ADA, "hi there");
     let sent = telegram.wait_for_sent(ADA as i64, 1).await;
@@ -152,7 +126,7 @@ async fn a_dm_in_single_mode_gets_one_reply_to_the_users_message() {
 }
 
 /// The orchestrator of the engine tests: three workers, awaited one by one.
-fn three_workers(request: &SeenRequest) -> FakeReply {
+pub(crate) fn three_workers(request: &SeenRequest) -> FakeReply {
     if request.model == WORKER_MODEL {
         let brief = request.last_user_text().unwrap_or_default();
         return FakeReply::Text(format!("{brief} done"));
@@ -188,7 +162,7 @@ async fn orchestrator_mode_posts_one_final_reply_and_verbose_shows_workers_under
     let telegram = FakeTelegram::start().await;
     let llm = FakeLlm::start(Wire::OpenAi, three_workers).await;
     let dir = tempfile::tempdir().unwrap();
-    let app = App::start(&telegram, &llm, &dir, "");
+    let app = start_app(&telegram, &llm, &dir, "");
     let chat = ADA as i64;
 
     telegram.dm(ADA, "/orchestrator on");
@@ -282,7 +256,7 @@ async fn groups_answer_mentions_only_and_refuse_settings_to_non_admins() {
     let telegram = FakeTelegram::start().await;
     let llm = FakeLlm::start(Wire::OpenAi, echo).await;
     let dir = tempfile::tempdir().unwrap();
-    let app = App::start(&telegram, &llm, &dir, "");
+    let app = start_app(&telegram, &llm, &dir, "");
 
     let (_, unaddressed) = telegram.group_message(GROUP, BOB, "just chatting here", json!({}));
     let (_, mention) = telegram.group_message(
@@ -356,7 +330,7 @@ async fn strangers_edits_and_stickers_get_silence_or_a_short_answer() {
     let telegram = FakeTelegram::start().await;
     let llm = FakeLlm::start(Wire::OpenAi, echo).await;
     let dir = tempfile::tempdir().unwrap();
-    let app = App::start(&telegram, &llm, &dir, "");
+    let app = start_app(&telegram, &llm, &dir, "");
 
     telegram.dm(BOB, "hello, may I?");
     let (_, stranger_command) = telegram.dm(BOB, "/status");
@@ -400,7 +374,7 @@ async fn a_429_is_waited_out_and_the_message_delivered_once() {
         "sendMessage",
         FakeFailure::TooManyRequests { retry_after: 1 },
     );
-    let app = App::start(&telegram, &llm, &dir, "");
+    let app = start_app(&telegram, &llm, &dir, "");
 
     let (_, message) = telegram.dm(ADA, "hello");
     telegram.wait_for_sent(ADA as i64, 1).await;
@@ -431,7 +405,7 @@ async fn rejected_formatting_is_sent_again_as_plain_text() {
         "sendMessage",
         FakeFailure::BadRequest("Bad Request: can't parse entities: unsupported start tag".into()),
     );
-    let app = App::start(&telegram, &llm, &dir, "");
+    let app = start_app(&telegram, &llm, &dir, "");
     telegram.dm(ADA, "hello");
     let sent = telegram.wait_for_sent(ADA as i64, 1).await;
     app.stop().await;
@@ -496,7 +470,7 @@ async fn a_long_answer_arrives_as_three_messages_under_the_limit_with_formatting
     let reply = answer.clone();
     let llm = FakeLlm::start(Wire::OpenAi, move |_| FakeReply::Text(reply.clone())).await;
     let dir = tempfile::tempdir().unwrap();
-    let app = App::start(&telegram, &llm, &dir, "");
+    let app = start_app(&telegram, &llm, &dir, "");
 
     let (_, message) = telegram.dm(ADA, "write a report");
     let sent = telegram.wait_for_sent(ADA as i64, 3).await;
@@ -564,7 +538,7 @@ async fn a_stop_between_receiving_and_replying_is_answered_exactly_once_after_re
         )
     })
     .await;
-    let app = App::start(&telegram, &slow, &dir, "");
+    let app = start_app(&telegram, &slow, &dir, "");
     let (update, message) = telegram.dm(ADA, "remember me");
     let llm = &slow;
     tokio::time::timeout(Duration::from_secs(20), async {
@@ -583,7 +557,7 @@ async fn a_stop_between_receiving_and_replying_is_answered_exactly_once_after_re
     // Telegram did not hear the confirmation: it delivers the update again.
     telegram.redeliver(update);
     let fast = FakeLlm::start(Wire::OpenAi, echo).await;
-    let app = App::start(&telegram, &fast, &dir, "");
+    let app = start_app(&telegram, &fast, &dir, "");
     telegram.wait_confirmed(update).await;
     telegram.wait_for_sent(ADA as i64, 1).await;
     // A later message is answered after anything still queued before it.
@@ -611,7 +585,7 @@ async fn a_conflict_with_another_poller_does_not_stop_the_bot() {
     let llm = FakeLlm::start(Wire::OpenAi, echo).await;
     let dir = tempfile::tempdir().unwrap();
     telegram.fail_next("getUpdates", FakeFailure::Conflict);
-    let app = App::start(&telegram, &llm, &dir, "");
+    let app = start_app(&telegram, &llm, &dir, "");
     telegram.dm(ADA, "are you there?");
     let sent = telegram.wait_for_sent(ADA as i64, 1).await;
     app.stop().await;
@@ -704,12 +678,8 @@ async fn a_wrong_token_stops_baton_run_with_a_clear_error_that_hides_the_token()
     let llm = FakeLlm::start(Wire::OpenAi, echo).await;
     let dir = tempfile::tempdir().unwrap();
     telegram.fail_next("getMe", FakeFailure::BadRequest("Unauthorized".into()));
-    let app = App::start(&telegram, &llm, &dir, "");
-    let error = tokio::time::timeout(Duration::from_secs(20), app.task)
-        .await
-        .expect("baton gives up at once")
-        .unwrap()
-        .expect_err("a wrong token is an error");
+    let app = start_app(&telegram, &llm, &dir, "");
+    let error = app.exit().await.expect_err("a wrong token is an error");
     let text = error.to_string();
     assert!(text.contains("getMe"), "{text}");
     assert!(!text.contains("TEST-TOKEN"), "the token leaked: {text}");

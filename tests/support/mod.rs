@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod bot;
+pub mod fake_discord;
 pub mod fake_llm;
 pub mod fake_telegram;
 pub mod postgres;
+pub mod service;

@@ -204,9 +204,16 @@ struct Answering {
 impl Answering {
     async fn run(self, mut answers: mpsc::Receiver<Answer>, defer_after: Duration) {
         let mut deferred = false;
-        let first = match tokio::time::timeout(defer_after, answers.recv()).await {
+        // A zero wait defers at once, however fast the answer would be.
+        let early = match defer_after.is_zero() {
+            true => Err(()),
+            false => tokio::time::timeout(defer_after, answers.recv())
+                .await
+                .map_err(|_| ()),
+        };
+        let first = match early {
             Ok(first) => first,
-            Err(_) => {
+            Err(()) => {
                 deferred = true;
                 let body = json!({"type": DEFER, "data": {"flags": EPHEMERAL}});
                 if let Err(error) = self.callback(&body).await {

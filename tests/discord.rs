@@ -1,0 +1,433 @@
+//! The Discord adapter end to end: the real `baton::app::run` with the real
+//! serenity gateway client and Baton's REST talking to a fake Discord, a
+//! scripted fake model, and assertions on what Discord was asked to show.
+
+use baton::config::Config;
+use baton_discord::inbound::MANAGERS_ONLY;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use crate::support::bot::test_config;
+use crate::support::fake_discord::{
+    APPLICATION_ID, CHANNEL, Call, FakeDiscord, GUILD, MANAGE_GUILD, THREAD,
+};
+use crate::support::fake_llm::{FakeLlm, FakeReply, SeenRequest, Wire};
+use crate::support::service::App;
+use crate::telegram::three_workers;
+
+/// The user in `allowed_users`.
+const ADA: u64 = 42;
+/// A guild member who is neither allowed nor a manager.
+const BOB: u64 = 5;
+/// Ada's DM channel with the bot.
+const ADA_DM: u64 = 4200;
+
+/// Starts the service against `discord` and `llm` with its database in
+/// `dir`; `discord_extra` goes in the `[discord]` table. Returns once the
+/// bot is on the gateway.
+async fn start_app(
+    discord: &FakeDiscord,
+    llm: &FakeLlm,
+    dir: &tempfile::TempDir,
+    discord_extra: &str,
+) -> App {
+    let extra = format!(
+        r#"
+[server]
+enabled = false
+
+[telegram]
+enabled = false
+
+[discord]
+api_url = "{api}"
+allowed_users = [{ADA}]
+allowed_guilds = [{GUILD}]
+verbose_batch_ms = 50
+{discord_extra}
+"#,
+        api = discord.api_url()
+    );
+    let mut config: Config = test_config(llm, Wire::OpenAi, &dir.path().join("baton.db"), &extra);
+    config.discord.token = Some(SecretString::from("TEST-DISCORD-TOKEN"));
+    let identified = discord.identified();
+    let app = App::spawn(config);
+    discord.wait_identified(identified).await;
+    app
+}
+
+fn you_said(request: &SeenRequest) -> FakeReply {
+    FakeReply::Text(format!(
+        "You said: {}",
+        request.last_user_text().unwrap_or("")
+    ))
+}
+
+/// Calls for interaction `id`, in order (callback, edit, follow-ups).
+fn interaction_calls(discord: &FakeDiscord, id: u64) -> Vec<Call> {
+    let token = format!("interaction-token-{id}");
+    discord
+        .calls()
+        .into_iter()
+        .filter(|c| c.path.contains(&token))
+        .collect()
+}
+
+/// Waits until interaction `id` has an answer with content, and returns it.
+async fn interaction_answer(discord: &FakeDiscord, id: u64) -> String {
+    discord
+        .wait_until("an answer to the interaction", |fake| {
+            interaction_calls(fake, id).iter().any(answer_text_is_set)
+        })
+        .await;
+    interaction_calls(discord, id)
+        .iter()
+        .find(|c| answer_text_is_set(c))
+        .map(|c| answer_content(c).to_owned())
+        .unwrap_or_default()
+}
+
+fn answer_content(call: &Call) -> &str {
+    call.body["data"]["content"]
+        .as_str()
+        .or(call.body["content"].as_str())
+        .unwrap_or_default()
+}
+
+fn answer_text_is_set(call: &Call) -> bool {
+    call.ok() && !answer_content(call).is_empty()
+}
+
+#[tokio::test]
+async fn a_mention_in_a_guild_channel_gets_one_reply_and_other_messages_get_silence() {
+    let discord = FakeDiscord::start().await;
+    let llm = FakeLlm::start(Wire::OpenAi, you_said).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = start_app(&discord, &llm, &dir, &format!("dev_guild = {GUILD}")).await;
+
+    discord.guild_message(CHANNEL, BOB, "just chatting here", json!({}));
+    let mention = discord.mention(CHANNEL, BOB, "what is up?");
+    let posts = discord.wait_for_posts(CHANNEL, 1).await;
+    // The same MESSAGE_CREATE again is not answered again.
+    discord.redispatch_last();
+    // A DM from the allowed user is its own conversation.
+    discord.dm(ADA_DM, ADA, "hello in private");
+    discord.wait_for_posts(ADA_DM, 1).await;
+    app.stop().await;
+
+    let posts_now = discord.posted_in(CHANNEL);
+    assert_eq!(posts_now.len(), 1, "exactly one reply: {posts_now:#?}");
+    assert_eq!(posts[0].content(), "You said: user5: what is up?");
+    assert_eq!(
+        posts[0].reference(),
+        Some(mention),
+        "a reply to the mention"
+    );
+    assert_eq!(posts[0].body["allowed_mentions"]["parse"], json!([]));
+    assert_eq!(
+        llm.requests().len(),
+        2,
+        "the unaddressed message and the duplicate reach no model"
+    );
+    let dm = discord.posted_in(ADA_DM);
+    assert_eq!(dm[0].content(), "You said: ada: hello in private");
+
+    // Start-up: the slash commands registered globally and in the dev
+    // guild, with their choices; the typing indicator shown during the turn.
+    for path in [
+        format!("/applications/{APPLICATION_ID}/commands"),
+        format!("/applications/{APPLICATION_ID}/guilds/{GUILD}/commands"),
+    ] {
+        let registered = discord.calls_to("PUT", &path);
+        assert_eq!(registered.len(), 1, "{path}");
+        let names: Vec<&str> = registered[0]
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "orchestrator",
+                "verbose",
+                "effort",
+                "status",
+                "stop",
+                "reset",
+                "help"
+            ]
+        );
+        let orchestrator = &registered[0].body[0]["options"][0];
+        assert_eq!(orchestrator["name"], "mode");
+        assert_eq!(
+            orchestrator["choices"],
+            json!([
+                {"name": "on", "value": "on"}, {"name": "off", "value": "off"}
+            ])
+        );
+    }
+    assert!(
+        !discord
+            .calls_to("POST", &format!("/channels/{CHANNEL}/typing"))
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn orchestrator_turns_show_workers_in_a_thread_only_with_verbose_on() {
+    let discord = FakeDiscord::start().await;
+    let llm = FakeLlm::start(Wire::OpenAi, three_workers).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = start_app(&discord, &llm, &dir, "").await;
+
+    // Slash commands from a member with Manage Server, answered within the
+    // deadline by an ephemeral response.
+    let switch = discord.slash(
+        CHANNEL,
+        BOB,
+        "orchestrator",
+        Some(("mode", "on")),
+        MANAGE_GUILD,
+    );
+    let answer = interaction_answer(&discord, switch).await;
+    assert!(answer.starts_with("Orchestrator mode on"), "{answer}");
+    let calls = interaction_calls(&discord, switch);
+    assert!(calls[0].path.ends_with("/callback"), "{calls:#?}");
+    assert_eq!(calls[0].body["data"]["flags"], 64, "ephemeral");
+
+    let quiet = discord.mention(CHANNEL, BOB, "research alpha, beta and gamma");
+    let posts = discord.wait_for_posts(CHANNEL, 1).await;
+    assert_eq!(posts[0].content(), "Summary: all three researched.");
+    assert_eq!(posts[0].reference(), Some(quiet));
+    assert!(
+        discord
+            .calls_to("POST", "/channels")
+            .iter()
+            .all(|c| !c.path.ends_with("/threads")),
+        "verbose off: no thread"
+    );
+
+    let verbose = discord.slash(CHANNEL, BOB, "verbose", Some(("mode", "on")), MANAGE_GUILD);
+    interaction_answer(&discord, verbose).await;
+    let loud = discord.mention(CHANNEL, BOB, "research alpha, beta and gamma again");
+    discord.wait_for_posts(CHANNEL, 2).await;
+    app.stop().await;
+
+    // Exactly one final reply in the channel per turn.
+    let posts = discord.posted_in(CHANNEL);
+    assert_eq!(posts.len(), 2, "{posts:#?}");
+    assert_eq!(posts[1].reference(), Some(loud));
+    // A thread started from the user's message holds the workers' posts.
+    let threads = discord.calls_to(
+        "POST",
+        &format!("/channels/{CHANNEL}/messages/{loud}/threads"),
+    );
+    assert_eq!(threads.len(), 1, "{threads:#?}");
+    let calls = discord.calls();
+    let thread_posts: Vec<&Call> = calls
+        .iter()
+        .filter(|c| c.creates_message() && c.channel().is_some_and(|ch| ch != CHANNEL))
+        .collect();
+    for label in ["alpha", "beta", "gamma"] {
+        let text: Vec<&str> = thread_posts
+            .iter()
+            .filter(|c| c.content().starts_with(&format!("**[{label}]**")))
+            .map(|c| c.content())
+            .collect();
+        let text = text.join("\n");
+        assert!(
+            text.contains(&format!("started: research {label}")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("research {label} done")), "{text}");
+        assert!(text.contains("finished: done"), "{text}");
+    }
+    assert!(
+        thread_posts.iter().all(|c| c.content().starts_with("**[")),
+        "every worker post is labelled"
+    );
+
+    // The settings persist: after a restart /status still shows them.
+    let app = start_app(&discord, &llm, &dir, "").await;
+    let status = discord.slash(CHANNEL, BOB, "status", None, 0);
+    let answer = interaction_answer(&discord, status).await;
+    app.stop().await;
+    assert!(answer.contains("Mode: orchestrator"), "{answer}");
+    assert!(answer.contains("Verbose: on"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_slow_answer_is_deferred_and_non_managers_are_refused() {
+    let discord = FakeDiscord::start().await;
+    let llm = FakeLlm::start(Wire::OpenAi, you_said).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = start_app(&discord, &llm, &dir, "defer_after_ms = 0").await;
+
+    let refused = discord.slash(CHANNEL, BOB, "verbose", Some(("mode", "on")), 0);
+    assert_eq!(interaction_answer(&discord, refused).await, MANAGERS_ONLY);
+    let status = discord.slash(CHANNEL, BOB, "status", None, 0);
+    let answer = interaction_answer(&discord, status).await;
+    app.stop().await;
+
+    assert!(answer.contains("Verbose: off"), "{answer}");
+    let calls = interaction_calls(&discord, status);
+    assert_eq!(
+        calls[0].body,
+        json!({"type": 5, "data": {"flags": 64}}),
+        "deferred first"
+    );
+    assert_eq!(
+        calls[1].method, "PATCH",
+        "then the deferred response edited"
+    );
+    assert!(calls[1].path.ends_with("/messages/@original"));
+}
+
+/// A long answer with a code block in the middle.
+fn long_answer(_: &SeenRequest) -> FakeReply {
+    let code: String = (0..60)
+        .map(|i| format!("let value_{i} = {i} * 2; // doubling\n"))
+        .collect();
+    let prose = "This sentence pads the answer out to a good length. ".repeat(35);
+    FakeReply::Text(format!("{prose}\n\n```rust\n{code}```\n\n{prose}"))
+}
+
+#[tokio::test]
+async fn a_long_answer_arrives_in_pieces_under_the_limit_with_fences_intact() {
+    let discord = FakeDiscord::start().await;
+    let llm = FakeLlm::start(Wire::OpenAi, long_answer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = start_app(&discord, &llm, &dir, "").await;
+
+    let mention = discord.mention(CHANNEL, ADA, "explain at length");
+    discord.wait_for_posts(CHANNEL, 3).await;
+    app.stop().await;
+
+    let posts = discord.posted_in(CHANNEL);
+    let total: usize = posts.iter().map(|c| c.content().chars().count()).sum();
+    assert!(total >= 5000, "{total}");
+    assert_eq!(posts.len(), 3, "{posts:#?}");
+    for post in &posts {
+        assert!(post.content().chars().count() < 2000);
+        let fences = post
+            .content()
+            .lines()
+            .filter(|l| l.starts_with("```"))
+            .count();
+        assert_eq!(fences % 2, 0, "unbalanced fences in {:?}", post.content());
+    }
+    assert_eq!(posts[0].reference(), Some(mention));
+    assert_eq!(
+        posts[1].reference(),
+        None,
+        "only the first piece references"
+    );
+}
+
+#[tokio::test]
+async fn a_429_is_waited_out_and_the_reply_delivered_once_pinging_no_one() {
+    let discord = FakeDiscord::start().await;
+    let llm = FakeLlm::start(Wire::OpenAi, |_: &SeenRequest| {
+        FakeReply::Text("@everyone @here <@&123> look at this".into())
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = start_app(&discord, &llm, &dir, "").await;
+
+    discord.rate_limit_next("POST /channels/{id}/messages", 0.3);
+    discord.mention(CHANNEL, ADA, "ping everyone");
+    discord.wait_for_posts(CHANNEL, 1).await;
+    app.stop().await;
+
+    let attempts: Vec<Call> = discord
+        .calls()
+        .into_iter()
+        .filter(|c| c.creates_message() && c.channel() == Some(CHANNEL))
+        .collect();
+    assert_eq!(attempts.len(), 2, "{attempts:#?}");
+    assert_eq!(attempts[0].status, 429);
+    assert!(attempts[1].ok());
+    assert_eq!(
+        attempts[0].body, attempts[1].body,
+        "the same message, retried"
+    );
+    assert_eq!(discord.posted_in(CHANNEL).len(), 1, "delivered once");
+    let mentions = &attempts[1].body["allowed_mentions"];
+    assert_eq!(
+        mentions["parse"],
+        json!([]),
+        "no @everyone, @here or role pings"
+    );
+    assert!(mentions.get("roles").is_none() && mentions.get("users").is_none());
+}
+
+#[tokio::test]
+async fn in_a_thread_worker_output_goes_in_place() {
+    let discord = FakeDiscord::start().await;
+    let llm = FakeLlm::start(Wire::OpenAi, three_workers).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = start_app(&discord, &llm, &dir, "").await;
+
+    for (command, mode) in [("orchestrator", "on"), ("verbose", "on")] {
+        let id = discord.slash(THREAD, ADA, command, Some(("mode", mode)), 0);
+        interaction_answer(&discord, id).await;
+    }
+    let asked = discord.mention(THREAD, ADA, "research alpha, beta and gamma");
+    discord
+        .wait_until("the summary in the thread", |fake| {
+            fake.posted_in(THREAD)
+                .iter()
+                .any(|c| c.content().starts_with("Summary"))
+        })
+        .await;
+    app.stop().await;
+
+    let posts = discord.posted_in(THREAD);
+    let summaries: Vec<&Call> = posts
+        .iter()
+        .filter(|c| c.content().starts_with("Summary"))
+        .collect();
+    assert_eq!(summaries.len(), 1, "{posts:#?}");
+    let workers: Vec<&Call> = posts
+        .iter()
+        .filter(|c| c.content().starts_with("**["))
+        .collect();
+    assert!(!workers.is_empty(), "{posts:#?}");
+    assert!(workers.iter().all(|c| c.reference() == Some(asked)));
+    let value: Vec<Value> = posts.iter().map(|c| c.body.clone()).collect();
+    assert!(
+        value
+            .iter()
+            .all(|b| b["allowed_mentions"]["parse"] == json!([]))
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_token_stops_baton_run_with_a_clear_error_that_hides_the_token() {
+    let discord = FakeDiscord::start().await;
+    let llm = FakeLlm::start(Wire::OpenAi, you_said).await;
+    let dir = tempfile::tempdir().unwrap();
+    discord.refuse_token();
+    let extra = format!(
+        "[telegram]\nenabled = false\n[discord]\napi_url = \"{}\"",
+        discord.api_url()
+    );
+    let mut config: Config = test_config(&llm, Wire::OpenAi, &dir.path().join("baton.db"), &extra);
+    config.discord.token = Some(SecretString::from("TEST-DISCORD-TOKEN"));
+    let error = App::spawn(config)
+        .exit()
+        .await
+        .expect_err("a wrong token is an error");
+    let text = error.to_string();
+    assert!(
+        text.contains("/users/@me") && text.contains("401"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("TEST-DISCORD-TOKEN"),
+        "the token leaked: {text}"
+    );
+    assert_eq!(discord.calls().len(), 1, "not retried");
+}
