@@ -15,6 +15,7 @@ mod http;
 pub mod models;
 pub mod openai;
 pub mod retry;
+pub mod routing;
 
 pub use baton_channel::Effort;
 pub use error::ProviderError;
