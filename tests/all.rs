@@ -5,6 +5,7 @@ mod budget;
 mod cli;
 mod engine;
 mod providers;
+mod routing;
 mod store;
 mod support;
 mod telegram;
