@@ -315,3 +315,31 @@ async fn status_shows_the_last_turns_totals_with_its_workers() {
     );
     assert!(status.contains("Greedy: off, autonomy: off"), "{status}");
 }
+
+#[tokio::test]
+async fn a_small_context_window_drops_the_oldest_history() {
+    // 60% of 300 tokens: about two of these ~60-token messages fit.
+    let mut bot = TestBot::builder(Wire::OpenAi)
+        .config(&format!(
+            "[models.catalog.\"fake:{ORCHESTRATOR_MODEL}\"]\ncontext_window = 300\n"
+        ))
+        .start(|request| FakeReply::Text(format!("{} seen", request.messages.len())))
+        .await;
+    let long = "word ".repeat(45);
+    for n in 1..=4 {
+        bot.say(&format!("{n} {long}")).await;
+    }
+    bot.drain().await;
+    let requests = bot.llm.requests();
+    let last = requests.last().unwrap();
+    assert!(
+        last.messages.len() < 7,
+        "the oldest messages were dropped: {} sent",
+        last.messages.len()
+    );
+    assert_eq!(
+        last.messages[0].role, "user",
+        "the context opens with a user message"
+    );
+    assert!(last.last_user_text().unwrap().starts_with("Ada: 4 "));
+}

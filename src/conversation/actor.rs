@@ -14,16 +14,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
-use super::commands;
 use super::turn::{TurnOutcome, TurnRequest, run_turn};
+use super::{commands, context};
 use crate::budget::{self, Allowance, Spend, UsageMeter};
 use crate::llm::models::ModelHandle;
 use crate::llm::routing::{self, AgentRole, RouteRequest};
 use crate::llm::{Message, Usage};
 use crate::services::Services;
-use crate::store::{
-    ConversationSettings, EventKind, MessageId, Mode, Role, StoredMessage, TurnId, TurnStatus,
-};
+use crate::store::{ConversationSettings, EventKind, MessageId, Mode, TurnId, TurnStatus};
 
 /// How often the typing indicator is refreshed while a turn runs.
 const TYPING_REFRESH: Duration = Duration::from_secs(4);
@@ -293,11 +291,11 @@ impl Actor {
         } = message;
         let origin = inbound.origin;
         let history_limit = self.services.config.orchestrator.history_limit;
-        let context = match store
+        let history = match store
             .history_through(&self.key, Some(message_id), history_limit)
             .await
         {
-            Ok(history) => to_context(&history),
+            Ok(history) => history,
             Err(e) => {
                 tracing::error!(conversation = %self.key, error = %e, "could not read the transcript");
                 return self
@@ -352,6 +350,7 @@ impl Actor {
         let source = format!("user:{}", inbound.author.id);
         self.log(Some(turn), EventKind::Message, &source, &inbound.text)
             .await;
+        let context = context::to_context(&history, model.spec.context_window);
         let meter = Arc::new(UsageMeter::default());
         let plan = TurnPlan {
             turn,
@@ -593,51 +592,5 @@ impl Actor {
         {
             tracing::warn!(conversation = %self.key, error = %e, "could not record an event");
         }
-    }
-}
-
-/// The transcript as model messages; people's messages carry their name.
-/// A window that starts with a reply drops it: every provider wants the
-/// context to open with a user message.
-fn to_context(history: &[StoredMessage]) -> Vec<Message> {
-    history
-        .iter()
-        .skip_while(|message| message.role == Role::Assistant)
-        .map(|message| match message.role {
-            Role::User => match &message.author {
-                Some(author) => Message::user(format!("{author}: {}", message.content)),
-                None => Message::user(message.content.clone()),
-            },
-            Role::Assistant => Message::assistant(message.content.clone()),
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::MessageId;
-
-    fn stored(id: i64, role: Role, content: &str) -> StoredMessage {
-        let author = (role == Role::User).then(|| "Ada".to_owned());
-        StoredMessage {
-            id: MessageId(id),
-            role,
-            author,
-            content: content.into(),
-        }
-    }
-
-    #[test]
-    fn the_context_opens_with_a_user_message() {
-        let history = [
-            stored(2, Role::Assistant, "cut-off reply"),
-            stored(3, Role::User, "hi"),
-            stored(4, Role::Assistant, "hello"),
-        ];
-        assert_eq!(
-            to_context(&history),
-            [Message::user("Ada: hi"), Message::assistant("hello")]
-        );
     }
 }

@@ -75,6 +75,22 @@ impl Message {
             ..AssistantMessage::default()
         })
     }
+
+    /// How much text it carries, in bytes (for estimating its tokens).
+    pub fn text_len(&self) -> usize {
+        match self {
+            Message::User { text } => text.len(),
+            Message::Assistant(assistant) => {
+                let calls: usize = assistant
+                    .tool_calls
+                    .iter()
+                    .map(|call| call.name.len() + call.arguments.len())
+                    .sum();
+                assistant.text.as_ref().map_or(0, String::len) + calls
+            }
+            Message::ToolResult(result) => result.content.len(),
+        }
+    }
 }
 
 /// The model's side of one round.
