@@ -21,6 +21,7 @@
 #[allow(dead_code)]
 mod fake_llm;
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,9 +29,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use baton::config::{Config, ModelRef, ModelSpec};
+use baton::config::Config;
 use baton::conversation::Registry;
-use baton::llm::models::{ModelHandle, Models};
+use baton::llm::models::Models;
 use baton::llm::{
     AssistantMessage, Completion, CompletionRequest, Provider, ProviderError, StopReason, Usage,
 };
@@ -255,19 +256,11 @@ async fn zero_delay_services(dir: &Path) -> anyhow::Result<Arc<Services>> {
     let mut config = Config::default();
     config.storage.url = format!("sqlite://{}", dir.join("baton.db").display());
     config.engine.idle_timeout_secs = 3600;
+    config.models.orchestrator = Some("bench:zero".into());
     let store = Store::connect(&config.storage.url).await?;
-    let handle = ModelHandle {
-        provider: Arc::new(ZeroDelay),
-        model: ModelRef {
-            provider: "bench".into(),
-            model: "zero".into(),
-        },
-        spec: ModelSpec::default(),
-    };
-    let models = Models {
-        orchestrator: handle.clone(),
-        worker: handle,
-    };
+    let providers =
+        BTreeMap::from([("bench".to_owned(), Arc::new(ZeroDelay) as Arc<dyn Provider>)]);
+    let models = Models::with_providers(config.models.clone(), providers)?;
     Ok(Arc::new(Services::new(config, store, models)))
 }
 

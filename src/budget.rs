@@ -3,7 +3,9 @@
 //! mode (with a notice); above a hard cap the bot says so instead of calling
 //! a model.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::{Mutex, PoisonError};
 
 use baton_channel::ConversationKey;
 use serde::Deserialize;
@@ -59,6 +61,42 @@ impl Spend {
             }
         }
         spend
+    }
+}
+
+/// The tokens one turn has used so far, per model: the orchestrator's and
+/// its workers' calls add to it as they finish, so `/status` can show a
+/// running turn's cost.
+#[derive(Debug, Default)]
+pub struct UsageMeter {
+    /// A std mutex: held only to add or copy, never across an `.await`.
+    by_model: Mutex<BTreeMap<String, Usage>>,
+}
+
+impl UsageMeter {
+    /// Adds one model call's tokens.
+    pub fn add(&self, model: &ModelRef, usage: Usage) {
+        let mut by_model = self.by_model.lock().unwrap_or_else(PoisonError::into_inner);
+        by_model.entry(model.to_string()).or_default().add(usage);
+    }
+
+    /// What was used so far, per model.
+    pub fn snapshot(&self) -> Vec<ModelUsage> {
+        let by_model = self.by_model.lock().unwrap_or_else(PoisonError::into_inner);
+        by_model
+            .iter()
+            .map(|(model, usage)| ModelUsage {
+                model: model.clone(),
+                usage: *usage,
+            })
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::agent::AgentObserver for UsageMeter {
+    async fn on_usage(&self, model: &ModelRef, usage: Usage) {
+        self.add(model, usage);
     }
 }
 

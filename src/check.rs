@@ -60,10 +60,20 @@ pub async fn check(config: &Config) -> CheckReport {
         ("worker", config.models.worker_model()),
     ];
     let mut providers_used = Vec::new();
+    let mut checked = Vec::new();
     for (role, model) in roles {
         match model {
             Err(e) => report.problem(format!("{role} model: {e}")),
-            Ok(model) => check_model(config, role, &model, &mut report, &mut providers_used),
+            Ok(model) => {
+                check_model(config, role, &model, &mut report, &mut providers_used);
+                checked.push(model);
+            }
+        }
+    }
+    // Models that specialties, profiles, the cheap tier or the fallback use.
+    for model in config.models.routed().unwrap_or_default() {
+        if !checked.contains(&model) {
+            check_model(config, "routed", &model, &mut report, &mut providers_used);
         }
     }
     let http = reqwest::Client::builder()

@@ -13,6 +13,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::llm::retry::RetryPolicy;
+use crate::llm::routing::{AgentRole, RouteRequest, Specialty, WorkerProfile};
 use crate::store::Mode;
 
 /// The prefix of environment variables that override config keys.
@@ -146,37 +147,40 @@ impl fmt::Display for ModelRef {
     }
 }
 
-/// `[models]`.
-#[derive(Debug, Clone, Deserialize)]
+/// `[models]`: which model each role runs on, and what each model supports
+/// and costs. How a model is chosen is in [`crate::llm::routing`].
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelsConfig {
     /// The orchestrator's model, `provider:model`.
-    pub orchestrator: String,
-    /// The workers' model; the orchestrator's when unset.
+    pub orchestrator: Option<String>,
+    /// The workers' model; `fallback`, then the orchestrator's, when unset.
     pub worker: Option<String>,
+    /// The last resort when a role has no model of its own.
+    pub fallback: Option<String>,
+    /// With `auto_tier` on, simple messages in single mode go here.
+    pub cheap_model: Option<String>,
+    /// Sends simple messages in single mode to `cheap_model`.
+    pub auto_tier: bool,
+    /// A model per worker specialty (`coder = "provider:model"`).
+    pub specialties: BTreeMap<Specialty, String>,
+    /// Named worker profiles `spawn_worker` can ask for.
+    pub profiles: BTreeMap<String, WorkerProfile>,
     /// What each model supports, keyed by `provider:model`.
     pub catalog: BTreeMap<String, ModelSpec>,
 }
 
-impl Default for ModelsConfig {
-    fn default() -> Self {
-        Self {
-            orchestrator: "openai:gpt-5.1".into(),
-            worker: None,
-            catalog: BTreeMap::new(),
-        }
-    }
-}
-
 impl ModelsConfig {
-    /// The orchestrator's model.
+    /// The orchestrator's default model.
     pub fn orchestrator_model(&self) -> Result<ModelRef, ConfigError> {
-        self.orchestrator.parse()
+        Ok(self
+            .route(AgentRole::Orchestrator, RouteRequest::default())?
+            .0)
     }
 
-    /// The workers' model (the orchestrator's when unset).
+    /// The workers' default model.
     pub fn worker_model(&self) -> Result<ModelRef, ConfigError> {
-        self.worker.as_deref().unwrap_or(&self.orchestrator).parse()
+        Ok(self.route(AgentRole::Worker, RouteRequest::default())?.0)
     }
 
     /// What `model` supports: its catalog entry, or the defaults.
@@ -223,6 +227,10 @@ pub struct OrchestratorConfig {
     pub default_verbose: bool,
     /// The effort of new conversations.
     pub default_effort: Effort,
+    /// Whether new conversations start greedy (`/greedy`).
+    pub default_greedy: bool,
+    /// Whether new conversations start autonomous (`/autonomy`).
+    pub default_autonomy: bool,
     /// Workers open at once in one turn.
     pub max_workers: usize,
     /// Seconds a worker run may take before it is stopped as timed out.
@@ -239,6 +247,8 @@ impl Default for OrchestratorConfig {
             default_mode: ModeSetting(Mode::Single),
             default_verbose: false,
             default_effort: Effort::On,
+            default_greedy: false,
+            default_autonomy: false,
             max_workers: 8,
             worker_timeout_secs: 300,
             max_tool_rounds: 20,
@@ -539,10 +549,14 @@ impl Config {
 
     /// Checks what the types cannot: model references and limits.
     fn validate(&self) -> Result<(), ConfigError> {
-        self.models.orchestrator_model()?;
-        self.models.worker_model()?;
-        for name in self.models.catalog.keys() {
-            name.parse::<ModelRef>()?;
+        // Every model reference is `provider:model`; whether a role has a
+        // model and its provider a section is checked when the models are
+        // built (at start, and by `baton check`).
+        self.models.configured()?;
+        if self.models.auto_tier && self.models.cheap_model.is_none() {
+            return Err(ConfigError::Invalid(
+                "models.auto_tier is on but models.cheap_model is not set".into(),
+            ));
         }
         let invalid = |what: &str| Err(ConfigError::Invalid(format!("{what} must be at least 1")));
         if self.orchestrator.max_workers == 0 {

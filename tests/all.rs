@@ -6,6 +6,7 @@ mod cli;
 mod discord;
 mod engine;
 mod providers;
+mod routing;
 mod store;
 mod support;
 mod telegram;

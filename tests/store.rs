@@ -147,6 +147,9 @@ async fn settings_round_trip_and_survive_a_reconnect(db: TestDb) {
         mode: Mode::Orchestrator,
         verbose: true,
         effort: Effort::High,
+        model: Some("anthropic:claude-x".into()),
+        greedy: true,
+        autonomy: false,
     };
 
     let store = db.connect().await;
@@ -157,9 +160,15 @@ async fn settings_round_trip_and_survive_a_reconnect(db: TestDb) {
         mode: Mode::Single,
         verbose: false,
         effort: Effort::Off,
+        model: None,
+        greedy: false,
+        autonomy: true,
     };
     store.save_settings(&k, &changed).await.unwrap();
-    assert_eq!(store.load_settings(&k).await.unwrap(), Some(changed));
+    assert_eq!(
+        store.load_settings(&k).await.unwrap(),
+        Some(changed.clone())
+    );
     store.close().await;
 
     let store = db.connect().await;
@@ -662,7 +671,8 @@ async fn a_locked_postgres_table_is_a_transient_busy_error() {
 }
 
 /// The schema of one migration file: table names with their column names in
-/// order, and index definitions (name, table, columns, unique), normalised.
+/// order (created, or added by ALTER TABLE), and index definitions (name,
+/// table, columns, unique), normalised.
 fn schema_outline(sql: &str) -> (Vec<(String, Vec<String>)>, Vec<String>) {
     let mut tables: Vec<(String, Vec<String>)> = Vec::new();
     let mut indexes = Vec::new();
@@ -691,6 +701,9 @@ fn schema_outline(sql: &str) -> (Vec<(String, Vec<String>)>, Vec<String>) {
             }
         } else if line.starts_with("CREATE INDEX") || line.starts_with("CREATE UNIQUE INDEX") {
             indexes.push(words.join(" "));
+        } else if let ["ALTER", "TABLE", table, "ADD", "COLUMN", column, ..] = words[..] {
+            // An added column counts as a table with that one column.
+            tables.push((table.to_owned(), vec![column.trim_matches('"').to_owned()]));
         }
     }
     indexes.sort();
@@ -718,6 +731,9 @@ fn postgres_and_sqlite_migrations_define_the_same_schema() {
         let (postgres_tables, postgres_indexes) = schema_outline(&postgres);
         assert_eq!(sqlite_tables, postgres_tables, "{file}: tables and columns");
         assert_eq!(sqlite_indexes, postgres_indexes, "{file}: indexes");
-        assert!(!sqlite_tables.is_empty(), "{file}: no tables found");
+        assert!(
+            !sqlite_tables.is_empty(),
+            "{file}: no tables or columns found"
+        );
     }
 }

@@ -12,6 +12,7 @@ pub use limiter::{CallPermit, ModelCallLimiter, Priority};
 
 use futures::future::join_all;
 
+use crate::config::ModelRef;
 use crate::llm::models::ModelHandle;
 use crate::llm::retry::{RetryPolicy, with_retry};
 use crate::llm::{
@@ -49,6 +50,9 @@ pub trait AgentObserver: Send + Sync {
 
     /// The model called a tool.
     async fn on_tool_call(&self, _call: &ToolCall) {}
+
+    /// A model call finished and used `usage` tokens on `model`.
+    async fn on_usage(&self, _model: &ModelRef, _usage: Usage) {}
 }
 
 /// An observer that ignores everything.
@@ -98,6 +102,9 @@ impl Agent<'_> {
             };
             let completion = self.call_model(&request).await?;
             usage.add(completion.usage);
+            self.observer
+                .on_usage(&self.model.model, completion.usage)
+                .await;
             let AssistantMessage {
                 text, tool_calls, ..
             } = &completion.message;

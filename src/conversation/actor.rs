@@ -14,14 +14,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
-use super::commands;
 use super::turn::{TurnOutcome, TurnRequest, run_turn};
-use crate::budget::{self, Allowance, Spend};
+use super::{commands, context};
+use crate::budget::{self, Allowance, Spend, UsageMeter};
+use crate::llm::models::ModelHandle;
+use crate::llm::routing::{self, AgentRole, RouteRequest};
 use crate::llm::{Message, Usage};
 use crate::services::Services;
-use crate::store::{
-    ConversationSettings, EventKind, MessageId, Mode, Role, StoredMessage, TurnId, TurnStatus,
-};
+use crate::store::{ConversationSettings, EventKind, MessageId, Mode, TurnId, TurnStatus};
 
 /// How often the typing indicator is refreshed while a turn runs.
 const TYPING_REFRESH: Duration = Duration::from_secs(4);
@@ -85,9 +85,21 @@ pub(crate) struct ConversationHandle {
 pub(crate) type LiveActors = DashMap<ConversationKey, ConversationHandle>;
 
 /// What the actor knows of the turn it is running.
-#[derive(Default)]
 struct RunningTurn {
     workers: BTreeMap<WorkerId, String>,
+    /// What the turn used so far.
+    meter: Arc<UsageMeter>,
+}
+
+/// What the actor decided before a turn starts.
+struct TurnPlan {
+    turn: TurnId,
+    /// The settings for this turn (budgets may have narrowed them).
+    settings: ConversationSettings,
+    /// The orchestrator's model.
+    model: ModelHandle,
+    /// Counts the turn's tokens as they are used.
+    meter: Arc<UsageMeter>,
 }
 
 pub(crate) struct Actor {
@@ -104,7 +116,8 @@ pub(crate) struct Actor {
     pub pending: Option<Box<Queued>>,
     pub live: Arc<LiveActors>,
     pub shutdown: CancellationToken,
-    pub last_turn: Option<(Usage, f64)>,
+    /// What the last finished turn used (`/status`).
+    pub last_turn: Option<Spend>,
 }
 
 impl Actor {
@@ -201,7 +214,8 @@ impl Actor {
             Ok(Command::Status) => self.status(running).await,
             Ok(Command::Reset) => return self.reset(&message.origin, None).await,
             Ok(command) => {
-                let (settings, text) = commands::apply(self.settings, &command);
+                let (settings, text) =
+                    commands::apply(&self.settings, &command, &self.services.models);
                 if settings != self.settings {
                     match self
                         .services
@@ -220,7 +234,11 @@ impl Actor {
                 if running.is_some()
                     && matches!(
                         command,
-                        Command::Orchestrator(Some(_)) | Command::Effort(Some(_))
+                        Command::Orchestrator(Some(_))
+                            | Command::Effort(Some(_))
+                            | Command::Model(Some(_))
+                            | Command::Greedy(Some(_))
+                            | Command::Autonomy(Some(_))
                     )
                 {
                     format!("{text} (from the next message on)")
@@ -240,8 +258,18 @@ impl Actor {
             .await
             .map(|parts| Spend::of(&parts, &self.services.config.models))
             .unwrap_or_default();
+        let turn = match running {
+            Some(running) => Some(commands::TurnSpend {
+                running: true,
+                spend: Spend::of(&running.meter.snapshot(), &self.services.config.models),
+            }),
+            None => self.last_turn.map(|spend| commands::TurnSpend {
+                running: false,
+                spend,
+            }),
+        };
         commands::status_text(commands::StatusView {
-            settings: self.settings,
+            settings: &self.settings,
             models: &self.services.models,
             running: running.map(|r| {
                 r.workers
@@ -250,7 +278,7 @@ impl Actor {
                     .collect()
             }),
             today,
-            last_turn: self.last_turn,
+            turn,
         })
     }
 
@@ -263,11 +291,11 @@ impl Actor {
         } = message;
         let origin = inbound.origin;
         let history_limit = self.services.config.orchestrator.history_limit;
-        let context = match store
+        let history = match store
             .history_through(&self.key, Some(message_id), history_limit)
             .await
         {
-            Ok(history) => to_context(&history),
+            Ok(history) => history,
             Err(e) => {
                 tracing::error!(conversation = %self.key, error = %e, "could not read the transcript");
                 return self
@@ -286,7 +314,7 @@ impl Actor {
                 tracing::warn!(conversation = %self.key, error = %e, "cannot check the budget");
                 Allowance::Full
             });
-        let mut settings = self.settings;
+        let mut settings = self.settings.clone();
         let mut notice = None;
         match allowance {
             Allowance::Full => {}
@@ -298,9 +326,14 @@ impl Actor {
             }
             Allowance::Refused(text) => return self.refuse(message_id, &origin, &text).await,
         }
-        let model = services.models.orchestrator.model.to_string();
+        let model = self.orchestrator_model(&settings, &inbound.text);
         let turn = match store
-            .start_turn(&self.key, Some(message_id), settings.mode, &model)
+            .start_turn(
+                &self.key,
+                Some(message_id),
+                settings.mode,
+                &model.model.to_string(),
+            )
             .await
         {
             Ok(turn) => turn,
@@ -317,8 +350,39 @@ impl Actor {
         let source = format!("user:{}", inbound.author.id);
         self.log(Some(turn), EventKind::Message, &source, &inbound.text)
             .await;
-        let outcome = self.drive(turn, settings, context, &origin).await;
+        let context = context::to_context(&history, model.spec.context_window);
+        let meter = Arc::new(UsageMeter::default());
+        let plan = TurnPlan {
+            turn,
+            settings,
+            model,
+            meter: meter.clone(),
+        };
+        let outcome = self.drive(plan, context, &origin).await;
         self.finish(turn, outcome, &origin, notice).await;
+        let spend = Spend::of(&meter.snapshot(), &self.services.config.models);
+        self.last_turn = Some(spend);
+    }
+
+    /// The orchestrator's model for a message: routing, or the default when
+    /// the conversation's `/model` is no longer configured.
+    fn orchestrator_model(&self, settings: &ConversationSettings, text: &str) -> ModelHandle {
+        let request = RouteRequest {
+            conversation: settings.model.as_deref(),
+            simple: settings.mode == Mode::Single && routing::is_simple(text),
+            ..Default::default()
+        };
+        let models = &self.services.models;
+        match models.route(AgentRole::Orchestrator, request) {
+            Ok((model, level)) => {
+                tracing::debug!(conversation = %self.key, model = %model.model, ?level, "model chosen");
+                model
+            }
+            Err(e) => {
+                tracing::warn!(conversation = %self.key, error = %e, "the conversation's model is not available; using the default");
+                models.orchestrator.clone()
+            }
+        }
     }
 
     /// Answers without a model (the budget is used up); the turn is recorded
@@ -354,24 +418,28 @@ impl Actor {
     /// commands (`/stop` cancels) in the meantime.
     async fn drive(
         &mut self,
-        turn: TurnId,
-        settings: ConversationSettings,
+        plan: TurnPlan,
         context: Vec<Message>,
         origin: &Origin,
     ) -> TurnOutcome {
         let cancel = CancellationToken::new();
         let (events_tx, mut events) = mpsc::channel(EVENT_BUFFER);
+        let mut running = RunningTurn {
+            workers: BTreeMap::new(),
+            meter: plan.meter.clone(),
+        };
         let request = TurnRequest {
             key: self.key.clone(),
-            turn,
-            settings,
+            turn: plan.turn,
+            settings: plan.settings,
+            model: plan.model,
+            meter: plan.meter,
             context,
             services: self.services.clone(),
             events: events_tx,
             cancel: cancel.clone(),
         };
         let mut task = AbortOnDropHandle::new(tokio::spawn(run_turn(request)));
-        let mut running = RunningTurn::default();
         let mut typing = tokio::time::interval(TYPING_REFRESH);
         let mut stop_deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
         let outcome = loop {
@@ -491,11 +559,10 @@ impl Actor {
                 "Sorry, something went wrong on my side; please try again.".to_owned(),
             ),
         };
-        if status == TurnStatus::Done {
-            if let Err(e) = store.record_reply(&self.key, turn, &text).await {
-                tracing::error!(conversation = %self.key, error = %e, "could not store a reply");
-            }
-            self.last_turn = Some((usage, self.services.models.orchestrator.cost(usage)));
+        if status == TurnStatus::Done
+            && let Err(e) = store.record_reply(&self.key, turn, &text).await
+        {
+            tracing::error!(conversation = %self.key, error = %e, "could not store a reply");
         }
         if let Err(e) = store
             .finish_turn(turn, status, usage, error.as_deref())
@@ -525,51 +592,5 @@ impl Actor {
         {
             tracing::warn!(conversation = %self.key, error = %e, "could not record an event");
         }
-    }
-}
-
-/// The transcript as model messages; people's messages carry their name.
-/// A window that starts with a reply drops it: every provider wants the
-/// context to open with a user message.
-fn to_context(history: &[StoredMessage]) -> Vec<Message> {
-    history
-        .iter()
-        .skip_while(|message| message.role == Role::Assistant)
-        .map(|message| match message.role {
-            Role::User => match &message.author {
-                Some(author) => Message::user(format!("{author}: {}", message.content)),
-                None => Message::user(message.content.clone()),
-            },
-            Role::Assistant => Message::assistant(message.content.clone()),
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::MessageId;
-
-    fn stored(id: i64, role: Role, content: &str) -> StoredMessage {
-        let author = (role == Role::User).then(|| "Ada".to_owned());
-        StoredMessage {
-            id: MessageId(id),
-            role,
-            author,
-            content: content.into(),
-        }
-    }
-
-    #[test]
-    fn the_context_opens_with_a_user_message() {
-        let history = [
-            stored(2, Role::Assistant, "cut-off reply"),
-            stored(3, Role::User, "hi"),
-            stored(4, Role::Assistant, "hello"),
-        ];
-        assert_eq!(
-            to_context(&history),
-            [Message::user("Ada: hi"), Message::assistant("hello")]
-        );
     }
 }

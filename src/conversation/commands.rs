@@ -1,17 +1,21 @@
 //! What the settings commands change and say; the `/status` text.
 
-use baton_channel::Command;
+use baton_channel::{Command, ModelChoice};
 
 use crate::budget::Spend;
-use crate::llm::Usage;
+use crate::config::ModelRef;
 use crate::llm::models::Models;
 use crate::store::{ConversationSettings, Mode};
 
 /// Applies a settings command; returns the new settings and the answer.
 /// Commands the actor handles itself (`/stop`, `/status`, `/reset`) leave
 /// the settings as they are.
-pub fn apply(settings: ConversationSettings, command: &Command) -> (ConversationSettings, String) {
-    let mut next = settings;
+pub fn apply(
+    settings: &ConversationSettings,
+    command: &Command,
+    models: &Models,
+) -> (ConversationSettings, String) {
+    let mut next = settings.clone();
     let text = match command {
         Command::Orchestrator(None) => format!(
             "Orchestrator mode is {}.",
@@ -43,28 +47,104 @@ pub fn apply(settings: ConversationSettings, command: &Command) -> (Conversation
             next.effort = *effort;
             format!("Effort set to {effort}.")
         }
+        Command::Model(None) => model_list(settings, models),
+        Command::Model(Some(ModelChoice::Default)) => {
+            next.model = None;
+            format!(
+                "Back to the configured models: orchestrator {}, workers {}.",
+                models.orchestrator.model, models.worker.model
+            )
+        }
+        Command::Model(Some(ModelChoice::Named(name))) => {
+            let known = name
+                .parse::<ModelRef>()
+                .ok()
+                .filter(|model| models.selectable().contains(model));
+            match known {
+                Some(model) => {
+                    let text = format!(
+                        "This conversation now runs on {model}, workers included (/model default goes back)."
+                    );
+                    next.model = Some(model.to_string());
+                    text
+                }
+                None => format!("Unknown model {name:?}; /model lists the ones you can pick."),
+            }
+        }
+        Command::Greedy(None) => format!("Greedy is {}.", on_off(settings.greedy)),
+        Command::Greedy(Some(on)) => {
+            next.greedy = *on;
+            if *on {
+                "Greedy on: I keep going, retry and try several approaches before settling."
+                    .to_owned()
+            } else {
+                "Greedy off.".to_owned()
+            }
+        }
+        Command::Autonomy(None) => format!("Autonomy is {}.", on_off(settings.autonomy)),
+        Command::Autonomy(Some(on)) => {
+            next.autonomy = *on;
+            if *on {
+                "Autonomy on: I make reasonable decisions myself instead of asking you.".to_owned()
+            } else {
+                "Autonomy off: I ask when something important is unclear.".to_owned()
+            }
+        }
         Command::Help => Command::help_text(),
         Command::Status | Command::Stop | Command::Reset => String::new(),
     };
     (next, text)
 }
 
+/// The `/model` answer: the current choice and what can be picked.
+fn model_list(settings: &ConversationSettings, models: &Models) -> String {
+    let mut lines = vec![match &settings.model {
+        Some(model) => format!("This conversation runs on {model} (chosen with /model)."),
+        None => format!(
+            "This conversation uses the configured models: orchestrator {}, workers {}.",
+            models.orchestrator.model, models.worker.model
+        ),
+    }];
+    lines.push("Models you can pick:".to_owned());
+    for model in models.selectable() {
+        let spec = models.config().spec(&model);
+        let efforts: Vec<&str> = spec.efforts.iter().map(|e| e.as_str()).collect();
+        lines.push(format!(
+            "- {model}: effort {}; ${:.2} / ${:.2} per million tokens in / out",
+            efforts.join("|"),
+            spec.input_price,
+            spec.output_price
+        ));
+    }
+    lines.push("/model provider:model picks one; /model default goes back.".to_owned());
+    lines.join("\n")
+}
+
 fn on_off(on: bool) -> &'static str {
     if on { "on" } else { "off" }
+}
+
+/// What a turn used, for `/status`.
+#[derive(Debug, Clone, Copy)]
+pub struct TurnSpend {
+    /// Whether the turn is still running (its totals still grow).
+    pub running: bool,
+    /// Its orchestrator's and workers' tokens and cost.
+    pub spend: Spend,
 }
 
 /// What `/status` shows.
 pub struct StatusView<'a> {
     /// The conversation's settings.
-    pub settings: ConversationSettings,
+    pub settings: &'a ConversationSettings,
     /// The configured models.
     pub models: &'a Models,
     /// `(worker id, label)` of running workers, when a turn is running.
     pub running: Option<Vec<(&'a str, &'a str)>>,
     /// What this conversation used today.
     pub today: Spend,
-    /// The last turn's orchestrator usage and its cost in dollars.
-    pub last_turn: Option<(Usage, f64)>,
+    /// The running turn's totals, or else the last turn's.
+    pub turn: Option<TurnSpend>,
 }
 
 /// The `/status` answer.
@@ -80,9 +160,17 @@ pub fn status_text(view: StatusView<'_>) -> String {
             settings.effort,
             orchestrator.clamp_effort(settings.effort)
         ),
+        match &settings.model {
+            Some(model) => format!("Model: {model} for everything (chosen with /model)"),
+            None => format!(
+                "Models: orchestrator {}, workers {}",
+                orchestrator.model, worker.model
+            ),
+        },
         format!(
-            "Models: orchestrator {}, workers {}",
-            orchestrator.model, worker.model
+            "Greedy: {}, autonomy: {}",
+            on_off(settings.greedy),
+            on_off(settings.autonomy)
         ),
     ];
     match &view.running {
@@ -102,10 +190,18 @@ pub fn status_text(view: StatusView<'_>) -> String {
             ));
         }
     }
-    if let Some((usage, cost)) = view.last_turn {
+    if let Some(turn) = view.turn {
+        let usage = turn.spend.usage;
         lines.push(format!(
-            "Last reply: {} in / {} out tokens, ${cost:.4}",
-            usage.input_tokens, usage.output_tokens
+            "{}: {} in / {} out tokens, ${:.4}",
+            if turn.running {
+                "This turn so far"
+            } else {
+                "Last turn"
+            },
+            usage.input_tokens,
+            usage.output_tokens,
+            turn.spend.usd
         ));
     }
     lines.push(format!(
@@ -118,6 +214,7 @@ pub fn status_text(view: StatusView<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
     use baton_channel::Effort;
 
     fn settings() -> ConversationSettings {
@@ -125,12 +222,46 @@ mod tests {
             mode: Mode::Single,
             verbose: false,
             effort: Effort::On,
+            model: None,
+            greedy: false,
+            autonomy: false,
         }
+    }
+
+    fn models() -> Models {
+        let config = Config::from_toml(
+            r#"
+[providers.p]
+kind = "openai"
+base_url = "http://127.0.0.1:9"
+
+[models]
+orchestrator = "p:big"
+worker = "p:small"
+
+[models.catalog."p:big"]
+efforts = ["off", "on"]
+input_price = 2.0
+output_price = 8.0
+
+[models.catalog."elsewhere:model"]
+"#,
+            Vec::new(),
+        )
+        .unwrap();
+        Models::from_config(&config).unwrap()
+    }
+
+    fn apply_to(
+        settings: ConversationSettings,
+        command: Command,
+    ) -> (ConversationSettings, String) {
+        apply(&settings, &command, &models())
     }
 
     #[test]
     fn settings_commands_change_only_their_setting() {
-        let (next, text) = apply(settings(), &Command::Orchestrator(Some(true)));
+        let (next, text) = apply_to(settings(), Command::Orchestrator(Some(true)));
         assert_eq!(
             next,
             ConversationSettings {
@@ -139,7 +270,7 @@ mod tests {
             }
         );
         assert!(text.contains("on"));
-        let (next, _) = apply(settings(), &Command::Verbose(Some(true)));
+        let (next, _) = apply_to(settings(), Command::Verbose(Some(true)));
         assert_eq!(
             next,
             ConversationSettings {
@@ -147,11 +278,57 @@ mod tests {
                 ..settings()
             }
         );
-        let (next, text) = apply(settings(), &Command::Effort(Some(Effort::Max)));
+        let (next, text) = apply_to(settings(), Command::Effort(Some(Effort::Max)));
         assert_eq!(next.effort, Effort::Max);
         assert_eq!(text, "Effort set to max.");
-        let (next, text) = apply(settings(), &Command::Verbose(None));
+        let (next, text) = apply_to(settings(), Command::Verbose(None));
         assert_eq!(next, settings());
         assert_eq!(text, "Verbose is off.");
+        let (next, _) = apply_to(settings(), Command::Greedy(Some(true)));
+        assert_eq!(
+            next,
+            ConversationSettings {
+                greedy: true,
+                ..settings()
+            }
+        );
+        let (next, text) = apply_to(settings(), Command::Autonomy(Some(true)));
+        assert!(next.autonomy && !next.greedy, "{text}");
+    }
+
+    #[test]
+    fn model_lists_picks_and_refuses_unknown_models() {
+        let (next, list) = apply_to(settings(), Command::Model(None));
+        assert_eq!(next, settings());
+        assert!(
+            list.contains("orchestrator p:big, workers p:small"),
+            "{list}"
+        );
+        assert!(
+            list.contains("- p:big: effort off|on; $2.00 / $8.00 per million tokens"),
+            "{list}"
+        );
+        assert!(list.contains("- p:small:"), "{list}");
+        assert!(
+            !list.contains("elsewhere:model"),
+            "a model without a configured provider cannot be picked: {list}"
+        );
+
+        let (next, text) = apply_to(
+            settings(),
+            Command::Model(Some(ModelChoice::Named("p:small".into()))),
+        );
+        assert_eq!(next.model.as_deref(), Some("p:small"), "{text}");
+        let (back, _) = apply_to(next, Command::Model(Some(ModelChoice::Default)));
+        assert_eq!(back.model, None);
+
+        for unknown in ["p:nope", "elsewhere:model", "garbage"] {
+            let (next, text) = apply_to(
+                settings(),
+                Command::Model(Some(ModelChoice::Named(unknown.into()))),
+            );
+            assert_eq!(next, settings(), "{unknown}");
+            assert!(text.starts_with("Unknown model"), "{text}");
+        }
     }
 }

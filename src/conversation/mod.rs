@@ -10,6 +10,7 @@
 
 mod actor;
 mod commands;
+mod context;
 mod registry;
 mod turn;
 

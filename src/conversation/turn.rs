@@ -8,7 +8,9 @@ use baton_channel::{ConversationKey, WorkerEvent};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::{Agent, AgentError, Priority, Unobserved};
+use crate::agent::{Agent, AgentError, Priority};
+use crate::budget::UsageMeter;
+use crate::llm::models::ModelHandle;
 use crate::llm::{Message, Usage};
 use crate::orchestrator::{DelegationTools, WorkerPool, prompt};
 use crate::services::Services;
@@ -23,6 +25,10 @@ pub struct TurnRequest {
     pub turn: TurnId,
     /// The settings when the turn started.
     pub settings: ConversationSettings,
+    /// The orchestrator's model for this turn.
+    pub model: ModelHandle,
+    /// Counts the tokens of the orchestrator and its workers.
+    pub meter: Arc<UsageMeter>,
     /// The transcript the orchestrator sees, ending with the new message.
     pub context: Vec<Message>,
     /// Shared services.
@@ -51,7 +57,6 @@ pub enum TurnOutcome {
 /// Runs one turn to its end. No worker outlives it.
 pub async fn run_turn(request: TurnRequest) -> TurnOutcome {
     let services = request.services.clone();
-    let orchestrator = &services.models.orchestrator;
     let mut context = request.context;
     let pool = match request.settings.mode {
         Mode::Single => None,
@@ -59,28 +64,30 @@ pub async fn run_turn(request: TurnRequest) -> TurnOutcome {
             services.clone(),
             request.key.clone(),
             request.turn,
-            request.settings.effort,
+            &request.settings,
             request.events.clone(),
+            request.meter.clone(),
         )),
     };
     let delegation = pool.as_ref().map(|pool| DelegationTools {
         pool,
         tools: &services.tools,
     });
-    let (system, toolbox): (&str, &dyn Toolbox) = match &delegation {
-        Some(delegation) => (prompt::ORCHESTRATOR, delegation),
-        None => (prompt::SINGLE, &services.tools),
+    let system = prompt::orchestrator_system(&request.settings);
+    let toolbox: &dyn Toolbox = match &delegation {
+        Some(delegation) => delegation,
+        None => &services.tools,
     };
     let agent = Agent {
-        model: orchestrator,
-        system,
+        model: &request.model,
+        system: &system,
         toolbox,
         effort: request.settings.effort,
         max_rounds: services.config.orchestrator.max_tool_rounds,
         limiter: &services.limiter,
         priority: Priority::Orchestrator,
         retry: Some(&services.retry),
-        observer: &Unobserved,
+        observer: &*request.meter,
     };
     let outcome = tokio::select! {
         result = agent.run(&mut context) => match result {

@@ -15,6 +15,7 @@ mod http;
 pub mod models;
 pub mod openai;
 pub mod retry;
+pub mod routing;
 
 pub use baton_channel::Effort;
 pub use error::ProviderError;
@@ -73,6 +74,22 @@ impl Message {
             text: Some(text.into()),
             ..AssistantMessage::default()
         })
+    }
+
+    /// How much text it carries, in bytes (for estimating its tokens).
+    pub fn text_len(&self) -> usize {
+        match self {
+            Message::User { text } => text.len(),
+            Message::Assistant(assistant) => {
+                let calls: usize = assistant
+                    .tool_calls
+                    .iter()
+                    .map(|call| call.name.len() + call.arguments.len())
+                    .sum();
+                assistant.text.as_ref().map_or(0, String::len) + calls
+            }
+            Message::ToolResult(result) => result.content.len(),
+        }
     }
 }
 

@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Config, ConfigError, ModelRef, ModelSpec, ProviderKind};
+use crate::config::{Config, ConfigError, ModelRef, ModelSpec, ModelsConfig, ProviderKind};
 use crate::llm::anthropic::AnthropicProvider;
 use crate::llm::gemini::GeminiProvider;
 use crate::llm::openai::OpenAiProvider;
+use crate::llm::routing::{AgentRole, RouteLevel, RouteRequest};
 use crate::llm::{Effort, Provider, effort};
 
 /// A model ready to call: its provider, its name, and what it supports.
@@ -35,41 +36,105 @@ impl ModelHandle {
     }
 }
 
-/// The orchestrator's and the workers' models, built from the config.
+/// The configured providers, and the models the roles run on by default.
 #[derive(Debug, Clone)]
 pub struct Models {
-    /// The orchestrator's model.
+    /// The orchestrator's default model.
     pub orchestrator: ModelHandle,
-    /// The workers' model.
+    /// The workers' default model.
     pub worker: ModelHandle,
+    /// One client per provider that a configured model uses.
+    providers: BTreeMap<String, Arc<dyn Provider>>,
+    /// `[models]`: routing and the catalog.
+    config: ModelsConfig,
 }
 
 impl Models {
-    /// Builds one client per provider the roles use.
+    /// Builds one client per provider the configured models use.
     pub fn from_config(config: &Config) -> Result<Models, ConfigError> {
         let mut providers: BTreeMap<String, Arc<dyn Provider>> = BTreeMap::new();
-        let mut handle = |model: ModelRef| -> Result<ModelHandle, ConfigError> {
-            let provider = match providers.get(&model.provider) {
-                Some(provider) => provider.clone(),
-                None => {
-                    let provider = build_provider(config, &model.provider)?;
-                    providers.insert(model.provider.clone(), provider.clone());
-                    provider
-                }
-            };
-            Ok(ModelHandle {
-                provider,
-                spec: config.models.spec(&model),
-                model,
-            })
-        };
-        let orchestrator = handle(config.models.orchestrator_model()?)?;
-        let worker = handle(config.models.worker_model()?)?;
+        for model in config.models.routed()? {
+            if !config.providers.contains_key(&model.provider) {
+                return Err(ConfigError::Invalid(format!(
+                    "model {model} uses provider {:?}, but there is no [providers.{}] section",
+                    model.provider, model.provider
+                )));
+            }
+        }
+        for model in config.models.configured()? {
+            if !providers.contains_key(&model.provider)
+                && config.providers.contains_key(&model.provider)
+            {
+                let provider = build_provider(config, &model.provider)?;
+                providers.insert(model.provider, provider);
+            }
+        }
+        Self::with_providers(config.models.clone(), providers)
+    }
+
+    /// Models over ready-made provider clients, keyed by provider name
+    /// (benchmarks plug in providers that never touch the network).
+    pub fn with_providers(
+        config: ModelsConfig,
+        providers: BTreeMap<String, Arc<dyn Provider>>,
+    ) -> Result<Models, ConfigError> {
+        let orchestrator = handle_in(&providers, &config, &config.orchestrator_model()?)?;
+        let worker = handle_in(&providers, &config, &config.worker_model()?)?;
         Ok(Models {
             orchestrator,
             worker,
+            providers,
+            config,
         })
     }
+
+    /// A handle for `model`, whose provider must be configured.
+    pub fn handle(&self, model: &ModelRef) -> Result<ModelHandle, ConfigError> {
+        handle_in(&self.providers, &self.config, model)
+    }
+
+    /// The model routing picks for `role` (see [`crate::llm::routing`]).
+    pub fn route(
+        &self,
+        role: AgentRole,
+        request: RouteRequest<'_>,
+    ) -> Result<(ModelHandle, RouteLevel), ConfigError> {
+        let (model, level) = self.config.route(role, request)?;
+        Ok((self.handle(&model)?, level))
+    }
+
+    /// Routing and the catalog.
+    pub fn config(&self) -> &ModelsConfig {
+        &self.config
+    }
+
+    /// The models `/model` can pick: configured ones whose provider is.
+    pub fn selectable(&self) -> Vec<ModelRef> {
+        self.config
+            .configured()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|model| self.providers.contains_key(&model.provider))
+            .collect()
+    }
+}
+
+fn handle_in(
+    providers: &BTreeMap<String, Arc<dyn Provider>>,
+    config: &ModelsConfig,
+    model: &ModelRef,
+) -> Result<ModelHandle, ConfigError> {
+    let provider = providers.get(&model.provider).ok_or_else(|| {
+        ConfigError::Invalid(format!(
+            "model {model} uses provider {:?}, but there is no [providers.{}] section",
+            model.provider, model.provider
+        ))
+    })?;
+    Ok(ModelHandle {
+        provider: provider.clone(),
+        spec: config.spec(model),
+        model: model.clone(),
+    })
 }
 
 /// One provider client from its `[providers.NAME]` section.

@@ -15,8 +15,11 @@ use tokio_util::task::AbortOnDropHandle;
 
 use super::prompt;
 use super::worker::{Brief, RunState, WorkerTask};
+use crate::budget::UsageMeter;
+use crate::llm::models::ModelHandle;
+use crate::llm::routing::{self, AgentRole, RouteRequest, Specialty, WorkerProfile};
 use crate::services::Services;
-use crate::store::{EventKind, NewWorker, TurnId};
+use crate::store::{ConversationSettings, EventKind, NewWorker, TurnId};
 use crate::tools::ToolError;
 
 /// How long a cancelled worker gets to record its end before it is aborted.
@@ -31,13 +34,17 @@ pub struct SpawnRequest {
     pub label: Option<String>,
     /// Effort for this worker (the conversation's default when unset).
     pub effort: Option<Effort>,
-    /// A specialty that adds a preamble to the worker's instructions.
-    pub specialty: Option<String>,
+    /// A specialty: its model (when configured) and its preamble.
+    pub specialty: Option<Specialty>,
+    /// A named worker profile from `[models.profiles]`.
+    pub profile: Option<String>,
 }
 
 /// One worker's slot in the pool.
 struct Slot {
     label: String,
+    /// The model it runs on (effort of follow-ups is clamped to it).
+    model: ModelHandle,
     briefs: mpsc::Sender<Brief>,
     /// Shared with the worker task: the pool starts runs, the task ends them.
     state: Arc<watch::Sender<RunState>>,
@@ -61,7 +68,11 @@ pub struct WorkerPool {
     key: ConversationKey,
     turn: TurnId,
     default_effort: Effort,
+    /// The conversation's `/model` choice, which workers follow too.
+    conversation_model: Option<String>,
     events: mpsc::Sender<WorkerEvent>,
+    /// Counts the turn's tokens.
+    meter: Arc<UsageMeter>,
     /// A std mutex: never held across an `.await`.
     slots: Mutex<BTreeMap<WorkerId, Slot>>,
     /// Slots promised to spawns that are still starting their worker.
@@ -85,15 +96,18 @@ impl WorkerPool {
         services: Arc<Services>,
         key: ConversationKey,
         turn: TurnId,
-        default_effort: Effort,
+        settings: &ConversationSettings,
         events: mpsc::Sender<WorkerEvent>,
+        meter: Arc<UsageMeter>,
     ) -> Self {
         Self {
             services,
             key,
             turn,
-            default_effort,
+            default_effort: settings.effort,
+            conversation_model: settings.model.clone(),
             events,
+            meter,
             slots: Mutex::new(BTreeMap::new()),
             reserved: AtomicUsize::new(0),
             spawned: AtomicU32::new(0),
@@ -110,8 +124,25 @@ impl WorkerPool {
             return Err(ToolError::BadArguments("prompt must not be empty".into()));
         }
         let max = self.services.config.orchestrator.max_workers;
-        let model = &self.services.models.worker;
-        let requested = request.effort.unwrap_or(self.default_effort);
+        let models = &self.services.models;
+        let profile = match &request.profile {
+            Some(name) => Some(
+                routing::profile(&models.config().profiles, name)
+                    .map_err(ToolError::BadArguments)?,
+            ),
+            None => None,
+        };
+        let specialty = request.specialty.or(profile.and_then(|p| p.specialty));
+        let model = self.worker_model(RouteRequest {
+            conversation: self.conversation_model.as_deref(),
+            profile,
+            specialty,
+            simple: false,
+        });
+        let requested = request
+            .effort
+            .or(profile.and_then(|p| p.effort))
+            .unwrap_or(self.default_effort);
         let effort = model.clamp_effort(requested);
         let (number, reservation) = {
             let slots = self.slots();
@@ -128,7 +159,8 @@ impl WorkerPool {
         let label = request
             .label
             .filter(|l| !l.trim().is_empty())
-            .or_else(|| request.specialty.clone())
+            .or_else(|| request.profile.clone())
+            .or_else(|| specialty.map(|s| s.to_string()))
             .unwrap_or_else(|| format!("worker {number}"));
         let store = &self.services.store;
         let record = NewWorker {
@@ -154,7 +186,12 @@ impl WorkerPool {
         let task = WorkerTask {
             id: id.clone(),
             label: label.clone(),
-            system: prompt::worker_system(request.specialty.as_deref()),
+            system: prompt::worker_system(
+                specialty,
+                profile.and_then(|p| p.instructions.as_deref()),
+            ),
+            model: model.clone(),
+            meter: self.meter.clone(),
             services: self.services.clone(),
             key: self.key.clone(),
             turn: self.turn,
@@ -175,6 +212,7 @@ impl WorkerPool {
             id.clone(),
             Slot {
                 label: label.clone(),
+                model: model.clone(),
                 briefs: briefs_tx,
                 state,
                 cancel,
@@ -188,7 +226,11 @@ impl WorkerPool {
             "label": label,
             "status": "running",
             "effort": effort.as_str(),
+            "model": model.model.to_string(),
         });
+        if let Some(specialty) = specialty {
+            result["specialty"] = json!(specialty.as_str());
+        }
         if effort != requested {
             result["effort_clamped_from"] = json!(requested.as_str());
         }
@@ -206,10 +248,10 @@ impl WorkerPool {
             return Err(ToolError::BadArguments("prompt must not be empty".into()));
         }
         let requested = effort.unwrap_or(self.default_effort);
-        let effort = self.services.models.worker.clamp_effort(requested);
-        {
+        let effort = {
             let mut slots = self.slots();
             let slot = slots.get_mut(id).ok_or_else(|| unknown_worker(id))?;
+            let effort = slot.model.clamp_effort(requested);
             let status = slot.status();
             if status == WorkerStatus::Running {
                 return Err(ToolError::failed(format!(
@@ -233,7 +275,8 @@ impl WorkerPool {
                 state.result = None;
                 state.error = None;
             });
-        }
+            effort
+        };
         if let Err(e) = self
             .services
             .store
@@ -250,7 +293,12 @@ impl WorkerPool {
             tracing::warn!(worker = %id, error = %e, "could not record a worker's new brief");
         }
         self.log_delegation(id, &prompt).await;
-        Ok(json!({ "worker_id": id.0, "status": "running", "effort": effort.as_str() }))
+        let mut result =
+            json!({ "worker_id": id.0, "status": "running", "effort": effort.as_str() });
+        if effort != requested {
+            result["effort_clamped_from"] = json!(requested.as_str());
+        }
+        Ok(result)
     }
 
     /// Waits for the next worker (of `ids`, or of all) to finish a run that
@@ -346,6 +394,24 @@ impl WorkerPool {
             slot.reported_run = slot.state.borrow().run;
         }
         Ok(json!({ "worker_id": id.0, "status": "cancelled" }))
+    }
+
+    /// The worker model routing picks; the default worker model when the
+    /// conversation's `/model` is no longer configured.
+    fn worker_model(&self, request: RouteRequest<'_>) -> ModelHandle {
+        let models = &self.services.models;
+        match models.route(AgentRole::Worker, request) {
+            Ok((model, _)) => model,
+            Err(e) => {
+                tracing::warn!(conversation = %self.key, error = %e, "no such worker model; using the default");
+                models.worker.clone()
+            }
+        }
+    }
+
+    /// The configured worker profiles.
+    pub fn profiles(&self) -> &BTreeMap<String, WorkerProfile> {
+        &self.services.models.config().profiles
     }
 
     /// Ids of the workers running now.

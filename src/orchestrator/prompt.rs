@@ -1,4 +1,8 @@
-//! The system prompts of the orchestrator (both modes) and of workers.
+//! The system prompts of the orchestrator (both modes, with `/greedy` and
+//! `/autonomy`) and of workers (with their specialty and profile).
+
+use crate::llm::routing::Specialty;
+use crate::store::{ConversationSettings, Mode};
 
 /// The orchestrator's instructions in single mode: it answers alone.
 pub const SINGLE: &str = "You are Baton, a helpful assistant in a chat. \
@@ -40,10 +44,81 @@ Do exactly the task in the brief, thoroughly, and return the result in the form 
 You cannot ask questions: where something is unclear, make a reasonable assumption and state it. \
 Your answer goes back to the orchestrator, not to a person.";
 
-/// A worker's system prompt, with its specialty's preamble when it has one.
-pub fn worker_system(specialty: Option<&str>) -> String {
-    match specialty.map(str::trim).filter(|s| !s.is_empty()) {
-        Some(specialty) => format!("{WORKER}\nYou work as a {specialty} specialist."),
-        None => WORKER.to_owned(),
+/// Added with `/greedy on`.
+const GREEDY: &str = "Be greedy about quality: keep going until the request is fully done. \
+When something fails, retry it or try another way; for anything non-trivial, try several \
+approaches and keep the best before settling.";
+
+/// Added with `/autonomy on`.
+const AUTONOMY: &str = "Act autonomously: do not ask the user questions or for confirmation. \
+Where something is unclear, make the most reasonable decision yourself, go ahead, and say \
+briefly what you assumed.";
+
+/// The orchestrator's instructions for a conversation's settings: the
+/// mode's prompt, plus the `/greedy` and `/autonomy` paragraphs when on.
+pub fn orchestrator_system(settings: &ConversationSettings) -> String {
+    let mut system = match settings.mode {
+        Mode::Single => SINGLE.to_owned(),
+        Mode::Orchestrator => ORCHESTRATOR.to_owned(),
+    };
+    for (on, paragraph) in [(settings.greedy, GREEDY), (settings.autonomy, AUTONOMY)] {
+        if on {
+            system.push_str("\n\n");
+            system.push_str(paragraph);
+        }
+    }
+    system
+}
+
+/// A worker's system prompt: its specialty's preamble, a profile's
+/// instructions, then the worker rules.
+pub fn worker_system(specialty: Option<Specialty>, instructions: Option<&str>) -> String {
+    let mut system = String::new();
+    if let Some(specialty) = specialty {
+        system.push_str(specialty.preamble());
+        system.push('\n');
+    }
+    if let Some(instructions) = instructions.map(str::trim).filter(|s| !s.is_empty()) {
+        system.push_str(instructions);
+        system.push('\n');
+    }
+    system.push_str(WORKER);
+    system
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_channel::Effort;
+
+    fn settings(mode: Mode, greedy: bool, autonomy: bool) -> ConversationSettings {
+        ConversationSettings {
+            mode,
+            verbose: false,
+            effort: Effort::On,
+            model: None,
+            greedy,
+            autonomy,
+        }
+    }
+
+    #[test]
+    fn greedy_and_autonomy_add_their_paragraphs() {
+        let plain = orchestrator_system(&settings(Mode::Orchestrator, false, false));
+        assert_eq!(plain, ORCHESTRATOR);
+        let both = orchestrator_system(&settings(Mode::Orchestrator, true, true));
+        assert!(both.starts_with(ORCHESTRATOR) && both.contains(GREEDY) && both.contains(AUTONOMY));
+        let single = orchestrator_system(&settings(Mode::Single, false, true));
+        assert!(
+            single.starts_with(SINGLE) && single.contains(AUTONOMY) && !single.contains(GREEDY)
+        );
+    }
+
+    #[test]
+    fn a_specialty_puts_its_preamble_first() {
+        let system = worker_system(Some(Specialty::Coder), Some("Use Rust."));
+        assert!(system.starts_with(Specialty::Coder.preamble()));
+        assert!(system.contains("Use Rust.") && system.ends_with(WORKER));
+        assert_eq!(worker_system(None, None), WORKER);
     }
 }

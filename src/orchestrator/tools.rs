@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::pool::{SpawnRequest, WorkerPool};
 use crate::llm::ToolSpec;
+use crate::llm::routing::Specialty;
 use crate::tools::{ToolError, ToolRegistry, Toolbox};
 
 /// The exact names of the delegation tools.
@@ -37,6 +38,7 @@ struct SpawnArgs {
     label: Option<String>,
     effort: Option<String>,
     specialty: Option<String>,
+    profile: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -74,7 +76,8 @@ fn parse_effort(word: Option<String>) -> Result<Option<Effort>, ToolError> {
 #[async_trait::async_trait]
 impl Toolbox for DelegationTools<'_> {
     fn specs(&self) -> Vec<ToolSpec> {
-        let mut specs = delegation_specs();
+        let profiles: Vec<&str> = self.pool.profiles().keys().map(String::as_str).collect();
+        let mut specs = delegation_specs(&profiles);
         specs.extend(self.tools.specs());
         specs
     }
@@ -88,7 +91,11 @@ impl Toolbox for DelegationTools<'_> {
                         prompt: args.prompt,
                         label: args.label,
                         effort: parse_effort(args.effort)?,
-                        specialty: args.specialty,
+                        specialty: args
+                            .specialty
+                            .map(|word| word.parse().map_err(ToolError::BadArguments))
+                            .transpose()?,
+                        profile: args.profile,
                     })
                     .await?
             }
@@ -122,7 +129,9 @@ impl Toolbox for DelegationTools<'_> {
 }
 
 /// The delegation tools' specs, exactly as DESIGN.md names them.
-pub fn delegation_specs() -> Vec<ToolSpec> {
+/// `profiles` are the configured worker profiles (`spawn_worker` offers a
+/// `profile` argument only when there are some).
+pub fn delegation_specs(profiles: &[&str]) -> Vec<ToolSpec> {
     let effort = json!({
         "type": "string",
         "enum": ["off", "on", "high", "max"],
@@ -130,7 +139,7 @@ pub fn delegation_specs() -> Vec<ToolSpec> {
     });
     let worker_id =
         json!({"type": "string", "description": "The id spawn_worker returned (w1, w2, ...)."});
-    vec![
+    let mut specs = vec![
         ToolSpec {
             name: "spawn_worker".into(),
             description: "Start a worker on one independent part of the request. It runs in the background on a cheaper model and sees ONLY this prompt, so make it a complete, self-contained brief. Returns at once with its worker_id; collect its result with await_workers.".into(),
@@ -140,7 +149,11 @@ pub fn delegation_specs() -> Vec<ToolSpec> {
                     "prompt": {"type": "string", "description": "The complete brief: goal, context, scope, and the form of the result."},
                     "label": {"type": "string", "description": "A short name for what this worker does, shown to users."},
                     "effort": effort,
-                    "specialty": {"type": "string", "description": "Optional specialty, e.g. coder, researcher, writer, analyst."}
+                    "specialty": {
+                        "type": "string",
+                        "enum": Specialty::ALL.map(Specialty::as_str),
+                        "description": "What kind of work it is: picks a model suited to it (where configured) and adds matching instructions."
+                    }
                 },
                 "required": ["prompt"]
             }),
@@ -186,5 +199,13 @@ pub fn delegation_specs() -> Vec<ToolSpec> {
                 "required": ["worker_id"]
             }),
         },
-    ]
+    ];
+    if !profiles.is_empty() {
+        specs[0].parameters["properties"]["profile"] = json!({
+            "type": "string",
+            "enum": profiles,
+            "description": "A configured kind of worker (its own model, specialty and instructions)."
+        });
+    }
+    specs
 }

@@ -23,6 +23,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{Agent, AgentObserver, Priority};
+use crate::budget::UsageMeter;
+use crate::config::ModelRef;
+use crate::llm::models::ModelHandle;
 use crate::llm::{Message, ToolCall, Usage};
 use crate::services::Services;
 use crate::store::{EventKind, TurnId};
@@ -58,6 +61,10 @@ pub(crate) struct WorkerTask {
     pub id: WorkerId,
     pub label: String,
     pub system: String,
+    /// The model it runs on (routing chose it at spawn).
+    pub model: ModelHandle,
+    /// Counts its tokens into the turn's totals.
+    pub meter: Arc<UsageMeter>,
     pub services: Arc<Services>,
     pub key: ConversationKey,
     pub turn: TurnId,
@@ -109,7 +116,7 @@ impl WorkerTask {
         let services = &self.services;
         let observer = WorkerObserver { task: self };
         let agent = Agent {
-            model: &services.models.worker,
+            model: &self.model,
             system: &self.system,
             toolbox: &services.tools,
             effort,
@@ -212,6 +219,10 @@ impl AgentObserver for WorkerObserver<'_> {
         self.task
             .progress(WorkerEventKind::Text(text.to_owned()))
             .await;
+    }
+
+    async fn on_usage(&self, model: &ModelRef, usage: Usage) {
+        self.task.meter.add(model, usage);
     }
 
     async fn on_tool_call(&self, call: &ToolCall) {

@@ -1,5 +1,6 @@
 //! The `conversations` table: one row per conversation, holding its settings
-//! (`/orchestrator`, `/verbose`, `/effort`) and where its current context
+//! (`/orchestrator`, `/verbose`, `/effort`, `/model`, `/greedy`,
+//! `/autonomy`) and where its current context
 //! starts (`/reset`). Other modules create the row on first use through
 //! [`ensure_conversation`].
 
@@ -15,24 +16,38 @@ impl Store {
         &self,
         key: &ConversationKey,
     ) -> Result<Option<ConversationSettings>, StoreError> {
-        let row: Option<(Option<String>, i64, Option<String>)> = sqlx::query_as(
-            "SELECT mode, CASE WHEN \"verbose\" THEN 1 ELSE 0 END, effort \
+        type Row = (
+            Option<String>,
+            i64,
+            Option<String>,
+            Option<String>,
+            i64,
+            i64,
+        );
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT mode, CASE WHEN \"verbose\" THEN 1 ELSE 0 END, effort, model, \
+             CASE WHEN greedy THEN 1 ELSE 0 END, CASE WHEN autonomy THEN 1 ELSE 0 END \
              FROM conversations WHERE key = $1",
         )
         .bind(key.to_string())
         .fetch_optional(&self.pool)
         .await?;
         // The row may exist without settings: `mode` is NULL until a save.
-        Ok(row.and_then(|(mode, verbose, effort)| {
-            let mode = mode?;
-            Some(ConversationSettings {
-                mode: Mode::parse(&mode).unwrap_or_default(),
-                verbose: verbose != 0,
-                effort: effort
-                    .and_then(|effort| effort.parse::<Effort>().ok())
-                    .unwrap_or_default(),
-            })
-        }))
+        Ok(
+            row.and_then(|(mode, verbose, effort, model, greedy, autonomy)| {
+                let mode = mode?;
+                Some(ConversationSettings {
+                    mode: Mode::parse(&mode).unwrap_or_default(),
+                    verbose: verbose != 0,
+                    effort: effort
+                        .and_then(|effort| effort.parse::<Effort>().ok())
+                        .unwrap_or_default(),
+                    model,
+                    greedy: greedy != 0,
+                    autonomy: autonomy != 0,
+                })
+            }),
+        )
     }
 
     /// Saves the conversation's settings (insert or update).
@@ -42,16 +57,21 @@ impl Store {
         settings: &ConversationSettings,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO conversations (key, mode, \"verbose\", effort, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5) \
+            "INSERT INTO conversations (key, mode, \"verbose\", effort, model, greedy, autonomy, \
+             created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
              ON CONFLICT (key) DO UPDATE SET mode = excluded.mode, \
              \"verbose\" = excluded.\"verbose\", effort = excluded.effort, \
+             model = excluded.model, greedy = excluded.greedy, autonomy = excluded.autonomy, \
              updated_at = excluded.updated_at",
         )
         .bind(key.to_string())
         .bind(settings.mode.as_str())
         .bind(settings.verbose)
         .bind(settings.effort.as_str())
+        .bind(settings.model.as_deref())
+        .bind(settings.greedy)
+        .bind(settings.autonomy)
         .bind(now_ms())
         .execute(&self.pool)
         .await?;

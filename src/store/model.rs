@@ -34,7 +34,7 @@ impl Mode {
 }
 
 /// A conversation's settings, changed by commands and kept across restarts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversationSettings {
     /// Single or orchestrator mode.
     pub mode: Mode,
@@ -42,6 +42,13 @@ pub struct ConversationSettings {
     pub verbose: bool,
     /// The default effort for the orchestrator and its workers.
     pub effort: Effort,
+    /// The conversation's own model (`/model`), `provider:model`; routing
+    /// decides when unset.
+    pub model: Option<String>,
+    /// `/greedy`: keep going and try several approaches before settling.
+    pub greedy: bool,
+    /// `/autonomy`: decide rather than ask the user.
+    pub autonomy: bool,
 }
 
 /// Who said a transcript message.

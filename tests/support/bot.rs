@@ -154,6 +154,17 @@ impl Reply for RecordingReply {
 /// The config a test bot runs with: the fake for both models, a database
 /// in `dir`, tiny retry delays. `extra` is appended (TOML).
 pub fn test_config(llm: &FakeLlm, wire: Wire, db: &std::path::Path, extra: &str) -> Config {
+    test_config_with_models(llm, wire, db, "", extra)
+}
+
+/// Like [`test_config`], with `models_keys` added to the `[models]` table.
+pub fn test_config_with_models(
+    llm: &FakeLlm,
+    wire: Wire,
+    db: &std::path::Path,
+    models_keys: &str,
+    extra: &str,
+) -> Config {
     let kind = match wire {
         Wire::OpenAi => "openai",
         Wire::Anthropic => "anthropic",
@@ -172,6 +183,7 @@ timeout_secs = 30
 [models]
 orchestrator = "fake:{ORCHESTRATOR_MODEL}"
 worker = "fake:{WORKER_MODEL}"
+{models_keys}
 
 {extra}
 "#,
@@ -214,6 +226,7 @@ impl TestBot {
     pub fn builder(wire: Wire) -> TestBotBuilder {
         TestBotBuilder {
             wire,
+            models_keys: String::new(),
             extra: String::new(),
             dir: None,
         }
@@ -271,6 +284,7 @@ impl TestBot {
 /// Builds a [`TestBot`].
 pub struct TestBotBuilder {
     wire: Wire,
+    models_keys: String,
     extra: String,
     dir: Option<Arc<tempfile::TempDir>>,
 }
@@ -280,6 +294,13 @@ impl TestBotBuilder {
     pub fn config(mut self, extra: &str) -> Self {
         self.extra.push_str(extra);
         self.extra.push('\n');
+        self
+    }
+
+    /// Adds keys to the `[models]` table (TOML lines).
+    pub fn models(mut self, keys: &str) -> Self {
+        self.models_keys.push_str(keys);
+        self.models_keys.push('\n');
         self
     }
 
@@ -299,7 +320,7 @@ impl TestBotBuilder {
             .dir
             .unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
         let db: PathBuf = dir.path().join("baton.db");
-        let config = test_config(&llm, self.wire, &db, &self.extra);
+        let config = test_config_with_models(&llm, self.wire, &db, &self.models_keys, &self.extra);
         let services = baton::app::services(config)
             .await
             .expect("the engine starts");

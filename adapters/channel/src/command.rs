@@ -2,7 +2,10 @@
 //!
 //! The same words work on every platform and in `baton chat`:
 //! `/orchestrator on|off`, `/verbose on|off`, `/effort off|on|high|max`,
-//! `/status`, `/stop`, `/reset`, `/help`.
+//! `/model [name|default]`, `/greedy on|off`, `/autonomy on|off`, `/status`,
+//! `/stop`, `/reset`, `/help`. [`Command::SPECS`] describes them for the
+//! platforms' command menus (Telegram's `setMyCommands`, Discord's slash
+//! commands), so no adapter keeps a list of its own.
 
 use std::fmt;
 use std::str::FromStr;
@@ -83,6 +86,13 @@ pub enum Command {
     Verbose(Option<bool>),
     /// `/effort off|on|high|max`: the conversation's default effort.
     Effort(Option<Effort>),
+    /// `/model [name|default]`: list the models, or pick this
+    /// conversation's model.
+    Model(Option<ModelChoice>),
+    /// `/greedy on|off`: keep going and try several approaches.
+    Greedy(Option<bool>),
+    /// `/autonomy on|off`: decide rather than ask the user.
+    Autonomy(Option<bool>),
     /// `/status`: mode, verbose, models, running workers, usage.
     Status,
     /// `/stop`: cancel the running turn and all its workers.
@@ -93,41 +103,125 @@ pub enum Command {
     Help,
 }
 
+/// What `/model NAME` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelChoice {
+    /// A configured model, as the user typed it (`provider:model`).
+    Named(String),
+    /// Back to the configured routing (`/model default`).
+    Default,
+}
+
+/// The argument a command takes, for platforms' command menus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandArg {
+    /// No argument.
+    None,
+    /// Optional `on` or `off`.
+    Switch,
+    /// Optional, one of these words.
+    Choice(&'static [&'static str]),
+    /// Optional free text.
+    Text {
+        /// The argument's name (a Discord option name).
+        name: &'static str,
+        /// What to type.
+        about: &'static str,
+    },
+}
+
+impl CommandArg {
+    /// How `/help` shows the argument (empty for none).
+    pub fn usage(&self) -> String {
+        match self {
+            CommandArg::None => String::new(),
+            CommandArg::Switch => "on|off".into(),
+            CommandArg::Choice(words) => words.join("|"),
+            CommandArg::Text { name, .. } => format!("[{name}]"),
+        }
+    }
+}
+
+/// One command as platforms list it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandSpec {
+    /// The word after `/`.
+    pub name: &'static str,
+    /// One line saying what it does.
+    pub about: &'static str,
+    /// Its argument.
+    pub arg: CommandArg,
+}
+
 impl Command {
-    /// Every command with a one-line description, in the order `/help` lists
-    /// them (adapters register these with their platform).
-    pub const DESCRIPTIONS: [(&'static str, &'static str, &'static str); 7] = [
-        (
-            "orchestrator",
-            "on|off",
-            "Let the bot split work across parallel workers",
-        ),
-        (
-            "verbose",
-            "on|off",
-            "Show what the workers do, under your message",
-        ),
-        ("effort", "off|on|high|max", "How hard the models think"),
-        (
-            "status",
-            "",
-            "Mode, models, running workers, usage and cost",
-        ),
-        ("stop", "", "Cancel the running answer and its workers"),
-        ("reset", "", "Forget this conversation's context"),
-        ("help", "", "List the commands"),
+    /// Every command, in the order `/help` lists them.
+    pub const SPECS: &'static [CommandSpec] = &[
+        CommandSpec {
+            name: "orchestrator",
+            about: "Let the bot split work across parallel workers",
+            arg: CommandArg::Switch,
+        },
+        CommandSpec {
+            name: "verbose",
+            about: "Show what the workers do, under your message",
+            arg: CommandArg::Switch,
+        },
+        CommandSpec {
+            name: "effort",
+            about: "How hard the models think",
+            arg: CommandArg::Choice(&["off", "on", "high", "max"]),
+        },
+        CommandSpec {
+            name: "model",
+            about: "List the models, or pick this conversation's",
+            arg: CommandArg::Text {
+                name: "name",
+                about: "provider:model from the list, or default",
+            },
+        },
+        CommandSpec {
+            name: "greedy",
+            about: "Keep going and try several approaches before settling",
+            arg: CommandArg::Switch,
+        },
+        CommandSpec {
+            name: "autonomy",
+            about: "Decide instead of asking you",
+            arg: CommandArg::Switch,
+        },
+        CommandSpec {
+            name: "status",
+            about: "Mode, models, running workers, usage and cost",
+            arg: CommandArg::None,
+        },
+        CommandSpec {
+            name: "stop",
+            about: "Cancel the running answer and its workers",
+            arg: CommandArg::None,
+        },
+        CommandSpec {
+            name: "reset",
+            about: "Forget this conversation's context",
+            arg: CommandArg::None,
+        },
+        CommandSpec {
+            name: "help",
+            about: "List the commands",
+            arg: CommandArg::None,
+        },
     ];
 
     /// The `/help` text.
     pub fn help_text() -> String {
         let mut text = String::from("Commands:\n");
-        for (name, args, about) in Self::DESCRIPTIONS {
-            let usage = if args.is_empty() {
-                format!("/{name}")
+        for spec in Self::SPECS {
+            let usage = spec.arg.usage();
+            let usage = if usage.is_empty() {
+                format!("/{}", spec.name)
             } else {
-                format!("/{name} {args}")
+                format!("/{} {usage}", spec.name)
             };
-            text.push_str(&format!("{usage} — {about}\n"));
+            text.push_str(&format!("{usage} — {}\n", spec.about));
         }
         text
     }
@@ -135,8 +229,12 @@ impl Command {
     /// Whether the command changes settings (and so needs permission in groups).
     pub fn changes_settings(&self) -> bool {
         match self {
-            Command::Orchestrator(v) | Command::Verbose(v) => v.is_some(),
+            Command::Orchestrator(v)
+            | Command::Verbose(v)
+            | Command::Greedy(v)
+            | Command::Autonomy(v) => v.is_some(),
             Command::Effort(v) => v.is_some(),
+            Command::Model(v) => v.is_some(),
             Command::Reset => true,
             Command::Status | Command::Stop | Command::Help => false,
         }
@@ -195,6 +293,15 @@ fn parse_named(name: &str, arg: Option<&str>) -> Result<Command, CommandError> {
                 }),
             }
         }
+        "model" => Ok(Command::Model(arg.map(|name| {
+            if name.eq_ignore_ascii_case("default") {
+                ModelChoice::Default
+            } else {
+                ModelChoice::Named(name.to_owned())
+            }
+        }))),
+        "greedy" => parse_switch(arg, "greedy").map(Command::Greedy),
+        "autonomy" => parse_switch(arg, "autonomy").map(Command::Autonomy),
         "status" => Ok(Command::Status),
         "stop" => Ok(Command::Stop),
         "reset" => Ok(Command::Reset),
@@ -241,6 +348,22 @@ mod tests {
         assert_eq!(
             parse("/effort max"),
             Some(Ok(Command::Effort(Some(Effort::Max))))
+        );
+        assert_eq!(parse("/model"), Some(Ok(Command::Model(None))));
+        assert_eq!(
+            parse("/model anthropic:claude-x"),
+            Some(Ok(Command::Model(Some(ModelChoice::Named(
+                "anthropic:claude-x".into()
+            )))))
+        );
+        assert_eq!(
+            parse("/model Default"),
+            Some(Ok(Command::Model(Some(ModelChoice::Default))))
+        );
+        assert_eq!(parse("/greedy on"), Some(Ok(Command::Greedy(Some(true)))));
+        assert_eq!(
+            parse("/autonomy off"),
+            Some(Ok(Command::Autonomy(Some(false))))
         );
         assert_eq!(parse("/status"), Some(Ok(Command::Status)));
         assert_eq!(parse("  /stop"), Some(Ok(Command::Stop)));
@@ -289,11 +412,21 @@ mod tests {
     #[test]
     fn help_lists_every_command() {
         let help = Command::help_text();
-        for (name, _, _) in Command::DESCRIPTIONS {
+        for spec in Command::SPECS {
+            let name = spec.name;
             assert!(
                 help.contains(&format!("/{name}")),
                 "{name} missing from help"
             );
+            // Every listed command parses (with its argument, if any).
+            let text = match spec.arg {
+                CommandArg::None => format!("/{name}"),
+                CommandArg::Switch => format!("/{name} on"),
+                CommandArg::Choice(words) => format!("/{name} {}", words[0]),
+                CommandArg::Text { .. } => format!("/{name} default"),
+            };
+            assert!(matches!(parse(&text), Some(Ok(_))), "{text} does not parse");
         }
+        assert!(help.contains("/effort off|on|high|max"), "{help}");
     }
 }

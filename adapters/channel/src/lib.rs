@@ -15,7 +15,10 @@ mod key;
 mod reply;
 
 pub use chunk::chunk_text;
-pub use command::{Command, CommandError, Effort, ParseEffortError, parse_command};
+pub use command::{
+    Command, CommandArg, CommandError, CommandSpec, Effort, ModelChoice, ParseEffortError,
+    parse_command,
+};
 pub use dispatch::{Accepted, Dispatch, DispatchError};
 pub use event::{WorkerEvent, WorkerEventKind, WorkerId, WorkerStatus};
 pub use key::{ConversationKey, ParseKeyError, Platform};

@@ -99,13 +99,14 @@ impl Telegram {
             id: me.user.id,
             username: me.user.username.clone().ok_or(StartError::NoUsername)?,
         };
-        let commands = Command::DESCRIPTIONS.map(|(name, args, about)| {
-            let description = if args.is_empty() {
-                about.to_owned()
+        let commands = Command::SPECS.iter().map(|spec| {
+            let usage = spec.arg.usage();
+            let description = if usage.is_empty() {
+                spec.about.to_owned()
             } else {
-                format!("{about} ({args})")
+                format!("{} ({usage})", spec.about)
             };
-            BotCommand::new(name, description)
+            BotCommand::new(spec.name, description)
         });
         if let Err(error) = bot.set_my_commands(commands).await {
             let failure = Failure::from_request(&error, settings.token.expose_secret());
