@@ -1,8 +1,9 @@
 //! Slash commands: their definitions, built from the shared command list in
-//! `baton-channel` (never a second list), and the way back from an
+//! `baton-channel` (`Command::SPECS`, never a second list), and the way back from an
 //! interaction's options to command text for [`baton_channel::parse_command`],
 //! so that parsing lives in one place.
 
+use baton_channel::{Command, CommandArg};
 use serde_json::{Value, json};
 use serenity::all::{CommandDataOption, CommandDataOptionValue};
 
@@ -13,82 +14,49 @@ const CHAT_INPUT: u8 = 1;
 /// Longest command description Discord accepts.
 const DESCRIPTION_LIMIT: usize = 100;
 
-/// A command's argument, as the slash command offers it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Argument {
-    /// No argument.
-    None,
-    /// One of these words (an optional option with choices).
-    Choice(Vec<&'static str>),
+/// The options of a slash command taking `arg`: one optional string
+/// option (leaving it out shows the current value).
+fn options(arg: &CommandArg) -> Vec<Value> {
+    let (name, about, words): (&str, String, &[&str]) = match arg {
+        CommandArg::None => return Vec::new(),
+        CommandArg::Switch => ("mode", "on or off".into(), &["on", "off"]),
+        CommandArg::Choice(words) => ("value", words.join(", "), words),
+        CommandArg::Text { name, about } => (name, (*about).to_owned(), &[]),
+    };
+    let mut option = json!({
+        "type": STRING_OPTION,
+        "name": name,
+        "description": truncate(&format!("{about} (leave out to see the current value)")),
+        "required": false,
+    });
+    if !words.is_empty() {
+        option["choices"] = words
+            .iter()
+            .map(|word| json!({"name": word, "value": word}))
+            .collect();
+    }
+    vec![option]
 }
 
-/// One command as Discord shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommandSpec {
-    /// The command word (`orchestrator`).
-    pub name: &'static str,
-    /// What it does.
-    pub about: &'static str,
-    /// Its argument.
-    pub argument: Argument,
-}
-
-/// The shared command list, as [`CommandSpec`]s. The one place that reads
-/// `baton-channel`'s list, so that a change of its shape changes only this.
-pub fn specs() -> Vec<CommandSpec> {
-    baton_channel::Command::DESCRIPTIONS
+/// The body of a bulk overwrite of application commands: every command of
+/// the shared list, with its option and choices.
+pub fn definitions() -> Value {
+    Command::SPECS
         .iter()
-        .map(|(name, args, about)| CommandSpec {
-            name,
-            about,
-            argument: if args.is_empty() {
-                Argument::None
-            } else {
-                Argument::Choice(args.split('|').collect())
-            },
+        .map(|spec| {
+            json!({
+                "type": CHAT_INPUT,
+                "name": spec.name,
+                "description": truncate(spec.about),
+                "options": options(&spec.arg),
+            })
         })
         .collect()
 }
 
-/// The option name of a command with choices: `mode` for switches
-/// (`/orchestrator mode:on`), `level` for effort, `value` otherwise.
-fn option_name(spec: &CommandSpec) -> &'static str {
-    match &spec.argument {
-        Argument::Choice(words) if words.len() == 2 && words.contains(&"on") => "mode",
-        Argument::Choice(_) if spec.name == "effort" => "level",
-        _ => "value",
-    }
-}
-
-/// The body of a bulk overwrite of application commands: every command,
-/// with its option choices.
-pub fn definitions() -> Value {
-    let commands: Vec<Value> = specs()
-        .iter()
-        .map(|spec| {
-            let about: String = spec.about.chars().take(DESCRIPTION_LIMIT).collect();
-            let options: Vec<Value> = match &spec.argument {
-                Argument::None => Vec::new(),
-                Argument::Choice(words) => vec![json!({
-                    "type": STRING_OPTION,
-                    "name": option_name(spec),
-                    "description": format!("{} (leave out to see the current value)", words.join(", ")),
-                    "required": false,
-                    "choices": words
-                        .iter()
-                        .map(|word| json!({"name": word, "value": word}))
-                        .collect::<Vec<_>>(),
-                })],
-            };
-            json!({
-                "type": CHAT_INPUT,
-                "name": spec.name,
-                "description": about,
-                "options": options,
-            })
-        })
-        .collect();
-    Value::Array(commands)
+/// `text` cut to what Discord accepts in a description.
+fn truncate(text: &str) -> String {
+    text.chars().take(DESCRIPTION_LIMIT).collect()
 }
 
 /// The command text an interaction stands for: `/orchestrator on` for
@@ -107,7 +75,7 @@ pub fn command_text(name: &str, options: &[CommandDataOption]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use baton_channel::{Command, parse_command};
+    use baton_channel::parse_command;
 
     #[test]
     fn every_shared_command_is_a_slash_command_with_its_choices() {
@@ -118,7 +86,7 @@ mod tests {
             .iter()
             .map(|c| c["name"].as_str().unwrap())
             .collect();
-        let shared: Vec<&str> = Command::DESCRIPTIONS.iter().map(|(n, _, _)| *n).collect();
+        let shared: Vec<&str> = Command::SPECS.iter().map(|spec| spec.name).collect();
         assert_eq!(names, shared);
         let orchestrator = &definitions[0];
         assert_eq!(orchestrator["options"][0]["name"], "mode");
@@ -130,6 +98,14 @@ mod tests {
             .find(|c| c["name"] == "effort")
             .unwrap();
         assert_eq!(effort["options"][0]["choices"].as_array().unwrap().len(), 4);
+        let model = definitions
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "model")
+            .unwrap();
+        assert_eq!(model["options"][0]["name"], "name");
+        assert!(model["options"][0].get("choices").is_none(), "free text");
     }
 
     #[test]
