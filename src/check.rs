@@ -156,6 +156,29 @@ pub async fn check(config: &Config) -> CheckReport {
             report.problem("telegram: webhook mode needs [server] enabled".to_owned());
         }
     }
+    let discord = &config.discord;
+    if discord.enabled && discord.token().is_some() {
+        report.ok(format!(
+            "discord: {} allowed guilds, {} allowed users, {} DMs, slash commands {}",
+            discord.allowed_guilds.len(),
+            discord.allowed_users.len(),
+            match discord.dm_policy {
+                crate::config::DmPolicy::Open => "open",
+                crate::config::DmPolicy::Allowlist => "allowlisted",
+            },
+            match discord.dev_guild {
+                Some(guild) => format!("global and in dev guild {guild}"),
+                None => "global only".to_owned(),
+            },
+        ));
+        if discord
+            .require_mention_in
+            .keys()
+            .any(|g| g.trim().parse::<u64>().is_err())
+        {
+            report.problem("discord: require_mention_in keys must be guild ids".to_owned());
+        }
+    }
     report
 }
 

@@ -32,6 +32,9 @@ pub fn intents() -> GatewayIntents {
         | GatewayIntents::MESSAGE_CONTENT
 }
 
+/// The answer to a slash command the engine could not take.
+const ENGINE_FAILED: &str = "Sorry, I could not take that command just now; please try again.";
+
 /// Attempts to hand an event to a busy engine before it is given up
 /// (gateway events cannot be fetched again).
 const DISPATCH_ATTEMPTS: u32 = 5;
@@ -58,7 +61,9 @@ impl Intake {
                 );
             }
             Action::Answer(spot, text) => self.answer(spot, text),
-            Action::Dispatch(event) => self.dispatch(event).await,
+            Action::Dispatch(event) => {
+                self.dispatch(event).await;
+            }
         }
     }
 
@@ -77,14 +82,18 @@ impl Intake {
             return;
         }
         let origin = self.interactions.open(id, token);
+        let key = ConversationKey::new(Platform::Discord, interaction.channel_id.get().to_string());
         let nick = interaction.member.as_ref().and_then(|m| m.nick.as_deref());
         let event = ChannelEvent::Command {
-            key: ConversationKey::new(Platform::Discord, interaction.channel_id.get().to_string()),
+            key,
             author: author_of(&interaction.user, nick),
             origin,
             command,
         };
-        self.dispatch(event).await;
+        if !self.dispatch(event).await {
+            // Nobody else will answer it: say so rather than "thinking" on.
+            let _ = self.interactions.answer(id, ENGINE_FAILED).await;
+        }
     }
 
     /// The adapter's own short answer (a refusal), display only.
@@ -99,7 +108,9 @@ impl Intake {
         }
     }
 
-    async fn dispatch(&self, event: ChannelEvent) {
+    /// Hands `event` to the engine, trying again while it is busy; returns
+    /// whether the engine took it.
+    async fn dispatch(&self, event: ChannelEvent) -> bool {
         let key = event.key().clone();
         let mut attempt = 0;
         loop {
@@ -107,7 +118,7 @@ impl Intake {
             match self.engine.dispatch(event.clone()).await {
                 Ok(accepted) => {
                     tracing::debug!(conversation = %key, ?accepted, "event dispatched");
-                    return;
+                    return true;
                 }
                 Err(error) if error.transient && attempt < DISPATCH_ATTEMPTS => {
                     tracing::warn!(conversation = %key, error = %error, attempt, "the engine is busy; trying again");
@@ -115,7 +126,7 @@ impl Intake {
                 }
                 Err(error) => {
                     tracing::error!(conversation = %key, error = %error, "the engine refused an event; it is dropped");
-                    return;
+                    return false;
                 }
             }
         }
