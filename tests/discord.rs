@@ -434,3 +434,23 @@ async fn a_wrong_token_stops_baton_run_with_a_clear_error_that_hides_the_token()
     );
     assert_eq!(discord.calls().len(), 1, "not retried");
 }
+
+#[tokio::test]
+async fn after_a_gateway_reconnect_the_session_resumes_and_messages_still_arrive() {
+    let discord = FakeDiscord::start().await;
+    let llm = FakeLlm::start(Wire::OpenAi, you_said).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = start_app(&discord, &llm, &dir, "").await;
+
+    discord.ask_reconnect();
+    discord
+        .wait_until("the session to resume", |fake| fake.resumed() >= 1)
+        .await;
+    let mention = discord.mention(CHANNEL, ADA, "still there?");
+    let posts = discord.wait_for_posts(CHANNEL, 1).await;
+    app.stop().await;
+
+    assert_eq!(discord.identified(), 1, "resumed, not identified again");
+    assert_eq!(posts[0].reference(), Some(mention));
+    assert_eq!(posts[0].content(), "You said: ada: still there?");
+}

@@ -7,7 +7,7 @@
 //! bulk-overwrite application commands (global and guild), interaction
 //! callback, edit original response, follow-up — and a gateway websocket
 //! that says HELLO, answers IDENTIFY with READY, RESUME with RESUMED and
-//! heartbeats with ACKs, and dispatches the MESSAGE_CREATE and
+//! heartbeats with ACKs, asks for a reconnect (op 7) when told, and dispatches the MESSAGE_CREATE and
 //! INTERACTION_CREATE events a test injects. Every REST call is recorded;
 //! a test can make the next call of a route fail with a 429. Starting a
 //! thread in a thread or a DM channel is refused as Discord does. The
@@ -108,6 +108,8 @@ struct FakeState {
     identified: usize,
     /// Every call is refused with a 401 (a wrong token).
     unauthorized: bool,
+    /// How many RESUMEs the gateway answered.
+    resumed: usize,
 }
 
 struct Shared {
@@ -202,6 +204,20 @@ impl FakeDiscord {
             .entry(route.to_owned())
             .or_default()
             .push_back(retry_after);
+    }
+
+    /// Asks every connected bot to reconnect (op 7 RECONNECT), as Discord
+    /// does before it moves a session.
+    pub fn ask_reconnect(&self) {
+        let state = self.state();
+        for session in &state.sessions {
+            let _ = session.try_send(json!({"op": 7, "d": null}));
+        }
+    }
+
+    /// How many times a bot resumed its session.
+    pub fn resumed(&self) -> usize {
+        self.state().resumed
     }
 
     /// Refuses every call from now on with a 401, as for a wrong token.
@@ -545,7 +561,17 @@ async fn session(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
                             "application": {"id": APPLICATION_ID.to_string(), "flags": 0},
                         }}))
                     }
-                    Some(6) => Some(json!({"op": 0, "t": "RESUMED", "s": 2, "d": null})),
+                    Some(6) => {
+                        let mut state = lock(&shared);
+                        state.sessions.retain(|s| !s.is_closed());
+                        state.sessions.push(events.clone());
+                        state.resumed += 1;
+                        state.seq += 1;
+                        let seq = state.seq;
+                        drop(state);
+                        shared.changed.notify_waiters();
+                        Some(json!({"op": 0, "t": "RESUMED", "s": seq, "d": null}))
+                    }
                     _ => None,
                 };
                 if let Some(reply) = reply
