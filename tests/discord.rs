@@ -56,6 +56,29 @@ verbose_batch_ms = 50
     app
 }
 
+/// A fake Discord, a fake model answering with `script`, and a database
+/// folder: what a test's bot runs against.
+struct World {
+    discord: FakeDiscord,
+    llm: FakeLlm,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    async fn new(script: impl Fn(&SeenRequest) -> FakeReply + Send + Sync + 'static) -> World {
+        World {
+            discord: FakeDiscord::start().await,
+            llm: FakeLlm::start(Wire::OpenAi, script).await,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Starts baton on this world; `discord_extra` goes in `[discord]`.
+    async fn start(&self, discord_extra: &str) -> App {
+        start_app(&self.discord, &self.llm, &self.dir, discord_extra).await
+    }
+}
+
 fn you_said(request: &SeenRequest) -> FakeReply {
     FakeReply::Text(format!(
         "You said: {}",
@@ -100,10 +123,9 @@ fn answer_text_is_set(call: &Call) -> bool {
 
 #[tokio::test]
 async fn a_mention_in_a_guild_channel_gets_one_reply_and_other_messages_get_silence() {
-    let discord = FakeDiscord::start().await;
-    let llm = FakeLlm::start(Wire::OpenAi, you_said).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = start_app(&discord, &llm, &dir, &format!("dev_guild = {GUILD}")).await;
+    let world = World::new(you_said).await;
+    let app = world.start(&format!("dev_guild = {GUILD}")).await;
+    let World { discord, llm, .. } = &world;
 
     discord.guild_message(CHANNEL, BOB, "just chatting here", json!({}));
     let mention = discord.mention(CHANNEL, BOB, "what is up?");
@@ -180,10 +202,9 @@ async fn a_mention_in_a_guild_channel_gets_one_reply_and_other_messages_get_sile
 
 #[tokio::test]
 async fn orchestrator_turns_show_workers_in_a_thread_only_with_verbose_on() {
-    let discord = FakeDiscord::start().await;
-    let llm = FakeLlm::start(Wire::OpenAi, three_workers).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = start_app(&discord, &llm, &dir, "").await;
+    let world = World::new(three_workers).await;
+    let app = world.start("").await;
+    let discord = &world.discord;
 
     // Slash commands from a member with Manage Server, answered within the
     // deadline by an ephemeral response.
@@ -194,9 +215,9 @@ async fn orchestrator_turns_show_workers_in_a_thread_only_with_verbose_on() {
         Some(("mode", "on")),
         MANAGE_GUILD,
     );
-    let answer = interaction_answer(&discord, switch).await;
+    let answer = interaction_answer(discord, switch).await;
     assert!(answer.starts_with("Orchestrator mode on"), "{answer}");
-    let calls = interaction_calls(&discord, switch);
+    let calls = interaction_calls(discord, switch);
     assert!(calls[0].path.ends_with("/callback"), "{calls:#?}");
     assert_eq!(calls[0].body["data"]["flags"], 64, "ephemeral");
 
@@ -213,7 +234,7 @@ async fn orchestrator_turns_show_workers_in_a_thread_only_with_verbose_on() {
     );
 
     let verbose = discord.slash(CHANNEL, BOB, "verbose", Some(("mode", "on")), MANAGE_GUILD);
-    interaction_answer(&discord, verbose).await;
+    interaction_answer(discord, verbose).await;
     let loud = discord.mention(CHANNEL, BOB, "research alpha, beta and gamma again");
     discord.wait_for_posts(CHANNEL, 2).await;
     app.stop().await;
@@ -253,9 +274,9 @@ async fn orchestrator_turns_show_workers_in_a_thread_only_with_verbose_on() {
     );
 
     // The settings persist: after a restart /status still shows them.
-    let app = start_app(&discord, &llm, &dir, "").await;
+    let app = world.start("").await;
     let status = discord.slash(CHANNEL, BOB, "status", None, 0);
-    let answer = interaction_answer(&discord, status).await;
+    let answer = interaction_answer(discord, status).await;
     app.stop().await;
     assert!(answer.contains("Mode: orchestrator"), "{answer}");
     assert!(answer.contains("Verbose: on"), "{answer}");
@@ -263,19 +284,18 @@ async fn orchestrator_turns_show_workers_in_a_thread_only_with_verbose_on() {
 
 #[tokio::test]
 async fn a_slow_answer_is_deferred_and_non_managers_are_refused() {
-    let discord = FakeDiscord::start().await;
-    let llm = FakeLlm::start(Wire::OpenAi, you_said).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = start_app(&discord, &llm, &dir, "defer_after_ms = 0").await;
+    let world = World::new(you_said).await;
+    let app = world.start("defer_after_ms = 0").await;
+    let discord = &world.discord;
 
     let refused = discord.slash(CHANNEL, BOB, "verbose", Some(("mode", "on")), 0);
-    assert_eq!(interaction_answer(&discord, refused).await, MANAGERS_ONLY);
+    assert_eq!(interaction_answer(discord, refused).await, MANAGERS_ONLY);
     let status = discord.slash(CHANNEL, BOB, "status", None, 0);
-    let answer = interaction_answer(&discord, status).await;
+    let answer = interaction_answer(discord, status).await;
     app.stop().await;
 
     assert!(answer.contains("Verbose: off"), "{answer}");
-    let calls = interaction_calls(&discord, status);
+    let calls = interaction_calls(discord, status);
     assert_eq!(
         calls[0].body,
         json!({"type": 5, "data": {"flags": 64}}),
@@ -299,10 +319,9 @@ fn long_answer(_: &SeenRequest) -> FakeReply {
 
 #[tokio::test]
 async fn a_long_answer_arrives_in_pieces_under_the_limit_with_fences_intact() {
-    let discord = FakeDiscord::start().await;
-    let llm = FakeLlm::start(Wire::OpenAi, long_answer).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = start_app(&discord, &llm, &dir, "").await;
+    let world = World::new(long_answer).await;
+    let app = world.start("").await;
+    let discord = &world.discord;
 
     let mention = discord.mention(CHANNEL, ADA, "explain at length");
     discord.wait_for_posts(CHANNEL, 3).await;
@@ -331,13 +350,12 @@ async fn a_long_answer_arrives_in_pieces_under_the_limit_with_fences_intact() {
 
 #[tokio::test]
 async fn a_429_is_waited_out_and_the_reply_delivered_once_pinging_no_one() {
-    let discord = FakeDiscord::start().await;
-    let llm = FakeLlm::start(Wire::OpenAi, |_: &SeenRequest| {
+    let world = World::new(|_: &SeenRequest| {
         FakeReply::Text("@everyone @here <@&123> look at this".into())
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = start_app(&discord, &llm, &dir, "").await;
+    let app = world.start("").await;
+    let discord = &world.discord;
 
     discord.rate_limit_next("POST /channels/{id}/messages", 0.3);
     discord.mention(CHANNEL, ADA, "ping everyone");
@@ -368,14 +386,13 @@ async fn a_429_is_waited_out_and_the_reply_delivered_once_pinging_no_one() {
 
 #[tokio::test]
 async fn in_a_thread_worker_output_goes_in_place() {
-    let discord = FakeDiscord::start().await;
-    let llm = FakeLlm::start(Wire::OpenAi, three_workers).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = start_app(&discord, &llm, &dir, "").await;
+    let world = World::new(three_workers).await;
+    let app = world.start("").await;
+    let discord = &world.discord;
 
     for (command, mode) in [("orchestrator", "on"), ("verbose", "on")] {
         let id = discord.slash(THREAD, ADA, command, Some(("mode", mode)), 0);
-        interaction_answer(&discord, id).await;
+        interaction_answer(discord, id).await;
     }
     let asked = discord.mention(THREAD, ADA, "research alpha, beta and gamma");
     discord
@@ -437,10 +454,9 @@ async fn a_wrong_token_stops_baton_run_with_a_clear_error_that_hides_the_token()
 
 #[tokio::test]
 async fn after_a_gateway_reconnect_the_session_resumes_and_messages_still_arrive() {
-    let discord = FakeDiscord::start().await;
-    let llm = FakeLlm::start(Wire::OpenAi, you_said).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = start_app(&discord, &llm, &dir, "").await;
+    let world = World::new(you_said).await;
+    let app = world.start("").await;
+    let discord = &world.discord;
 
     discord.ask_reconnect();
     discord
