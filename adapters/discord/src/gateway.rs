@@ -75,9 +75,7 @@ impl Intake {
             return;
         };
         let token = interaction.token.clone();
-        if let Ok(parsed) = &command
-            && let Err(refusal) = check(interaction, parsed, &self.settings)
-        {
+        if let Err(refusal) = check(interaction, command.as_ref().ok(), &self.settings) {
             self.interactions.refuse(id, token, refusal);
             return;
         }

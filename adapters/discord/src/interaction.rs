@@ -57,11 +57,12 @@ pub fn interaction_of(origin: &Origin) -> Option<u64> {
         .ok()
 }
 
-/// Whether `command` may be used by the interaction's user: `Err` holds
-/// the refusal to show.
+/// Whether the interaction's user may use `command` (`None`: a command
+/// that did not parse, which changes nothing): `Err` holds the refusal to
+/// show.
 pub fn check(
     interaction: &CommandInteraction,
-    command: &Command,
+    command: Option<&Command>,
     settings: &Settings,
 ) -> Result<(), &'static str> {
     let user = interaction.user.id.get();
@@ -76,7 +77,7 @@ pub fn check(
     if !trusted && !settings.allowed_guilds.contains(&guild) {
         return Err(NOT_ALLOWED);
     }
-    if !command.changes_settings() || trusted {
+    if !command.is_some_and(Command::changes_settings) || trusted {
         return Ok(());
     }
     let member = interaction.member.as_deref();
@@ -131,7 +132,26 @@ impl Interactions {
     /// deadline, by the engine's answer or by a deferral. Returns the
     /// origin to hand the engine.
     pub fn open(&self, id: u64, token: String) -> Origin {
+        self.start(id, token, None)
+    }
+
+    /// Answers interaction `id` at once with `text` (a refusal), without
+    /// the engine.
+    pub fn refuse(&self, id: u64, token: String, text: &str) {
+        self.start(id, token, Some(text));
+    }
+
+    /// Starts the task that answers interaction `id`, with its first answer
+    /// already waiting when there is one.
+    fn start(&self, id: u64, token: String, first: Option<&str>) -> Origin {
         let (tx, rx) = mpsc::channel(8);
+        if let Some(text) = first {
+            // A new channel has room.
+            let _ = tx.try_send(Answer {
+                text: text.to_owned(),
+                done: None,
+            });
+        }
         lock(&self.pending).insert(id, tx);
         let answering = Answering {
             rest: self.rest.clone(),
@@ -149,19 +169,6 @@ impl Interactions {
             }
         });
         origin(id)
-    }
-
-    /// Answers interaction `id` at once with `text` (a refusal), without
-    /// the engine.
-    pub fn refuse(&self, id: u64, token: String, text: &str) {
-        let origin = self.open(id, token);
-        let sender = interaction_of(&origin).and_then(|id| lock(&self.pending).get(&id).cloned());
-        if let Some(sender) = sender {
-            let _ = sender.try_send(Answer {
-                text: text.to_owned(),
-                done: None,
-            });
-        }
     }
 
     /// Delivers the engine's `text` as interaction `id`'s answer. `None`
@@ -294,5 +301,108 @@ fn finish(answer: Answer, result: Result<(), RestError>) {
     }
     if let Some(done) = answer.done {
         let _ = done.send(result.map_err(RestError::into_channel));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+    use serde_json::Value;
+
+    const GUILD: u64 = 7;
+    const ROLE: u64 = 77;
+
+    fn settings() -> Settings {
+        let mut settings = Settings::new(SecretString::from("t"));
+        settings.allowed_users = vec![42];
+        settings.allowed_guilds = vec![GUILD];
+        settings.allowed_roles = vec![ROLE];
+        settings
+    }
+
+    fn interaction(
+        guild: Option<u64>,
+        user: u64,
+        roles: &[u64],
+        permissions: u64,
+    ) -> CommandInteraction {
+        let user_json = json!({"id": user.to_string(), "username": "u", "discriminator": "0",
+                               "global_name": null, "avatar": null});
+        let mut value = json!({
+            "id": "1", "application_id": "2", "type": 2,
+            "data": {"id": "3", "name": "verbose", "type": 1},
+            "channel_id": "4", "token": "t", "version": 1, "locale": "en-US",
+            "entitlements": [], "attachment_size_limit": 1,
+        });
+        match guild {
+            Some(guild) => {
+                value["guild_id"] = json!(guild.to_string());
+                value["member"] = json!({
+                    "user": user_json, "deaf": false, "mute": false, "flags": 0,
+                    "roles": roles.iter().map(u64::to_string).collect::<Vec<_>>(),
+                    "permissions": permissions.to_string(),
+                });
+            }
+            None => value["user"] = user_json,
+        }
+        serde_json::from_value::<Value>(value.clone())
+            .and_then(serde_json::from_value)
+            .unwrap()
+    }
+
+    #[test]
+    fn settings_in_guilds_need_manage_server_an_allowed_role_or_an_allowed_user() {
+        let s = settings();
+        let change = Command::Verbose(Some(true));
+        let look = Command::Verbose(None);
+        let check = |i: &CommandInteraction, c: Option<&Command>| check(i, c, &s);
+        let member = interaction(Some(GUILD), 5, &[], 0);
+        assert_eq!(check(&member, Some(&change)), Err(MANAGERS_ONLY));
+        assert_eq!(check(&member, Some(&look)), Ok(()));
+        assert_eq!(
+            check(&member, None),
+            Ok(()),
+            "a parse error changes nothing"
+        );
+        let manager = interaction(Some(GUILD), 5, &[], Permissions::MANAGE_GUILD.bits());
+        assert_eq!(check(&manager, Some(&change)), Ok(()));
+        let with_role = interaction(Some(GUILD), 5, &[ROLE], 0);
+        assert_eq!(check(&with_role, Some(&change)), Ok(()));
+        assert_eq!(
+            check(&interaction(Some(GUILD), 42, &[], 0), Some(&change)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn strangers_are_refused_in_other_guilds_and_in_dms() {
+        let s = settings();
+        let status = Command::Status;
+        let other_guild = interaction(Some(8), 5, &[], Permissions::MANAGE_GUILD.bits());
+        assert_eq!(check(&other_guild, Some(&status), &s), Err(NOT_ALLOWED));
+        assert_eq!(
+            check(&interaction(None, 5, &[], 0), None, &s),
+            Err(NOT_ALLOWED)
+        );
+        assert_eq!(
+            check(&interaction(None, 42, &[], 0), Some(&status), &s),
+            Ok(())
+        );
+        let mut open = settings();
+        open.open_dms = true;
+        assert_eq!(
+            check(&interaction(None, 5, &[], 0), Some(&status), &open),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn origins_round_trip_and_message_ids_are_not_interactions() {
+        assert_eq!(interaction_of(&origin(12)), Some(12));
+        let message = Origin {
+            message_id: Some("12".into()),
+        };
+        assert_eq!(interaction_of(&message), None);
     }
 }
