@@ -229,7 +229,7 @@ impl Outbox {
             } => {
                 // Workers show before the answer that sums them up.
                 self.flush(None).await;
-                let result = self.post(self.channel, &text, reply_to, true).await;
+                let result = self.reply(&text, reply_to).await;
                 if let Err(error) = &result {
                     tracing::warn!(channel = self.channel, error = %error, "could not post a reply");
                 }
@@ -280,10 +280,17 @@ impl Outbox {
             .partition(|b| now.is_none_or(|now| b.ready_at <= now));
         self.batches = waiting;
         for batch in ready {
-            let text = format!("**[{}]** {}", batch.label, batch.lines.join("\n"));
             let (channel, reply_to) = self.verbose_place(batch.under).await;
-            if let Err(error) = self.post(channel, &text, reply_to, false).await {
-                tracing::debug!(channel, error = %error, "verbose output not shown");
+            for piece in tagged(&batch.label, &batch.lines.join("\n")) {
+                let body = message_body(&piece, reply_to, false);
+                let posted = self
+                    .rest
+                    .call(Endpoint::CreateMessage { channel }, Some(&body))
+                    .await;
+                if let Err(error) = posted {
+                    tracing::debug!(channel, error = %error, "verbose output not shown");
+                    break;
+                }
             }
         }
     }
@@ -323,18 +330,14 @@ impl Outbox {
         }
     }
 
-    /// Posts `text` to `channel`, split under the limit; the first piece
-    /// references `reply_to`. Stops at the first piece that fails.
-    async fn post(
-        &self,
-        channel: u64,
-        text: &str,
-        reply_to: Option<u64>,
-        ping_replied: bool,
-    ) -> Result<(), RestError> {
+    /// Posts a reply to the conversation's channel, split under the limit;
+    /// the first piece references (and so notifies) `reply_to`'s author.
+    /// Stops at the first piece that fails.
+    async fn reply(&self, text: &str, reply_to: Option<u64>) -> Result<(), RestError> {
+        let channel = self.channel;
         for (index, piece) in chunk_text(text, MESSAGE_LIMIT).iter().enumerate() {
             let reference = reply_to.filter(|_| index == 0);
-            let body = message_body(piece, reference, ping_replied);
+            let body = message_body(piece, reference, true);
             self.rest
                 .call(Endpoint::CreateMessage { channel }, Some(&body))
                 .await?;
@@ -343,9 +346,60 @@ impl Outbox {
     }
 }
 
+/// `text` split under the limit, every piece tagged `**[label]**` (on a
+/// line of its own where the piece opens a code block).
+fn tagged(label: &str, text: &str) -> Vec<String> {
+    let tag = format!("**[{label}]**");
+    let room = MESSAGE_LIMIT.saturating_sub(tag.chars().count() + 1);
+    chunk_text(text, room)
+        .into_iter()
+        .map(|piece| {
+            let separator = if piece.starts_with("```") { '\n' } else { ' ' };
+            format!("{tag}{separator}{piece}")
+        })
+        .collect()
+}
+
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_verbose_piece_carries_its_label_and_fits() {
+        let code: String = (0..200).map(|i| format!("let x{i} = {i};\n")).collect();
+        let text = format!("started: a long one\n```rust\n{code}```");
+        let pieces = tagged("alpha", &text);
+        assert!(pieces.len() > 1);
+        for piece in &pieces {
+            assert!(piece.starts_with("**[alpha]**"), "{piece}");
+            assert!(piece.chars().count() <= MESSAGE_LIMIT);
+        }
+        assert!(
+            pieces[1].starts_with("**[alpha]**\n```rust\n"),
+            "{}",
+            pieces[1]
+        );
+    }
+
+    #[test]
+    fn message_bodies_ping_no_one_and_reference_the_users_message() {
+        let body = message_body("@everyone hi", Some(5), true);
+        assert_eq!(
+            body["allowed_mentions"],
+            json!({"parse": [], "replied_user": true})
+        );
+        assert_eq!(body["message_reference"]["message_id"], "5");
+        assert!(
+            message_body("x", None, false)
+                .get("message_reference")
+                .is_none()
+        );
     }
 }
