@@ -138,6 +138,7 @@ on_both_backends! {
         settings_round_trip_and_survive_a_reconnect,
         abandoned_turns_are_failed_on_start,
         migrations_applied_twice_are_a_no_op,
+        concurrent_events_are_all_written_in_order_before_close,
     ],
 }
 
@@ -520,6 +521,39 @@ async fn events_are_logged_in_order(db: TestDb) {
     assert_eq!(events[1].source, "w1");
     assert_eq!(events[1].body, "found it");
     assert!(events[0].id < events[1].id);
+}
+
+async fn concurrent_events_are_all_written_in_order_before_close(db: TestDb) {
+    let store = db.connect().await;
+    // 8 conversations (new rows, created by the writer) log 50 events each
+    // at once; the writer batches them.
+    let mut tasks = tokio::task::JoinSet::new();
+    for conversation in 0..8 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let k = key(&format!("ev{conversation}"));
+            for n in 0..50 {
+                store
+                    .record_event(&k, None, EventKind::Progress, "w1", &n.to_string())
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    tasks.join_all().await;
+    // Closing writes what is queued; a new connection sees all of it.
+    store.close().await;
+    let store = db.connect().await;
+    for conversation in 0..8 {
+        let events = store
+            .recent_events(&key(&format!("ev{conversation}")), 100)
+            .await
+            .unwrap();
+        let bodies: Vec<String> = events.into_iter().map(|e| e.body).collect();
+        let expected: Vec<String> = (0..50).map(|n| n.to_string()).collect();
+        assert_eq!(bodies, expected, "conversation ev{conversation}");
+    }
+    store.close().await;
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 
 use baton_channel::{ConversationKey, Effort};
 
-use super::{ConversationSettings, MessageId, Mode, Store, StoreError, now_ms};
+use super::{ConversationSettings, MessageId, Mode, Store, StoreError, now_ms, upkeep};
 
 impl Store {
     /// The conversation's saved settings, or `None` if none were ever saved
@@ -133,22 +133,9 @@ impl Store {
 }
 
 impl Store {
-    /// Creates the conversation's row (without settings) if it does not
-    /// exist yet, so rows that reference it can be inserted. Rows are never
-    /// deleted, so a key seen once is remembered and costs no query again.
+    /// Creates the conversation's row if it does not exist yet (see
+    /// [`upkeep::ensure_conversation`]).
     pub(super) async fn ensure_conversation(&self, key: &str, now: i64) -> Result<(), StoreError> {
-        if self.known.contains(key) {
-            return Ok(());
-        }
-        sqlx::query(
-            "INSERT INTO conversations (key, created_at, updated_at) VALUES ($1, $2, $2) \
-             ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(key)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        self.known.insert(key);
-        Ok(())
+        Ok(upkeep::ensure_conversation(&self.pool, &self.known, key, now).await?)
     }
 }

@@ -1,14 +1,20 @@
 //! The `events` table: the event log (message bus) of a conversation —
 //! delegations, worker progress and results, errors, messages in and out —
 //! for auditing and the read-only API. Nothing is executed from it.
+//! Appends go through the batching writer in `event_writer.rs`.
 
 use baton_channel::ConversationKey;
 
+use super::event_writer::NewEvent;
 use super::{EventKind, Store, StoreError, StoredEvent, TurnId, now_ms};
 
 impl Store {
     /// Appends an event: its kind, its source (`orchestrator`, a worker id,
     /// `user` or `system`) and a text body, optionally tied to a turn.
+    ///
+    /// The entry is queued for the event log's writer, which writes entries
+    /// in order and in batches; [`Store::flush_events`] waits for it. A
+    /// write that fails later is logged, never reported here.
     pub async fn record_event(
         &self,
         key: &ConversationKey,
@@ -17,22 +23,24 @@ impl Store {
         source: &str,
         body: &str,
     ) -> Result<(), StoreError> {
-        let key = key.to_string();
-        let now = now_ms();
-        self.ensure_conversation(&key, now).await?;
-        sqlx::query(
-            "INSERT INTO events (conversation, turn_id, kind, source, body, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&key)
-        .bind(turn.map(|turn| turn.0))
-        .bind(kind.as_str())
-        .bind(source)
-        .bind(body)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let event = NewEvent {
+            conversation: key.to_string(),
+            turn: turn.map(|turn| turn.0),
+            kind: kind.as_str(),
+            source: source.to_owned(),
+            body: body.to_owned(),
+            created_at: now_ms(),
+        };
+        if self.events.append(event).await {
+            Ok(())
+        } else {
+            Err(StoreError::Closed)
+        }
+    }
+
+    /// Waits until every event recorded so far is written.
+    pub async fn flush_events(&self) {
+        self.events.flush().await;
     }
 
     /// The conversation's newest `limit` events, oldest first.
@@ -41,6 +49,7 @@ impl Store {
         key: &ConversationKey,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.flush_events().await;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows: Vec<(i64, Option<i64>, String, String, String, i64)> = sqlx::query_as(
             "SELECT id, turn_id, kind, source, body, created_at FROM events \

@@ -21,7 +21,7 @@
 //! - `recovery.rs`: messages a stop left unanswered;
 //! - `usage.rs`: token totals per model (costs, budgets, `/status`);
 //! - `upkeep.rs`: the cache of known conversations, WAL checkpoints;
-//! - `events.rs`: the event log;
+//! - `events.rs` and `event_writer.rs`: the event log, written in batches;
 //! - `error.rs`: [`StoreError`]; `model.rs`: the record types.
 //!
 //! Usage accounting: a turn row holds the orchestrator's own tokens only and
@@ -30,6 +30,7 @@
 
 mod conversations;
 mod error;
+mod event_writer;
 mod events;
 mod model;
 mod recovery;
@@ -94,6 +95,8 @@ pub struct Store {
     backend: Backend,
     /// Conversation rows known to exist.
     known: Arc<upkeep::KnownConversations>,
+    /// Writes the event log in batches, off the callers' path.
+    events: event_writer::EventWriter,
     /// Stops the background WAL checkpoints (SQLite files) with the last clone.
     _checkpointer: Option<Arc<tokio_util::sync::DropGuard>>,
 }
@@ -146,18 +149,23 @@ impl Store {
         }
         let checkpointer = (backend == Backend::Sqlite && !in_memory)
             .then(|| Arc::new(upkeep::start_checkpointer(pool.clone())));
+        let known = Arc::new(upkeep::KnownConversations::default());
+        let events = event_writer::EventWriter::start(pool.clone(), known.clone());
         Ok(Store {
             pool,
             backend,
-            known: Arc::default(),
+            known,
+            events,
             _checkpointer: checkpointer,
         })
     }
 
-    /// Closes the pool: waits for checked-out connections to come back, then
-    /// closes them all (SQLite checkpoints its WAL on the last close). Later
-    /// calls fail with [`StoreError::Closed`].
+    /// Writes the queued event log entries, then closes the pool: waits for
+    /// checked-out connections to come back, then closes them all (SQLite
+    /// checkpoints its WAL on the last close). Later calls fail with
+    /// [`StoreError::Closed`].
     pub async fn close(&self) {
+        self.flush_events().await;
         self.pool.close().await;
     }
 

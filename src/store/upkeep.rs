@@ -6,6 +6,30 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use sqlx::{AnyPool, Executor};
+
+/// Creates the conversation's row (without settings) if it does not exist
+/// yet, so rows that reference it can be inserted. Rows are never deleted,
+/// so a key seen once is remembered and costs no query again.
+pub(super) async fn ensure_conversation(
+    pool: &AnyPool,
+    known: &KnownConversations,
+    key: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    if known.contains(key) {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO conversations (key, created_at, updated_at) VALUES ($1, $2, $2) \
+         ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(key)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    known.insert(key);
+    Ok(())
+}
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// How many keys are remembered before the set starts over (it is a cache).

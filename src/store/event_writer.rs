@@ -1,0 +1,131 @@
+//! The event log's writer: appends arrive over a bounded channel and one
+//! task writes them in batches, one multi-row `INSERT` each, so a turn does
+//! not wait for its log entries and many conversations share each write.
+//! Order is kept: entries are written in the order they were sent.
+
+use std::sync::Arc;
+
+use sqlx::AnyPool;
+use tokio::sync::{mpsc, oneshot};
+
+use super::upkeep::{KnownConversations, ensure_conversation};
+
+/// Entries waiting before senders wait too (backpressure, not loss).
+const QUEUE: usize = 1024;
+/// Rows in one `INSERT` (6 parameters each; SQLite allows 32,766).
+const MAX_BATCH: usize = 128;
+
+/// One entry of the event log.
+#[derive(Debug)]
+pub(super) struct NewEvent {
+    pub conversation: String,
+    pub turn: Option<i64>,
+    pub kind: &'static str,
+    pub source: String,
+    pub body: String,
+    pub created_at: i64,
+}
+
+enum Command {
+    Append(NewEvent),
+    /// Answered once every entry sent before it is written.
+    Flush(oneshot::Sender<()>),
+}
+
+/// The sending side; the writer task ends when the last clone is dropped.
+#[derive(Debug, Clone)]
+pub(super) struct EventWriter {
+    commands: mpsc::Sender<Command>,
+}
+
+impl EventWriter {
+    /// Starts the writer task on `pool`.
+    pub(super) fn start(pool: AnyPool, known: Arc<KnownConversations>) -> EventWriter {
+        let (commands, queue) = mpsc::channel(QUEUE);
+        tokio::spawn(write_batches(pool, known, queue));
+        EventWriter { commands }
+    }
+
+    /// Queues an entry; `false` if the writer is gone.
+    pub(super) async fn append(&self, event: NewEvent) -> bool {
+        self.commands.send(Command::Append(event)).await.is_ok()
+    }
+
+    /// Waits until everything queued so far is written (or failed).
+    pub(super) async fn flush(&self) {
+        let (done, written) = oneshot::channel();
+        if self.commands.send(Command::Flush(done)).await.is_ok() {
+            let _ = written.await;
+        }
+    }
+}
+
+async fn write_batches(
+    pool: AnyPool,
+    known: Arc<KnownConversations>,
+    mut queue: mpsc::Receiver<Command>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut flushes = Vec::new();
+    while let Some(command) = queue.recv().await {
+        let mut next = Some(command);
+        while let Some(command) = next.take() {
+            match command {
+                Command::Append(event) => batch.push(event),
+                Command::Flush(done) => flushes.push(done),
+            }
+            if batch.len() < MAX_BATCH {
+                next = queue.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            if let Err(e) = insert(&pool, &known, &batch).await {
+                tracing::warn!(error = %e, entries = batch.len(), "could not write to the event log");
+            }
+            batch.clear();
+        }
+        for done in flushes.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn insert(
+    pool: &AnyPool,
+    known: &KnownConversations,
+    batch: &[NewEvent],
+) -> Result<(), sqlx::Error> {
+    for event in batch {
+        ensure_conversation(pool, known, &event.conversation, event.created_at).await?;
+    }
+    let mut sql = String::from(
+        "INSERT INTO events (conversation, turn_id, kind, source, body, created_at) VALUES ",
+    );
+    for row in 0..batch.len() {
+        let first = row * 6 + 1;
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${})",
+            first,
+            first + 1,
+            first + 2,
+            first + 3,
+            first + 4,
+            first + 5
+        ));
+    }
+    let mut query = sqlx::query(&sql);
+    for event in batch {
+        query = query
+            .bind(event.conversation.as_str())
+            .bind(event.turn)
+            .bind(event.kind)
+            .bind(event.source.as_str())
+            .bind(event.body.as_str())
+            .bind(event.created_at);
+    }
+    query.execute(pool).await?;
+    Ok(())
+}
