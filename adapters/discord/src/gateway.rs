@@ -2,7 +2,8 @@
 //! GUILD_MESSAGES, DIRECT_MESSAGES and MESSAGE_CONTENT intents) and the
 //! event handler that turns its events into engine events.
 //!
-//! Messages go through [`crate::inbound::decide`]; slash commands are
+//! Messages go through [`crate::inbound::decide`] and, in order per
+//! channel, [`crate::order::Sequencer`]; slash commands are
 //! checked, opened with [`Interactions`] (so they are answered within the
 //! deadline) and dispatched as commands. Connection changes (ready,
 //! resumed, reconnecting) are logged. serenity reconnects and resumes by
@@ -21,6 +22,7 @@ use serenity::all::{
 use crate::commands::command_text;
 use crate::inbound::{Action, BotIdentity, Spot, author_of, decide};
 use crate::interaction::{Interactions, check};
+use crate::order::Sequencer;
 use crate::outbox::{Outboxes, Outgoing};
 use crate::settings::Settings;
 
@@ -46,6 +48,8 @@ pub struct Intake {
     pub(crate) outboxes: Arc<Outboxes>,
     pub(crate) interactions: Arc<Interactions>,
     pub(crate) engine: Arc<dyn Dispatch>,
+    /// Keeps each channel's messages in order on their way to the engine.
+    pub(crate) order: Sequencer<ChannelEvent>,
 }
 
 impl Intake {
@@ -62,7 +66,12 @@ impl Intake {
             }
             Action::Answer(spot, text) => self.answer(spot, text),
             Action::Dispatch(event) => {
-                self.dispatch(event).await;
+                let deliver = |event| async move {
+                    self.dispatch(event).await;
+                };
+                self.order
+                    .submit(message.channel_id.get(), message.id.get(), event, deliver)
+                    .await;
             }
         }
     }

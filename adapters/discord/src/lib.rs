@@ -11,6 +11,7 @@
 //! The modules, in the order an event flows through them:
 //! - [`gateway`]: serenity's client and event handler.
 //! - [`inbound`]: conversation keys, mention gating, access control.
+//! - [`order`]: one channel's messages to the engine in order.
 //! - [`commands`]: slash command definitions from the shared command list,
 //!   and interactions back to command text.
 //! - [`interaction`]: permission checks for slash commands, and answering
@@ -27,6 +28,7 @@ pub mod commands;
 pub mod gateway;
 pub mod inbound;
 pub mod interaction;
+pub mod order;
 pub mod outbox;
 pub mod ratelimit;
 pub mod reply;
@@ -182,6 +184,7 @@ impl Discord {
             outboxes: self.outboxes.clone(),
             interactions: self.interactions.clone(),
             engine,
+            order: Default::default(),
         });
         let mut client = ClientBuilder::new_with_http(http, gateway::intents())
             .event_handler(Handler { intake })
