@@ -54,6 +54,8 @@ pub struct Config {
     pub telegram: TelegramConfig,
     /// The Discord adapter.
     pub discord: PlatformConfig,
+    /// MCP servers whose tools workers (and the orchestrator) may call.
+    pub mcp: crate::tools::mcp::McpConfig,
 }
 
 /// `[storage]`.
@@ -528,7 +530,7 @@ impl Config {
                 ));
             }
         }
-        Ok(())
+        self.mcp.validate()
     }
 }
 

@@ -5,4 +5,5 @@
 pub mod bot;
 pub mod fake_llm;
 pub mod fake_telegram;
+pub mod mcp;
 pub mod postgres;
