@@ -10,6 +10,7 @@ use crate::cli::baton;
 use crate::support::bot::{TestBot, WORKER_MODEL, test_config_text};
 use crate::support::fake_llm::{FakeLlm, FakeReply, SeenRequest, Wire};
 use crate::support::mcp::{BATON_ENTRY, offered_schema, processes_tagged, server_table};
+use crate::support::mcp_server::serve_http;
 
 const LOOKUP: &str = "mcp__glossary__lookup";
 const SLOW: &str = "mcp__glossary__slow";
@@ -193,26 +194,12 @@ async fn stopping_the_service_stops_the_server_processes() {
 
 #[tokio::test]
 async fn check_starts_each_server_and_reports_one_that_fails() {
-    let llm = FakeLlm::start(Wire::OpenAi, |_| FakeReply::Text("unused".into())).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("baton.toml");
     let servers = format!(
         "{}\n[mcp.servers.missing]\ncommand = \"/nonexistent/baton-mcp-server\"\n\n[mcp.servers.off]\ncommand = \"/nonexistent/too\"\nenabled = false\n",
         server_table("glossary", &[])
     );
-    let text = test_config_text(&llm, Wire::OpenAi, &dir.path().join("baton.db"), &servers);
-    std::fs::write(&config, text).unwrap();
-    let output = tokio::task::spawn_blocking(move || {
-        baton()
-            .args(["check", "--config"])
-            .arg(&config)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(!output.status.success(), "{stdout}");
+    let (passed, stdout) = check(&servers, &[]).await;
+    assert!(!passed, "{stdout}");
     assert!(
         stdout.contains("ok: mcp server glossary: started, 3 tools"),
         "{stdout}"
@@ -229,4 +216,62 @@ async fn check_starts_each_server_and_reports_one_that_fails() {
         .filter(|l| l.starts_with("problem:"))
         .collect();
     assert_eq!(problems.len(), 1, "{stdout}");
+}
+
+/// Runs `baton check` on a config with `mcp` tables, with `env` set; gives
+/// whether it passed and what it printed (stdout and stderr).
+async fn check(mcp: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let llm = FakeLlm::start(Wire::OpenAi, |_| FakeReply::Text("unused".into())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("baton.toml");
+    let text = test_config_text(&llm, Wire::OpenAi, &dir.path().join("baton.db"), mcp);
+    std::fs::write(&config, text).unwrap();
+    let mut command = baton();
+    command.args(["check", "--config"]).arg(&config);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), printed)
+}
+
+#[tokio::test]
+async fn a_streamable_http_server_is_reached_with_the_bearer_token_from_its_variable() {
+    let url = serve_http("s3cret-mcp-token").await.unwrap();
+    let table = format!(
+        "[mcp.servers.web]\nurl = \"{url}\"\nbearer_token_env = \"BATON_TEST_MCP_TOKEN\"\n"
+    );
+
+    let (passed, printed) = check(&table, &[("BATON_TEST_MCP_TOKEN", "s3cret-mcp-token")]).await;
+    assert!(passed, "{printed}");
+    assert!(
+        printed.contains("ok: mcp server web: started, 3 tools"),
+        "{printed}"
+    );
+    assert!(
+        !printed.contains("s3cret"),
+        "the token is never printed: {printed}"
+    );
+
+    let (passed, printed) = check(&table, &[("BATON_TEST_MCP_TOKEN", "wrong-token")]).await;
+    assert!(!passed, "{printed}");
+    assert!(
+        printed.contains("problem: mcp server web: the MCP handshake failed"),
+        "{printed}"
+    );
+    assert!(!printed.contains("wrong-token"), "{printed}");
+
+    let (passed, printed) = check(&table, &[]).await;
+    assert!(!passed, "{printed}");
+    assert!(
+        printed.contains("problem: mcp server web: the environment variable BATON_TEST_MCP_TOKEN (bearer_token_env) is not set"),
+        "{printed}"
+    );
 }

@@ -6,4 +6,5 @@ pub mod bot;
 pub mod fake_llm;
 pub mod fake_telegram;
 pub mod mcp;
+pub mod mcp_server;
 pub mod postgres;
