@@ -4,6 +4,7 @@
 mod budget;
 mod cli;
 mod engine;
+mod mcp;
 mod providers;
 mod routing;
 mod store;

@@ -5,4 +5,6 @@
 pub mod bot;
 pub mod fake_llm;
 pub mod fake_telegram;
+pub mod mcp;
+pub mod mcp_server;
 pub mod postgres;
