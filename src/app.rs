@@ -20,6 +20,7 @@ use crate::conversation::Registry;
 use crate::llm::models::Models;
 use crate::services::Services;
 use crate::store::{Store, StoreError};
+use crate::tools::mcp::McpServers;
 
 /// How long a stop waits for replies that are still being sent.
 const SEND_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -47,11 +48,14 @@ pub enum StartError {
     Resume(#[from] crate::conversation::EngineError),
 }
 
-/// Connects the store (applying migrations) and builds the models.
+/// Connects the store (applying migrations), builds the models and starts
+/// the MCP servers (one that fails is skipped). Stop the servers with
+/// `services.mcp.shutdown()`.
 pub async fn services(config: Config) -> Result<Arc<Services>, StartError> {
     let models = Models::from_config(&config)?;
     let store = Store::connect(&config.storage.url).await?;
-    Ok(Arc::new(Services::new(config, store, models)))
+    let mcp = McpServers::start(&config.mcp).await;
+    Ok(Arc::new(Services::new(config, store, models).with_mcp(mcp)))
 }
 
 /// Runs the service until `shutdown` resolves.
@@ -138,6 +142,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         stopping.await;
     }
     close_adapters(telegram.as_deref(), discord.as_deref()).await;
+    services.mcp.shutdown().await;
     services.store.close().await;
     Ok(())
 }

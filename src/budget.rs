@@ -71,6 +71,9 @@ impl Spend {
 pub struct UsageMeter {
     /// A std mutex: held only to add or copy, never across an `.await`.
     by_model: Mutex<BTreeMap<String, Usage>>,
+    /// The orchestrator's own calls (it observes through this meter;
+    /// workers add with [`UsageMeter::add`]).
+    orchestrator: Mutex<Usage>,
 }
 
 impl UsageMeter {
@@ -78,6 +81,15 @@ impl UsageMeter {
     pub fn add(&self, model: &ModelRef, usage: Usage) {
         let mut by_model = self.by_model.lock().unwrap_or_else(PoisonError::into_inner);
         by_model.entry(model.to_string()).or_default().add(usage);
+    }
+
+    /// The orchestrator's own tokens so far (also when its turn failed or
+    /// was stopped, so that budgets count every call).
+    pub fn orchestrator(&self) -> Usage {
+        *self
+            .orchestrator
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// What was used so far, per model.
@@ -93,10 +105,15 @@ impl UsageMeter {
     }
 }
 
+/// The orchestrator's agent loop observes through the meter.
 #[async_trait::async_trait]
 impl crate::agent::AgentObserver for UsageMeter {
     async fn on_usage(&self, model: &ModelRef, usage: Usage) {
         self.add(model, usage);
+        self.orchestrator
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .add(usage);
     }
 }
 

@@ -1,9 +1,11 @@
-//! `baton check`: validates the config and says plainly what is missing.
+//! `baton check`: validates the config and says plainly what is missing;
+//! starts each MCP server once to see that it works.
 
 use std::time::Duration;
 
 use crate::config::{Config, ModelRef};
 use crate::store::Store;
+use crate::tools::mcp::{self, McpConfig};
 
 /// One thing `baton check` looked at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +54,8 @@ impl CheckReport {
     }
 }
 
-/// Checks models, providers (keys and reachability), storage and platforms.
+/// Checks models, providers (keys and reachability), storage, platforms
+/// and MCP servers.
 pub async fn check(config: &Config) -> CheckReport {
     let mut report = CheckReport::default();
     let roles = [
@@ -179,7 +182,32 @@ pub async fn check(config: &Config) -> CheckReport {
             report.problem("discord: require_mention_in keys must be guild ids".to_owned());
         }
     }
+    check_mcp(&config.mcp, &mut report).await;
     report
+}
+
+/// Starts each enabled MCP server, lists its tools and stops it again. A
+/// server that fails is a problem (`baton run` would skip it).
+async fn check_mcp(config: &McpConfig, report: &mut CheckReport) {
+    for (name, server) in &config.servers {
+        if !server.enabled {
+            report.ok(format!("mcp server {name}: disabled"));
+        }
+    }
+    for (name, started) in mcp::start_all(config).await {
+        match started {
+            Ok(started) => {
+                report.ok(format!(
+                    "mcp server {name}: started, {} tools",
+                    started.tools.len()
+                ));
+                mcp::stop(name, started.client).await;
+            }
+            Err(error) => report.problem(format!(
+                "mcp server {name}: {error}; baton run will skip it"
+            )),
+        }
+    }
 }
 
 fn check_model(

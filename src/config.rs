@@ -55,6 +55,8 @@ pub struct Config {
     pub telegram: TelegramConfig,
     /// The Discord adapter.
     pub discord: DiscordConfig,
+    /// MCP servers whose tools workers (and the orchestrator) may call.
+    pub mcp: crate::tools::mcp::McpConfig,
 }
 
 /// `[storage]`.
@@ -593,7 +595,7 @@ impl Config {
                 ));
             }
         }
-        Ok(())
+        self.mcp.validate()
     }
 }
 

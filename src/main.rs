@@ -75,6 +75,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let services = baton::app::services(config).await?;
             let stdin = tokio::io::BufReader::new(tokio::io::stdin());
             baton::chat::chat(services.clone(), &conversation, stdin, tokio::io::stdout()).await?;
+            services.mcp.shutdown().await;
             services.store.close().await;
         }
         Commands::Check => {

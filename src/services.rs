@@ -1,5 +1,5 @@
 //! The services every conversation shares: config, store, models, the
-//! model-call limiter and the worker-safe tools.
+//! model-call limiter and the worker-safe tools (MCP servers' included).
 
 use crate::agent::ModelCallLimiter;
 use crate::config::Config;
@@ -7,6 +7,7 @@ use crate::llm::models::Models;
 use crate::llm::retry::RetryPolicy;
 use crate::store::Store;
 use crate::tools::ToolRegistry;
+use crate::tools::mcp::McpServers;
 
 /// Shared, read-only after start (held in an `Arc`).
 #[derive(Debug)]
@@ -21,6 +22,9 @@ pub struct Services {
     pub limiter: ModelCallLimiter,
     /// Tools offered to workers (and to the orchestrator).
     pub tools: ToolRegistry,
+    /// The running MCP servers whose tools are in `tools`; stopped by
+    /// `mcp.shutdown()` when the service stops.
+    pub mcp: McpServers,
     /// Retries for the orchestrator's model calls (workers get none).
     pub retry: RetryPolicy,
 }
@@ -32,9 +36,20 @@ impl Services {
             limiter: ModelCallLimiter::new(config.engine.max_concurrent_model_calls),
             retry: config.engine.retry_policy(),
             tools: ToolRegistry::worker_defaults(),
+            mcp: McpServers::default(),
             config,
             store,
             models,
         }
+    }
+
+    /// Adds the started MCP servers' tools to `tools` and keeps the servers
+    /// (so that they live, and stop, with the services).
+    pub fn with_mcp(mut self, mcp: McpServers) -> Self {
+        for tool in mcp.tools() {
+            self.tools.register(tool.clone());
+        }
+        self.mcp = mcp;
+        self
     }
 }

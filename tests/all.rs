@@ -5,6 +5,7 @@ mod budget;
 mod cli;
 mod discord;
 mod engine;
+mod mcp;
 mod providers;
 mod routing;
 mod store;

@@ -80,3 +80,57 @@ input_price = 100000.0
     bot.drain().await;
     assert_eq!(bot.channel.replies(), ["ok", "ok", "ok"]);
 }
+
+#[tokio::test]
+async fn a_stopped_turn_still_counts_the_calls_it_made() {
+    let mut bot = TestBot::start(|request| {
+        if request.model != ORCHESTRATOR_MODEL {
+            // A worker that would take far longer than the test.
+            return FakeReply::Delayed(
+                std::time::Duration::from_secs(60),
+                Box::new(FakeReply::Text("late".into())),
+            );
+        }
+        if request.tool_results().is_empty() {
+            FakeReply::ToolCalls(vec![(
+                "spawn_worker".into(),
+                serde_json::json!({"prompt": "take your time"}),
+            )])
+        } else {
+            FakeReply::ToolCalls(vec![("await_workers".into(), serde_json::json!({}))])
+        }
+    })
+    .await;
+    bot.say("/orchestrator on").await;
+    bot.say("start something long").await;
+    // Stop once the orchestrator waits for its worker (its 2 calls and the
+    // worker's 1 reached the fake).
+    let llm = &bot.llm;
+    let waiting = async {
+        while llm.requests().len() < 3 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), waiting)
+        .await
+        .expect("the worker starts");
+    bot.say("/stop").await;
+    bot.channel.wait_for_replies(2).await;
+    bot.say("/status").await;
+    bot.drain().await;
+
+    let orchestrator_input: usize = bot
+        .llm
+        .requests()
+        .iter()
+        .filter(|r| r.model == ORCHESTRATOR_MODEL)
+        .map(|r| r.messages.len() * 10)
+        .sum();
+    let replies = bot.channel.replies();
+    assert_eq!(replies[1], "Stopped.");
+    let status = replies.last().unwrap();
+    assert!(
+        status.contains(&format!("Today: {orchestrator_input} in")),
+        "the stopped turn's orchestrator calls ({orchestrator_input} tokens) count: {status}"
+    );
+}

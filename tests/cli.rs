@@ -85,7 +85,7 @@ async fn chat_prints_the_reply_and_with_verbose_the_labelled_worker_lines() {
     assert_eq!(reply, lines.len() - 1, "{output}");
 }
 
-fn baton() -> std::process::Command {
+pub(crate) fn baton() -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_baton"));
     command.env_remove("RUST_LOG").env("NO_COLOR", "1");
     command

@@ -359,7 +359,8 @@ impl Actor {
             meter: meter.clone(),
         };
         let outcome = self.drive(plan, context, &origin).await;
-        self.finish(turn, outcome, &origin, notice).await;
+        self.finish(turn, outcome, meter.orchestrator(), &origin, notice)
+            .await;
         let spend = Spend::of(&meter.snapshot(), &self.services.config.models);
         self.last_turn = Some(spend);
     }
@@ -511,20 +512,23 @@ impl Actor {
         }
     }
 
+    /// Records how the turn ended (with the orchestrator's `usage`, also
+    /// for a failed or stopped turn) and posts its one reply.
     async fn finish(
         &mut self,
         turn: TurnId,
         outcome: TurnOutcome,
+        usage: Usage,
         origin: &Origin,
         notice: Option<String>,
     ) {
         let store = self.services.store.clone();
-        let (status, usage, error, text) = match outcome {
+        let (status, error, text) = match outcome {
             TurnOutcome::Interrupted => {
                 tracing::info!(conversation = %self.key, "turn interrupted by shutdown; it resumes on the next start");
                 return;
             }
-            TurnOutcome::Answered { text, usage } => {
+            TurnOutcome::Answered { text, .. } => {
                 let text = if text.trim().is_empty() {
                     "(The model returned an empty answer.)".to_owned()
                 } else {
@@ -534,27 +538,20 @@ impl Actor {
                     Some(notice) => format!("_{notice}_\n\n{text}"),
                     None => text,
                 };
-                (TurnStatus::Done, usage, None, text)
+                (TurnStatus::Done, None, text)
             }
             TurnOutcome::Failed(error) => {
                 let message = error.to_string();
                 tracing::warn!(conversation = %self.key, error = %message, "turn failed");
                 (
                     TurnStatus::Failed,
-                    Usage::default(),
                     Some(message.clone()),
                     format!("Sorry, I could not answer: {message}"),
                 )
             }
-            TurnOutcome::Cancelled => (
-                TurnStatus::Cancelled,
-                Usage::default(),
-                None,
-                "Stopped.".to_owned(),
-            ),
+            TurnOutcome::Cancelled => (TurnStatus::Cancelled, None, "Stopped.".to_owned()),
             TurnOutcome::Crashed => (
                 TurnStatus::Failed,
-                Usage::default(),
                 Some("the turn's task panicked".to_owned()),
                 "Sorry, something went wrong on my side; please try again.".to_owned(),
             ),

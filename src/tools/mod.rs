@@ -4,9 +4,11 @@
 //! Everything registered in a [`ToolRegistry`] here is worker-safe: it can
 //! read the world but has no way to post to a channel or start workers. The
 //! orchestrator's delegation tools live in `orchestrator/` and are offered
-//! only to the orchestrator in orchestrator mode.
+//! only to the orchestrator in orchestrator mode. The MCP servers' tools
+//! (`mcp/`) join them when servers are configured.
 
 mod fetch;
+pub mod mcp;
 mod time;
 
 pub use fetch::{FetchPolicy, FetchUrl};

@@ -165,12 +165,35 @@ pub fn test_config_with_models(
     models_keys: &str,
     extra: &str,
 ) -> Config {
+    // Tiny retry delays, as overrides so that `extra` may hold an [engine] table.
+    let env = [
+        ("BATON__ENGINE__RETRY_BASE_DELAY_MS", "1"),
+        ("BATON__ENGINE__RETRY_MAX_DELAY_MS", "5"),
+    ];
+    let env = env.map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let text = test_config_text_with_models(llm, wire, db, models_keys, extra);
+    Config::from_toml(&text, env).expect("test config parses")
+}
+
+/// The TOML of [`test_config`] (without its retry overrides), for a
+/// config file the real binary reads.
+pub fn test_config_text(llm: &FakeLlm, wire: Wire, db: &std::path::Path, extra: &str) -> String {
+    test_config_text_with_models(llm, wire, db, "", extra)
+}
+
+fn test_config_text_with_models(
+    llm: &FakeLlm,
+    wire: Wire,
+    db: &std::path::Path,
+    models_keys: &str,
+    extra: &str,
+) -> String {
     let kind = match wire {
         Wire::OpenAi => "openai",
         Wire::Anthropic => "anthropic",
         Wire::Gemini => "gemini",
     };
-    let text = format!(
+    format!(
         r#"
 [storage]
 url = "sqlite://{db}"
@@ -189,14 +212,7 @@ worker = "fake:{WORKER_MODEL}"
 "#,
         db = db.display(),
         url = llm.base_url(),
-    );
-    // Tiny retry delays, as overrides so that `extra` may hold an [engine] table.
-    let env = [
-        ("BATON__ENGINE__RETRY_BASE_DELAY_MS", "1"),
-        ("BATON__ENGINE__RETRY_MAX_DELAY_MS", "5"),
-    ];
-    let env = env.map(|(k, v)| (k.to_owned(), v.to_owned()));
-    Config::from_toml(&text, env).expect("test config parses")
+    )
 }
 
 /// A running engine with a recording channel.
@@ -273,9 +289,11 @@ impl TestBot {
         self.registry.drain().await;
     }
 
-    /// Stops the engine and closes the store, keeping the database folder.
+    /// Stops the engine, its MCP servers and the store, keeping the
+    /// database folder.
     pub async fn stop(self) -> Arc<tempfile::TempDir> {
         self.registry.shutdown().await;
+        self.services.mcp.shutdown().await;
         self.services.store.close().await;
         self.dir
     }

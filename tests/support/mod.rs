@@ -6,5 +6,7 @@ pub mod bot;
 pub mod fake_discord;
 pub mod fake_llm;
 pub mod fake_telegram;
+pub mod mcp;
+pub mod mcp_server;
 pub mod postgres;
 pub mod service;
