@@ -12,3 +12,4 @@ mod store;
 mod support;
 mod telegram;
 mod tools;
+mod transcript;

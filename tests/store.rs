@@ -128,6 +128,7 @@ on_both_backends! {
         unknown_stored_words_fall_back_to_defaults,
         inbound_is_deduplicated_by_platform_message_id,
         history_returns_the_newest_messages_oldest_first,
+        a_reply_follows_its_message_even_when_others_queued_before_it,
         reset_context_hides_earlier_messages,
         usage_since_adds_turn_and_worker_usage,
         updating_an_unknown_turn_or_worker_is_not_found,
@@ -285,6 +286,42 @@ async fn history_returns_the_newest_messages_oldest_first(db: TestDb) {
     assert_eq!(store.history(&k, 100).await.unwrap().len(), 10);
     assert!(store.history(&k, 0).await.unwrap().is_empty());
     assert!(store.history(&key("other"), 10).await.unwrap().is_empty());
+}
+
+async fn a_reply_follows_its_message_even_when_others_queued_before_it(db: TestDb) {
+    let store = db.connect().await;
+    let k = key("7q");
+    // q2 and q3 arrive (and are stored) while q1's turn runs.
+    let q1 = store
+        .record_inbound(&k, &alice(), "q1", None)
+        .await
+        .unwrap();
+    let q2 = store
+        .record_inbound(&k, &alice(), "q2", None)
+        .await
+        .unwrap();
+    store
+        .record_inbound(&k, &alice(), "q3", None)
+        .await
+        .unwrap();
+    let turn = store.start_turn(&k, q1, Mode::Single, "m").await.unwrap();
+    store.record_reply(&k, turn, "a1").await.unwrap();
+
+    let texts = |history: Vec<baton::store::StoredMessage>| -> Vec<String> {
+        history.into_iter().map(|m| m.content).collect()
+    };
+    assert_eq!(
+        texts(store.history(&k, 10).await.unwrap()),
+        ["q1", "a1", "q2", "q3"]
+    );
+    // q2's turn sees q1 and its answer, not q3 (it waits for its own turn).
+    assert_eq!(
+        texts(store.history_through(&k, q2, 10).await.unwrap()),
+        ["q1", "a1", "q2"]
+    );
+    // A reset through q1 hides q1's reply too.
+    store.reset_context_through(&k, q1.unwrap()).await.unwrap();
+    assert_eq!(texts(store.history(&k, 10).await.unwrap()), ["q2", "q3"]);
 }
 
 async fn reset_context_hides_earlier_messages(db: TestDb) {

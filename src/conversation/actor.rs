@@ -14,14 +14,17 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
+use super::commands;
+use super::context::{self, RecentTranscript};
 use super::turn::{TurnOutcome, TurnRequest, run_turn};
-use super::{commands, context};
 use crate::budget::{self, Allowance, Spend, UsageMeter};
 use crate::llm::models::ModelHandle;
 use crate::llm::routing::{self, AgentRole, RouteRequest};
 use crate::llm::{Message, Usage};
 use crate::services::Services;
-use crate::store::{ConversationSettings, EventKind, MessageId, Mode, TurnId, TurnStatus};
+use crate::store::{
+    ConversationSettings, EventKind, MessageId, Mode, Role, StoredMessage, TurnId, TurnStatus,
+};
 
 /// How often the typing indicator is refreshed while a turn runs.
 const TYPING_REFRESH: Duration = Duration::from_secs(4);
@@ -118,6 +121,8 @@ pub(crate) struct Actor {
     pub shutdown: CancellationToken,
     /// What the last finished turn used (`/status`).
     pub last_turn: Option<Spend>,
+    /// The recent transcript, so a turn need not read it back.
+    pub recent: RecentTranscript,
 }
 
 impl Actor {
@@ -184,6 +189,7 @@ impl Actor {
     }
 
     async fn reset(&mut self, origin: &Origin, through: Option<MessageId>) {
+        self.recent.forget();
         let store = &self.services.store;
         let reset = match through {
             Some(through) => store.reset_context_through(&self.key, through).await,
@@ -291,21 +297,31 @@ impl Actor {
         } = message;
         let origin = inbound.origin;
         let history_limit = self.services.config.orchestrator.history_limit;
-        let history = match store
-            .history_through(&self.key, Some(message_id), history_limit)
-            .await
-        {
-            Ok(history) => history,
-            Err(e) => {
-                tracing::error!(conversation = %self.key, error = %e, "could not read the transcript");
-                return self
-                    .post(
-                        &origin,
-                        "Sorry, I could not read this conversation's history; please try again.",
-                    )
-                    .await;
+        if self.recent.is_loaded() {
+            let message = StoredMessage {
+                id: message_id,
+                role: Role::User,
+                author: Some(inbound.author.name.clone()),
+                content: inbound.text.clone(),
+            };
+            self.recent.push(message, history_limit);
+        } else {
+            match store
+                .history_through(&self.key, Some(message_id), history_limit)
+                .await
+            {
+                Ok(history) => self.recent.load(&history),
+                Err(e) => {
+                    tracing::error!(conversation = %self.key, error = %e, "could not read the transcript");
+                    return self
+                        .post(
+                            &origin,
+                            "Sorry, I could not read this conversation's history; please try again.",
+                        )
+                        .await;
+                }
             }
-        };
+        }
         let services = &self.services;
         let config = &services.config;
         let allowance = budget::allowance(&store, &config.models, &config.budget, &self.key)
@@ -350,7 +366,7 @@ impl Actor {
         let source = format!("user:{}", inbound.author.id);
         self.log(Some(turn), EventKind::Message, &source, &inbound.text)
             .await;
-        let context = context::to_context(&history, model.spec.context_window);
+        let context = context::to_context(self.recent.messages(), model.spec.context_window);
         let meter = Arc::new(UsageMeter::default());
         let plan = TurnPlan {
             turn,
@@ -556,10 +572,23 @@ impl Actor {
                 "Sorry, something went wrong on my side; please try again.".to_owned(),
             ),
         };
-        if status == TurnStatus::Done
-            && let Err(e) = store.record_reply(&self.key, turn, &text).await
-        {
-            tracing::error!(conversation = %self.key, error = %e, "could not store a reply");
+        if status == TurnStatus::Done {
+            match store.record_reply(&self.key, turn, &text).await {
+                Ok(id) => {
+                    let reply = StoredMessage {
+                        id,
+                        role: Role::Assistant,
+                        author: None,
+                        content: text.clone(),
+                    };
+                    let limit = self.services.config.orchestrator.history_limit;
+                    self.recent.push(reply, limit);
+                }
+                Err(e) => {
+                    tracing::error!(conversation = %self.key, error = %e, "could not store a reply");
+                    self.recent.forget();
+                }
+            }
         }
         if let Err(e) = store
             .finish_turn(turn, status, usage, error.as_deref())

@@ -1,5 +1,6 @@
 //! The context a turn's orchestrator sees: the stored transcript as model
-//! messages, trimmed to fit the model's context window.
+//! messages, trimmed to fit the model's context window; and the actor's
+//! copy of the recent transcript, so a turn need not read it back.
 
 use crate::llm::Message;
 use crate::store::{Role, StoredMessage};
@@ -7,6 +8,49 @@ use crate::store::{Role, StoredMessage};
 /// The share of a model's context window the transcript may fill; the rest
 /// is left to the instructions, tool definitions, tool results and answer.
 const WINDOW_SHARE_PERCENT: u64 = 60;
+
+/// The actor's copy of its conversation's recent transcript (since the last
+/// reset, at most `history_limit` messages). Loaded from the store on the
+/// first turn; then the actor appends each message it answers and each
+/// reply it stores, in the order the store got them, since every message of
+/// the conversation passes through its one actor. Forgotten (and read again)
+/// after a reset or a failed write.
+#[derive(Debug, Default)]
+pub struct RecentTranscript {
+    messages: Option<Vec<StoredMessage>>,
+}
+
+impl RecentTranscript {
+    /// Whether the copy is there (otherwise read the store).
+    pub fn is_loaded(&self) -> bool {
+        self.messages.is_some()
+    }
+
+    /// Takes what the store returned as the copy.
+    pub fn load(&mut self, history: &[StoredMessage]) {
+        self.messages = Some(history.to_vec());
+    }
+
+    /// Appends a message the store just recorded; the oldest go beyond
+    /// `limit`. Does nothing when the copy is not loaded.
+    pub fn push(&mut self, message: StoredMessage, limit: usize) {
+        if let Some(messages) = &mut self.messages {
+            messages.push(message);
+            let excess = messages.len().saturating_sub(limit);
+            messages.drain(..excess);
+        }
+    }
+
+    /// The copy, oldest first (empty when not loaded).
+    pub fn messages(&self) -> &[StoredMessage] {
+        self.messages.as_deref().unwrap_or_default()
+    }
+
+    /// Drops the copy; the next turn reads the store.
+    pub fn forget(&mut self) {
+        self.messages = None;
+    }
+}
 
 /// A rough token count: about four characters a token, plus framing.
 fn estimated_tokens(message: &Message) -> u64 {
@@ -66,6 +110,20 @@ mod tests {
             author,
             content: content.into(),
         }
+    }
+
+    #[test]
+    fn the_recent_transcript_keeps_the_newest_messages_up_to_the_limit() {
+        let mut recent = RecentTranscript::default();
+        recent.push(stored(1, Role::User, "lost"), 3);
+        assert!(!recent.is_loaded() && recent.messages().is_empty());
+        recent.load(&[stored(1, Role::User, "a"), stored(2, Role::Assistant, "b")]);
+        recent.push(stored(3, Role::User, "c"), 3);
+        recent.push(stored(4, Role::Assistant, "d"), 3);
+        let ids: Vec<i64> = recent.messages().iter().map(|m| m.id.0).collect();
+        assert_eq!(ids, [2, 3, 4]);
+        recent.forget();
+        assert!(!recent.is_loaded());
     }
 
     #[test]

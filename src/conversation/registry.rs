@@ -259,6 +259,7 @@ impl Registry {
             live: self.live.clone(),
             shutdown: self.shutdown.child_token(),
             last_turn: None,
+            recent: Default::default(),
         };
         self.actors.spawn(actor.run());
         ConversationHandle {

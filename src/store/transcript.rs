@@ -77,6 +77,7 @@ impl Store {
 
     /// Like [`Store::history`], but ending at message `through` (a turn's
     /// own message), so messages stored after it wait for their own turns.
+    /// Each reply comes right after the message it answered.
     /// A stored role this version does not know reads as a user's message.
     pub async fn history_through(
         &self,
@@ -86,11 +87,18 @@ impl Store {
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let through = through.map_or(i64::MAX, |id| id.0);
+        // A reply sits right after the message it answers (its turn's
+        // inbound message), wherever its own id fell: messages that queued
+        // up during a turn are stored before that turn's reply.
         let rows: Vec<(i64, String, Option<String>, String)> = sqlx::query_as(
-            "SELECT id, role, author_name, content FROM messages \
-             WHERE conversation = $1 AND id <= $3 AND id > COALESCE( \
+            "SELECT m.id, m.role, m.author_name, m.content FROM ( \
+                 SELECT m.*, COALESCE(t.inbound_message_id, m.id) AS position \
+                 FROM messages m LEFT JOIN turns t ON t.id = m.turn_id \
+                 WHERE m.conversation = $1 \
+             ) AS m \
+             WHERE m.position <= $3 AND m.position > COALESCE( \
                  (SELECT context_start_message_id FROM conversations WHERE key = $1), 0) \
-             ORDER BY id DESC LIMIT $2",
+             ORDER BY m.position DESC, m.id DESC LIMIT $2",
         )
         .bind(key.to_string())
         .bind(limit)

@@ -227,7 +227,9 @@ pub struct TestBot {
     pub services: Arc<Services>,
     /// The database folder (kept until the bot is dropped).
     pub dir: Arc<tempfile::TempDir>,
-    next_message: u64,
+    /// The number of the last platform message id sent (`m1`, `m2`, ...);
+    /// a restarted bot sets it past the earlier run's.
+    pub next_message: u64,
 }
 
 impl TestBot {
