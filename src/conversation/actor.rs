@@ -23,7 +23,8 @@ use crate::llm::routing::{self, AgentRole, RouteRequest};
 use crate::llm::{Message, Usage};
 use crate::services::Services;
 use crate::store::{
-    ConversationSettings, EventKind, MessageId, Mode, Role, StoredMessage, TurnId, TurnStatus,
+    ConversationSettings, EventKind, MessageId, Mode, Role, StoredMessage, TurnEnd, TurnId,
+    TurnStatus, now_ms,
 };
 
 /// How often the typing indicator is refreshed while a turn runs.
@@ -96,13 +97,24 @@ struct RunningTurn {
 
 /// What the actor decided before a turn starts.
 struct TurnPlan {
-    turn: TurnId,
+    /// The turn's row, in orchestrator mode.
+    turn: Option<TurnId>,
     /// The settings for this turn (budgets may have narrowed them).
     settings: ConversationSettings,
     /// The orchestrator's model.
     model: ModelHandle,
     /// Counts the turn's tokens as they are used.
     meter: Arc<UsageMeter>,
+}
+
+/// What `finish` records a turn's end with.
+struct TurnRow {
+    /// The row, when the turn was recorded at its start.
+    turn: Option<TurnId>,
+    message: MessageId,
+    mode: Mode,
+    model: String,
+    started_at: i64,
 }
 
 pub(crate) struct Actor {
@@ -343,31 +355,43 @@ impl Actor {
             Allowance::Refused(text) => return self.refuse(message_id, &origin, &text).await,
         }
         let model = self.orchestrator_model(&settings, &inbound.text);
-        let turn = match store
-            .start_turn(
-                &self.key,
-                Some(message_id),
-                settings.mode,
-                &model.model.to_string(),
-            )
-            .await
-        {
-            Ok(turn) => turn,
-            Err(e) => {
-                tracing::error!(conversation = %self.key, error = %e, "could not start a turn");
-                return self
-                    .post(
-                        &origin,
-                        "Sorry, something went wrong on my side; please try again.",
-                    )
-                    .await;
-            }
+        // An orchestrator turn is recorded now: its workers' rows point at
+        // it. A single-mode turn is recorded once, when it ends.
+        let turn = match settings.mode {
+            Mode::Single => None,
+            Mode::Orchestrator => match store
+                .start_turn(
+                    &self.key,
+                    Some(message_id),
+                    settings.mode,
+                    &model.model.to_string(),
+                )
+                .await
+            {
+                Ok(turn) => Some(turn),
+                Err(e) => {
+                    tracing::error!(conversation = %self.key, error = %e, "could not start a turn");
+                    return self
+                        .post(
+                            &origin,
+                            "Sorry, something went wrong on my side; please try again.",
+                        )
+                        .await;
+                }
+            },
         };
         let source = format!("user:{}", inbound.author.id);
-        self.log(Some(turn), EventKind::Message, &source, &inbound.text)
+        self.log(turn, EventKind::Message, &source, &inbound.text)
             .await;
         let context = context::to_context(self.recent.messages(), model.spec.context_window);
         let meter = Arc::new(UsageMeter::default());
+        let row = TurnRow {
+            turn,
+            message: message_id,
+            mode: settings.mode,
+            model: model.model.to_string(),
+            started_at: now_ms(),
+        };
         let plan = TurnPlan {
             turn,
             settings,
@@ -375,7 +399,7 @@ impl Actor {
             meter: meter.clone(),
         };
         let outcome = self.drive(plan, context, &origin).await;
-        self.finish(turn, outcome, meter.orchestrator(), &origin, notice)
+        self.finish(row, outcome, meter.orchestrator(), &origin, notice)
             .await;
         let spend = Spend::of(&meter.snapshot(), &self.services.config.models);
         self.last_turn = Some(spend);
@@ -532,7 +556,7 @@ impl Actor {
     /// for a failed or stopped turn) and posts its one reply.
     async fn finish(
         &mut self,
-        turn: TurnId,
+        row: TurnRow,
         outcome: TurnOutcome,
         usage: Usage,
         origin: &Origin,
@@ -572,31 +596,60 @@ impl Actor {
                 "Sorry, something went wrong on my side; please try again.".to_owned(),
             ),
         };
-        if status == TurnStatus::Done {
-            match store.record_reply(&self.key, turn, &text).await {
-                Ok(id) => {
-                    let reply = StoredMessage {
-                        id,
-                        role: Role::Assistant,
-                        author: None,
-                        content: text.clone(),
-                    };
-                    let limit = self.services.config.orchestrator.history_limit;
-                    self.recent.push(reply, limit);
-                }
-                Err(e) => {
-                    tracing::error!(conversation = %self.key, error = %e, "could not store a reply");
-                    self.recent.forget();
+        let ended = TurnEnd {
+            status,
+            usage,
+            error: error.as_deref(),
+        };
+        let turn = match row.turn {
+            Some(turn) => store
+                .finish_turn(turn, status, usage, ended.error)
+                .await
+                .map(|()| turn),
+            None => {
+                store
+                    .record_turn(
+                        &self.key,
+                        Some(row.message),
+                        row.mode,
+                        &row.model,
+                        row.started_at,
+                        ended,
+                    )
+                    .await
+            }
+        };
+        let turn = match turn {
+            Ok(turn) => Some(turn),
+            Err(e) => {
+                tracing::error!(conversation = %self.key, error = %e, "could not record a turn's end");
+                None
+            }
+        };
+        match (status, turn) {
+            (TurnStatus::Done, Some(turn)) => {
+                match store.record_reply(&self.key, turn, &text).await {
+                    Ok(id) => {
+                        let reply = StoredMessage {
+                            id,
+                            role: Role::Assistant,
+                            author: None,
+                            content: text.clone(),
+                        };
+                        let limit = self.services.config.orchestrator.history_limit;
+                        self.recent.push(reply, limit);
+                    }
+                    Err(e) => {
+                        tracing::error!(conversation = %self.key, error = %e, "could not store a reply");
+                        self.recent.forget();
+                    }
                 }
             }
+            // The reply cannot be stored without its turn (logged above).
+            (TurnStatus::Done, None) => self.recent.forget(),
+            _ => {}
         }
-        if let Err(e) = store
-            .finish_turn(turn, status, usage, error.as_deref())
-            .await
-        {
-            tracing::error!(conversation = %self.key, error = %e, "could not finish a turn");
-        }
-        self.log(Some(turn), EventKind::Message, "orchestrator", &text)
+        self.log(turn, EventKind::Message, "orchestrator", &text)
             .await;
         self.post(origin, &text).await;
     }

@@ -13,8 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use super::actor::{Actor, ControlMessage, ConversationHandle, LiveActors, Queued, StoredInbound};
 use crate::services::Services;
-use crate::store::ConversationSettings;
-use crate::store::StoreError;
+use crate::store::{ConversationSettings, StoreError, now_ms};
 
 /// Commands waiting for one actor (they are answered at once, so few wait).
 const CONTROL_CAPACITY: usize = 16;
@@ -293,12 +292,6 @@ enum Delivery {
     Queue(Box<Queued>),
     /// At once (`/stop`, `/status`).
     Control(Box<ControlMessage>),
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl Drop for Registry {

@@ -21,8 +21,9 @@ use crate::tools::Toolbox;
 pub struct TurnRequest {
     /// The conversation.
     pub key: ConversationKey,
-    /// The turn's row.
-    pub turn: TurnId,
+    /// The turn's row: recorded at the start in orchestrator mode (its
+    /// workers point at it); a single-mode turn is recorded at its end.
+    pub turn: Option<TurnId>,
     /// The settings when the turn started.
     pub settings: ConversationSettings,
     /// The orchestrator's model for this turn.
@@ -58,16 +59,20 @@ pub enum TurnOutcome {
 pub async fn run_turn(request: TurnRequest) -> TurnOutcome {
     let services = request.services.clone();
     let mut context = request.context;
-    let pool = match request.settings.mode {
-        Mode::Single => None,
-        Mode::Orchestrator => Some(WorkerPool::new(
+    let pool = match (request.settings.mode, request.turn) {
+        (Mode::Orchestrator, Some(turn)) => Some(WorkerPool::new(
             services.clone(),
             request.key.clone(),
-            request.turn,
+            turn,
             &request.settings,
             request.events.clone(),
             request.meter.clone(),
         )),
+        (Mode::Orchestrator, None) => {
+            tracing::error!(conversation = %request.key, "an orchestrator turn without its row; answering without workers");
+            None
+        }
+        (Mode::Single, _) => None,
     };
     let delegation = pool.as_ref().map(|pool| DelegationTools {
         pool,

@@ -53,6 +53,7 @@ pub use model::{
     StoredTurn, StoredWorker, TurnId, TurnStatus,
 };
 pub use recovery::UnansweredMessage;
+pub use turns::TurnEnd;
 pub use usage::ModelUsage;
 
 /// The SQLite schema, embedded at compile time.
@@ -235,7 +236,7 @@ fn prepare_url(url: &str) -> Result<(Backend, String, bool), StoreError> {
 }
 
 /// Now, in unix milliseconds.
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))

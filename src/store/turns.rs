@@ -13,6 +13,17 @@ use super::{
 };
 use crate::llm::Usage;
 
+/// How a turn ended, for [`Store::record_turn`].
+#[derive(Debug, Clone, Copy)]
+pub struct TurnEnd<'a> {
+    /// Its final status.
+    pub status: TurnStatus,
+    /// The orchestrator's own tokens.
+    pub usage: Usage,
+    /// What went wrong, if it failed.
+    pub error: Option<&'a str>,
+}
+
 /// The error recorded on turns (and their workers) that a crash left running.
 const ABANDONED: &str = "abandoned: the service stopped during the turn";
 
@@ -37,6 +48,41 @@ impl Store {
         .bind(mode.as_str())
         .bind(model)
         .bind(TurnStatus::Running.as_str())
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(TurnId(id))
+    }
+
+    /// Records a whole turn at its end in one statement: a single-mode turn
+    /// (it has no workers to point at it) is written once, not started and
+    /// then finished. `started_at` is in unix milliseconds.
+    pub async fn record_turn(
+        &self,
+        key: &ConversationKey,
+        inbound: Option<MessageId>,
+        mode: Mode,
+        model: &str,
+        started_at: i64,
+        ended: TurnEnd<'_>,
+    ) -> Result<TurnId, StoreError> {
+        let key = key.to_string();
+        let now = now_ms();
+        self.ensure_conversation(&key, now).await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO turns (conversation, inbound_message_id, mode, model, status, \
+             input_tokens, output_tokens, error, started_at, finished_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+        )
+        .bind(&key)
+        .bind(inbound.map(|message| message.0))
+        .bind(mode.as_str())
+        .bind(model)
+        .bind(ended.status.as_str())
+        .bind(tokens_to_db(ended.usage.input_tokens))
+        .bind(tokens_to_db(ended.usage.output_tokens))
+        .bind(ended.error)
+        .bind(started_at)
         .bind(now)
         .fetch_one(&self.pool)
         .await?;
