@@ -54,10 +54,7 @@ impl Spend {
         for part in parts {
             spend.usage.add(part.usage);
             if let Ok(model) = ModelRef::from_str(&part.model) {
-                let spec = models.spec(&model);
-                spend.usd += (part.usage.input_tokens as f64 * spec.input_price
-                    + part.usage.output_tokens as f64 * spec.output_price)
-                    / 1_000_000.0;
+                spend.usd += models.spec(&model).cost(part.usage);
             }
         }
         spend

@@ -208,6 +208,15 @@ pub struct ModelSpec {
     pub output_price: f64,
 }
 
+impl ModelSpec {
+    /// The cost in US dollars of `usage` at this model's prices.
+    pub fn cost(&self, usage: crate::llm::Usage) -> f64 {
+        (usage.input_tokens as f64 * self.input_price
+            + usage.output_tokens as f64 * self.output_price)
+            / 1_000_000.0
+    }
+}
+
 impl Default for ModelSpec {
     fn default() -> Self {
         Self {

@@ -27,13 +27,6 @@ impl ModelHandle {
     pub fn clamp_effort(&self, requested: Effort) -> Effort {
         effort::clamp(requested, &self.spec.efforts)
     }
-
-    /// The cost in US dollars of `usage` on this model.
-    pub fn cost(&self, usage: crate::llm::Usage) -> f64 {
-        (usage.input_tokens as f64 * self.spec.input_price
-            + usage.output_tokens as f64 * self.spec.output_price)
-            / 1_000_000.0
-    }
 }
 
 /// The configured providers, and the models the roles run on by default.
@@ -50,17 +43,10 @@ pub struct Models {
 }
 
 impl Models {
-    /// Builds one client per provider the configured models use.
+    /// Builds one client per provider the configured models use; a model
+    /// routing can pick whose provider has no section is an error.
     pub fn from_config(config: &Config) -> Result<Models, ConfigError> {
         let mut providers: BTreeMap<String, Arc<dyn Provider>> = BTreeMap::new();
-        for model in config.models.routed()? {
-            if !config.providers.contains_key(&model.provider) {
-                return Err(ConfigError::Invalid(format!(
-                    "model {model} uses provider {:?}, but there is no [providers.{}] section",
-                    model.provider, model.provider
-                )));
-            }
-        }
         for model in config.models.configured()? {
             if !providers.contains_key(&model.provider)
                 && config.providers.contains_key(&model.provider)
@@ -78,6 +64,11 @@ impl Models {
         config: ModelsConfig,
         providers: BTreeMap<String, Arc<dyn Provider>>,
     ) -> Result<Models, ConfigError> {
+        // Every model routing can pick needs its provider, found now rather
+        // than when a conversation first routes to it.
+        for model in config.routed()? {
+            handle_in(&providers, &config, &model)?;
+        }
         let orchestrator = handle_in(&providers, &config, &config.orchestrator_model()?)?;
         let worker = handle_in(&providers, &config, &config.worker_model()?)?;
         Ok(Models {
