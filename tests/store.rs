@@ -133,7 +133,7 @@ on_both_backends! {
         usage_since_adds_turn_and_worker_usage,
         updating_an_unknown_turn_or_worker_is_not_found,
         events_are_logged_in_order,
-        clones_share_one_pool_and_close_ends_it,
+        clones_share_the_connection_and_close_ends_it,
     ],
     file: [
         settings_round_trip_and_survive_a_reconnect,
@@ -205,14 +205,22 @@ async fn a_conversation_with_messages_but_no_saved_settings_has_none(db: TestDb)
 async fn unknown_stored_words_fall_back_to_defaults(db: TestDb) {
     let store = db.connect().await;
     let k = key("6");
-    sqlx::query(
-        "INSERT INTO conversations (key, mode, \"verbose\", effort, created_at, updated_at) \
-         VALUES ($1, 'swarm', TRUE, 'extreme', 0, 0)",
-    )
-    .bind(k.to_string())
-    .execute(store.pool())
-    .await
-    .unwrap();
+    let raw_key = k.to_string();
+    store
+        .with_connection(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO conversations \
+                     (key, mode, \"verbose\", effort, created_at, updated_at) \
+                     VALUES ($1, 'swarm', TRUE, 'extreme', 0, 0)",
+                )
+                .bind(raw_key)
+                .execute(conn)
+                .await
+            })
+        })
+        .await
+        .unwrap();
     let settings = store.load_settings(&k).await.unwrap().unwrap();
     assert_eq!(settings.mode, Mode::default());
     assert_eq!(settings.effort, Effort::default());
@@ -597,34 +605,34 @@ async fn concurrent_events_are_all_written_in_order_before_close(db: TestDb) {
 async fn a_file_database_runs_in_wal_mode() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::connect(&file_url(&dir, "wal.db")).await.unwrap();
-    // One connection serves every statement (no writer waits on another
-    // connection's lock), set up with the pragmas.
-    assert_eq!(store.pool().options().get_max_connections(), 1);
-    let mut conns = vec![store.pool().acquire().await.unwrap()];
-    for conn in &mut conns {
-        let row = sqlx::query("PRAGMA journal_mode")
-            .fetch_one(&mut **conn)
-            .await
-            .unwrap();
-        assert_eq!(row.get::<String, _>(0).to_lowercase(), "wal");
-        let row = sqlx::query("PRAGMA foreign_keys")
-            .fetch_one(&mut **conn)
-            .await
-            .unwrap();
-        assert_eq!(row.get::<i64, _>(0), 1);
-        let row = sqlx::query("PRAGMA busy_timeout")
-            .fetch_one(&mut **conn)
-            .await
-            .unwrap();
-        assert_eq!(row.get::<i64, _>(0), 5000);
-        // synchronous: NORMAL is 1.
-        let row = sqlx::query("PRAGMA synchronous")
-            .fetch_one(&mut **conn)
-            .await
-            .unwrap();
-        assert_eq!(row.get::<i64, _>(0), 1);
-    }
-    drop(conns);
+    // The store's connection is set up with the pragmas.
+    let pragmas = store
+        .with_connection(|conn| {
+            Box::pin(async move {
+                let mut values = Vec::new();
+                for pragma in [
+                    "journal_mode",
+                    "foreign_keys",
+                    "busy_timeout",
+                    "synchronous",
+                    "journal_size_limit",
+                ] {
+                    let row = sqlx::query(&format!("PRAGMA {pragma}"))
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    let value = match row.try_get::<String, _>(0) {
+                        Ok(text) => text.to_lowercase(),
+                        Err(_) => row.try_get::<i64, _>(0)?.to_string(),
+                    };
+                    values.push(value);
+                }
+                Ok(values)
+            })
+        })
+        .await
+        .unwrap();
+    // synchronous: NORMAL is 1.
+    assert_eq!(pragmas, ["wal", "1", "5000", "1", "67108864"]);
     store.close().await;
     assert!(dir.path().join("wal.db").is_file());
 }
@@ -637,18 +645,12 @@ async fn migrations_applied_twice_are_a_no_op(db: TestDb) {
         .record_inbound(&k, &alice(), "kept", Some("1"))
         .await
         .unwrap();
-    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+    let applied = migrations_applied(&store).await;
     assert!(applied >= 1);
     store.close().await;
 
     let store = db.connect().await;
-    let again: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+    let again = migrations_applied(&store).await;
     assert_eq!(again, applied);
     let history = store.history(&k, 10).await.unwrap();
     assert_eq!(history.len(), 1);
@@ -663,7 +665,20 @@ async fn migrations_applied_twice_are_a_no_op(db: TestDb) {
     store.close().await;
 }
 
-async fn clones_share_one_pool_and_close_ends_it(db: TestDb) {
+async fn migrations_applied(store: &Store) -> i64 {
+    store
+        .with_connection(|conn| {
+            Box::pin(async move {
+                sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+                    .fetch_one(conn)
+                    .await
+            })
+        })
+        .await
+        .unwrap()
+}
+
+async fn clones_share_the_connection_and_close_ends_it(db: TestDb) {
     let store = db.connect().await;
     let clone = store.clone();
     let k = key("16");
@@ -690,9 +705,11 @@ async fn a_locked_sqlite_database_is_a_transient_busy_error() {
 
     let db = TestDb::sqlite_file();
     let store = db.connect().await;
-    // Hold the write lock on one of the store's connections...
-    let mut holder = store.pool().acquire().await.unwrap();
-    holder.execute("BEGIN IMMEDIATE").await.unwrap();
+    // Hold the write lock on the store's connection...
+    store
+        .with_connection(|conn| Box::pin(async move { conn.execute("BEGIN IMMEDIATE").await }))
+        .await
+        .unwrap();
     // ...and write from another connection that will not wait for it.
     let mut other = AnyConnection::connect(&db.url).await.unwrap();
     other.execute("PRAGMA busy_timeout = 0").await.unwrap();
@@ -703,8 +720,10 @@ async fn a_locked_sqlite_database_is_a_transient_busy_error() {
     let error = StoreError::from(error);
     assert!(matches!(error, StoreError::Busy(_)), "{error:?}");
     assert!(error.is_transient());
-    holder.execute("ROLLBACK").await.unwrap();
-    drop(holder);
+    store
+        .with_connection(|conn| Box::pin(async move { conn.execute("ROLLBACK").await }))
+        .await
+        .unwrap();
     other.close().await.unwrap();
     store.close().await;
 }
@@ -717,8 +736,8 @@ async fn a_locked_postgres_table_is_a_transient_busy_error() {
         return;
     };
     let store = db.connect().await;
-    // Hold a lock on the table in one of the store's connections...
-    let mut holder = store.pool().acquire().await.unwrap();
+    // Hold a lock on the table in a connection of its own...
+    let mut holder = AnyConnection::connect(&db.url).await.unwrap();
     holder.execute("BEGIN").await.unwrap();
     holder
         .execute("LOCK TABLE conversations IN ACCESS EXCLUSIVE MODE")

@@ -2,7 +2,7 @@
 //! (`/orchestrator`, `/verbose`, `/effort`, `/model`, `/greedy`,
 //! `/autonomy`) and where its current context
 //! starts (`/reset`). Other modules create the row on first use through
-//! [`ensure_conversation`].
+//! `upkeep::ensure_conversation`.
 
 use baton_channel::{ConversationKey, Effort};
 
@@ -24,14 +24,23 @@ impl Store {
             i64,
             i64,
         );
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT mode, CASE WHEN \"verbose\" THEN 1 ELSE 0 END, effort, model, \
-             CASE WHEN greedy THEN 1 ELSE 0 END, CASE WHEN autonomy THEN 1 ELSE 0 END \
-             FROM conversations WHERE key = $1",
-        )
-        .bind(key.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
+        let key = key.to_string();
+        let row: Option<Row> = self
+            .db
+            .run(move |conn| {
+                Box::pin(async move {
+                    sqlx::query_as(
+                        "SELECT mode, CASE WHEN \"verbose\" THEN 1 ELSE 0 END, effort, model, \
+                         CASE WHEN greedy THEN 1 ELSE 0 END, \
+                         CASE WHEN autonomy THEN 1 ELSE 0 END \
+                         FROM conversations WHERE key = $1",
+                    )
+                    .bind(key)
+                    .fetch_optional(conn)
+                    .await
+                })
+            })
+            .await?;
         // The row may exist without settings: `mode` is NULL until a save.
         Ok(
             row.and_then(|(mode, verbose, effort, model, greedy, autonomy)| {
@@ -56,43 +65,62 @@ impl Store {
         key: &ConversationKey,
         settings: &ConversationSettings,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO conversations (key, mode, \"verbose\", effort, model, greedy, autonomy, \
-             created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
-             ON CONFLICT (key) DO UPDATE SET mode = excluded.mode, \
-             \"verbose\" = excluded.\"verbose\", effort = excluded.effort, \
-             model = excluded.model, greedy = excluded.greedy, autonomy = excluded.autonomy, \
-             updated_at = excluded.updated_at",
-        )
-        .bind(key.to_string())
-        .bind(settings.mode.as_str())
-        .bind(settings.verbose)
-        .bind(settings.effort.as_str())
-        .bind(settings.model.as_deref())
-        .bind(settings.greedy)
-        .bind(settings.autonomy)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
+        let key = key.to_string();
+        let settings = settings.clone();
+        let now = now_ms();
+        self.db
+            .run(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO conversations (key, mode, \"verbose\", effort, model, greedy, \
+                         autonomy, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+                         ON CONFLICT (key) DO UPDATE SET mode = excluded.mode, \
+                         \"verbose\" = excluded.\"verbose\", effort = excluded.effort, \
+                         model = excluded.model, greedy = excluded.greedy, \
+                         autonomy = excluded.autonomy, updated_at = excluded.updated_at",
+                    )
+                    .bind(key)
+                    .bind(settings.mode.as_str())
+                    .bind(settings.verbose)
+                    .bind(settings.effort.as_str())
+                    .bind(settings.model)
+                    .bind(settings.greedy)
+                    .bind(settings.autonomy)
+                    .bind(now)
+                    .execute(conn)
+                    .await
+                })
+            })
+            .await?;
         Ok(())
     }
 
     /// Starts a new context: later [`Store::history`] calls see only
     /// messages recorded after this call. The earlier rows are kept.
     pub async fn reset_context(&self, key: &ConversationKey) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO conversations (key, context_start_message_id, created_at, updated_at) \
-             VALUES ($1, (SELECT COALESCE(MAX(id), 0) FROM messages WHERE conversation = $1), \
-             $2, $2) \
-             ON CONFLICT (key) DO UPDATE SET \
-             context_start_message_id = excluded.context_start_message_id, \
-             updated_at = excluded.updated_at",
-        )
-        .bind(key.to_string())
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
+        let key = key.to_string();
+        let now = now_ms();
+        self.db
+            .run(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO conversations \
+                         (key, context_start_message_id, created_at, updated_at) \
+                         VALUES ($1, \
+                         (SELECT COALESCE(MAX(id), 0) FROM messages WHERE conversation = $1), \
+                         $2, $2) \
+                         ON CONFLICT (key) DO UPDATE SET \
+                         context_start_message_id = excluded.context_start_message_id, \
+                         updated_at = excluded.updated_at",
+                    )
+                    .bind(key)
+                    .bind(now)
+                    .execute(conn)
+                    .await
+                })
+            })
+            .await?;
         Ok(())
     }
 
@@ -104,17 +132,25 @@ impl Store {
         key: &ConversationKey,
         through: MessageId,
     ) -> Result<(), StoreError> {
+        let key = key.to_string();
         let now = now_ms();
-        self.ensure_conversation(&key.to_string(), now).await?;
-        sqlx::query(
-            "UPDATE conversations SET context_start_message_id = $2, updated_at = $3 \
-             WHERE key = $1 AND context_start_message_id < $2",
-        )
-        .bind(key.to_string())
-        .bind(through.0)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        let known = self.known.clone();
+        self.db
+            .run(move |conn| {
+                Box::pin(async move {
+                    upkeep::ensure_conversation(&mut *conn, &known, &key, now).await?;
+                    sqlx::query(
+                        "UPDATE conversations SET context_start_message_id = $2, updated_at = $3 \
+                         WHERE key = $1 AND context_start_message_id < $2",
+                    )
+                    .bind(key)
+                    .bind(through.0)
+                    .bind(now)
+                    .execute(conn)
+                    .await
+                })
+            })
+            .await?;
         Ok(())
     }
 
@@ -123,19 +159,18 @@ impl Store {
         &self,
         key: &ConversationKey,
     ) -> Result<Option<MessageId>, StoreError> {
-        let id: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(id) FROM messages WHERE conversation = $1")
-                .bind(key.to_string())
-                .fetch_one(&self.pool)
-                .await?;
+        let key = key.to_string();
+        let id: Option<i64> = self
+            .db
+            .run(move |conn| {
+                Box::pin(async move {
+                    sqlx::query_scalar("SELECT MAX(id) FROM messages WHERE conversation = $1")
+                        .bind(key)
+                        .fetch_one(conn)
+                        .await
+                })
+            })
+            .await?;
         Ok(id.map(MessageId))
-    }
-}
-
-impl Store {
-    /// Creates the conversation's row if it does not exist yet (see
-    /// [`upkeep::ensure_conversation`]).
-    pub(super) async fn ensure_conversation(&self, key: &str, now: i64) -> Result<(), StoreError> {
-        Ok(upkeep::ensure_conversation(&self.pool, &self.known, key, now).await?)
     }
 }

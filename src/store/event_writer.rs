@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
+use super::db::Db;
 use super::upkeep::{KnownConversations, ensure_conversation};
 
 /// Entries waiting before senders wait too (backpressure, not loss).
@@ -39,10 +39,10 @@ pub(super) struct EventWriter {
 }
 
 impl EventWriter {
-    /// Starts the writer task on `pool`.
-    pub(super) fn start(pool: AnyPool, known: Arc<KnownConversations>) -> EventWriter {
+    /// Starts the writer task on `db`.
+    pub(super) fn start(db: Db, known: Arc<KnownConversations>) -> EventWriter {
         let (commands, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(write_batches(pool, known, queue));
+        tokio::spawn(write_batches(db, known, queue));
         EventWriter { commands }
     }
 
@@ -60,11 +60,7 @@ impl EventWriter {
     }
 }
 
-async fn write_batches(
-    pool: AnyPool,
-    known: Arc<KnownConversations>,
-    mut queue: mpsc::Receiver<Command>,
-) {
+async fn write_batches(db: Db, known: Arc<KnownConversations>, mut queue: mpsc::Receiver<Command>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut flushes = Vec::new();
     while let Some(command) = queue.recv().await {
@@ -79,10 +75,15 @@ async fn write_batches(
             }
         }
         if !batch.is_empty() {
-            if let Err(e) = insert(&pool, &known, &batch).await {
-                tracing::warn!(error = %e, entries = batch.len(), "could not write to the event log");
+            let entries = batch.len();
+            let rows = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
+            let known = known.clone();
+            let written = db
+                .run(move |conn| Box::pin(async move { insert(conn, &known, &rows).await }))
+                .await;
+            if let Err(e) = written {
+                tracing::warn!(error = %e, entries, "could not write to the event log");
             }
-            batch.clear();
         }
         for done in flushes.drain(..) {
             let _ = done.send(());
@@ -90,13 +91,14 @@ async fn write_batches(
     }
 }
 
+/// Writes one batch: one statement, after any conversation rows it needs.
 async fn insert(
-    pool: &AnyPool,
+    conn: &mut sqlx::AnyConnection,
     known: &KnownConversations,
     batch: &[NewEvent],
 ) -> Result<(), sqlx::Error> {
     for event in batch {
-        ensure_conversation(pool, known, &event.conversation, event.created_at).await?;
+        ensure_conversation(conn, known, &event.conversation, event.created_at).await?;
     }
     let mut sql = String::from(
         "INSERT INTO events (conversation, turn_id, kind, source, body, created_at) VALUES ",
@@ -126,6 +128,6 @@ async fn insert(
             .bind(event.body.as_str())
             .bind(event.created_at);
     }
-    query.execute(pool).await?;
+    query.execute(conn).await?;
     Ok(())
 }

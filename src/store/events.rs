@@ -51,14 +51,22 @@ impl Store {
     ) -> Result<Vec<StoredEvent>, StoreError> {
         self.flush_events().await;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows: Vec<(i64, Option<i64>, String, String, String, i64)> = sqlx::query_as(
-            "SELECT id, turn_id, kind, source, body, created_at FROM events \
-             WHERE conversation = $1 ORDER BY id DESC LIMIT $2",
-        )
-        .bind(key.to_string())
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let key = key.to_string();
+        let rows: Vec<(i64, Option<i64>, String, String, String, i64)> = self
+            .db
+            .run(move |conn| {
+                Box::pin(async move {
+                    sqlx::query_as(
+                        "SELECT id, turn_id, kind, source, body, created_at FROM events \
+                         WHERE conversation = $1 ORDER BY id DESC LIMIT $2",
+                    )
+                    .bind(key)
+                    .bind(limit)
+                    .fetch_all(conn)
+                    .await
+                })
+            })
+            .await?;
         let mut events: Vec<StoredEvent> = rows
             .into_iter()
             .map(|(id, turn, kind, source, body, created_at)| StoredEvent {

@@ -22,6 +22,8 @@
 //! - `usage.rs`: token totals per model (costs, budgets, `/status`);
 //! - `upkeep.rs`: the cache of known conversations, WAL checkpoints;
 //! - `events.rs` and `event_writer.rs`: the event log, written in batches;
+//! - `db.rs`: the connections statements run on (SQLite: one connection
+//!   owned by a task; Postgres: a pool);
 //! - `error.rs`: [`StoreError`]; `model.rs`: the record types.
 //!
 //! Usage accounting: a turn row holds the orchestrator's own tokens only and
@@ -29,6 +31,7 @@
 //! adds both.
 
 mod conversations;
+mod db;
 mod error;
 mod event_writer;
 mod events;
@@ -43,9 +46,12 @@ use std::path::Path;
 use std::sync::{Arc, Once};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures::future::BoxFuture;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyConnection, Connection, Executor};
+
+use db::Db;
 
 pub use error::StoreError;
 pub use model::{
@@ -65,17 +71,19 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 /// writer, NORMAL is durable enough with WAL (a power cut may lose the last
 /// commits, never corrupt), and writers wait up to 5 s for the lock.
 /// (`journal_mode = WAL` is persistent in the file and a no-op once set; the
-/// first connection sets it before any other opens, while migrating.)
-/// Commits never checkpoint the log: a background task does (`upkeep.rs`).
-const SQLITE_PRAGMAS: [&str; 5] = [
+/// store's connection sets it before the checkpointer's opens.)
+/// Commits never checkpoint the log: a background task does (`upkeep.rs`),
+/// and when the log starts over its file is cut back to 64 MiB.
+const SQLITE_PRAGMAS: [&str; 6] = [
     "PRAGMA busy_timeout = 5000",
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
     "PRAGMA foreign_keys = ON",
     "PRAGMA wal_autocheckpoint = 0",
+    "PRAGMA journal_size_limit = 67108864",
 ];
 
-/// How long a call waits for a pooled connection before [`StoreError::PoolTimeout`].
+/// How long a call waits for a pooled Postgres connection before [`StoreError::PoolTimeout`].
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The database kind behind a [`Store`], chosen by the URL scheme.
@@ -87,11 +95,11 @@ pub enum Backend {
     Postgres,
 }
 
-/// The repository: a cheap-to-clone handle on a connection pool.
+/// The repository: a cheap-to-clone handle on the database's connections.
 #[derive(Debug, Clone)]
 pub struct Store {
-    /// The pool every query runs on.
-    pool: AnyPool,
+    /// Where every query runs.
+    db: Db,
     /// Which database the pool talks to.
     backend: Backend,
     /// Conversation rows known to exist.
@@ -115,49 +123,35 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         install_drivers();
         let (backend, url, in_memory) = prepare_url(url)?;
-        let mut options = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT);
-        if backend == Backend::Sqlite {
-            options = options.after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    for pragma in SQLITE_PRAGMAS {
-                        conn.execute(pragma).await?;
-                    }
-                    Ok(())
-                })
-            });
-            options = if in_memory {
-                // Through `Any` every new SQLite connection re-reads the URL,
-                // and `:memory:` then names a fresh database: keep exactly
-                // one connection alive for the pool's whole life.
-                options
-                    .max_connections(1)
-                    .min_connections(1)
-                    .idle_timeout(None)
-                    .max_lifetime(None)
-            } else {
-                // One connection: SQLite takes one writer at a time anyway,
-                // and a second connection's writes would wait on the lock
-                // in SQLite's busy handler, which sleeps in millisecond
-                // steps (the engine benchmark's p99 went from ~3 ms to
-                // ~1 ms with one). Statements queue in the pool instead.
-                options.max_connections(1)
-            };
-        }
-        let pool = options.connect(&url).await?;
-        let migrations = match backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        let db = match backend {
+            Backend::Sqlite => {
+                // One connection serves every statement (see `db.rs`); an
+                // in-memory database lives exactly as long as it.
+                let mut conn = connect_sqlite(&url).await?;
+                if let Err(error) = SQLITE_MIGRATIONS.run_direct(&mut conn).await {
+                    let _ = conn.close().await;
+                    return Err(error.into());
+                }
+                Db::own(conn)
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect(&url)
+                    .await?;
+                if let Err(error) = POSTGRES_MIGRATIONS.run(&pool).await {
+                    pool.close().await;
+                    return Err(error.into());
+                }
+                Db::Pool(pool)
+            }
         };
-        if let Err(error) = migrations.run(&pool).await {
-            pool.close().await;
-            return Err(error.into());
-        }
         let checkpointer = (backend == Backend::Sqlite && !in_memory)
-            .then(|| Arc::new(upkeep::start_checkpointer(pool.clone())));
+            .then(|| Arc::new(upkeep::start_checkpointer(url, db.clone())));
         let known = Arc::new(upkeep::KnownConversations::default());
-        let events = event_writer::EventWriter::start(pool.clone(), known.clone());
+        let events = event_writer::EventWriter::start(db.clone(), known.clone());
         Ok(Store {
-            pool,
+            db,
             backend,
             known,
             events,
@@ -165,13 +159,12 @@ impl Store {
         })
     }
 
-    /// Writes the queued event log entries, then closes the pool: waits for
-    /// checked-out connections to come back, then closes them all (SQLite
-    /// checkpoints its WAL on the last close). Later calls fail with
-    /// [`StoreError::Closed`].
+    /// Writes the queued event log entries, then closes the connections
+    /// once the statements already queued have run (SQLite checkpoints its
+    /// WAL on the last close). Later calls fail with [`StoreError::Closed`].
     pub async fn close(&self) {
         self.flush_events().await;
-        self.pool.close().await;
+        self.db.close().await;
     }
 
     /// Which database this store talks to.
@@ -179,10 +172,30 @@ impl Store {
         self.backend
     }
 
-    /// The underlying pool, for checks such as `PRAGMA journal_mode`.
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
+    /// Runs `job` on one of the store's connections, for checks and tests
+    /// that need SQL the store has no method for (such as
+    /// `PRAGMA journal_mode`).
+    pub async fn with_connection<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>
+            + Send
+            + 'static,
+    {
+        self.db.run(job).await
     }
+}
+
+/// Opens a SQLite connection set up with [`SQLITE_PRAGMAS`].
+async fn connect_sqlite(url: &str) -> Result<AnyConnection, StoreError> {
+    let mut conn = AnyConnection::connect(url).await?;
+    for pragma in SQLITE_PRAGMAS {
+        if let Err(error) = conn.execute(pragma).await {
+            let _ = conn.close().await;
+            return Err(error.into());
+        }
+    }
+    Ok(conn)
 }
 
 /// Registers sqlx's SQLite and Postgres drivers with `Any`, once a process.

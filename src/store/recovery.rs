@@ -41,19 +41,26 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<UnansweredMessage>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT m.id, m.conversation, m.author_id, m.author_name, m.content, \
-                    m.platform_message_id \
-             FROM messages m \
-             WHERE m.role = 'user' AND m.created_at >= $1 \
-               AND NOT EXISTS (SELECT 1 FROM turns t \
+        let rows: Vec<Row> = self
+            .db
+            .run(move |conn| {
+                Box::pin(async move {
+                    sqlx::query_as(
+                        "SELECT m.id, m.conversation, m.author_id, m.author_name, m.content, \
+                                m.platform_message_id \
+                         FROM messages m \
+                         WHERE m.role = 'user' AND m.created_at >= $1 \
+                           AND NOT EXISTS (SELECT 1 FROM turns t \
                                WHERE t.inbound_message_id = m.id AND t.status <> 'running') \
-             ORDER BY m.id LIMIT $2",
-        )
-        .bind(since_ms)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+                         ORDER BY m.id LIMIT $2",
+                    )
+                    .bind(since_ms)
+                    .bind(limit)
+                    .fetch_all(conn)
+                    .await
+                })
+            })
+            .await?;
         let mut messages = Vec::with_capacity(rows.len());
         for (id, conversation, author_id, author_name, text, platform_message_id) in rows {
             let Ok(key) = conversation.parse::<ConversationKey>() else {

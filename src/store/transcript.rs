@@ -4,7 +4,7 @@
 
 use baton_channel::{Author, ConversationKey};
 
-use super::{MessageId, Role, Store, StoreError, StoredMessage, TurnId, now_ms};
+use super::{MessageId, Role, Store, StoreError, StoredMessage, TurnId, now_ms, upkeep};
 
 impl Store {
     /// Records a user's message. Returns `None` when `platform_message_id`
@@ -20,23 +20,34 @@ impl Store {
     ) -> Result<Option<MessageId>, StoreError> {
         let key = key.to_string();
         let now = now_ms();
-        self.ensure_conversation(&key, now).await?;
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO messages \
-             (conversation, role, author_id, author_name, content, platform_message_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (conversation, platform_message_id) DO NOTHING \
-             RETURNING id",
-        )
-        .bind(&key)
-        .bind(Role::User.as_str())
-        .bind(&author.id)
-        .bind(&author.name)
-        .bind(text)
-        .bind(platform_message_id)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
+        let known = self.known.clone();
+        let author = author.clone();
+        let text = text.to_owned();
+        let platform_message_id = platform_message_id.map(str::to_owned);
+        let id: Option<i64> = self
+            .db
+            .run(move |conn| {
+                Box::pin(async move {
+                    upkeep::ensure_conversation(&mut *conn, &known, &key, now).await?;
+                    sqlx::query_scalar(
+                        "INSERT INTO messages (conversation, role, author_id, author_name, \
+                         content, platform_message_id, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         ON CONFLICT (conversation, platform_message_id) DO NOTHING \
+                         RETURNING id",
+                    )
+                    .bind(key)
+                    .bind(Role::User.as_str())
+                    .bind(author.id)
+                    .bind(author.name)
+                    .bind(text)
+                    .bind(platform_message_id)
+                    .bind(now)
+                    .fetch_optional(conn)
+                    .await
+                })
+            })
+            .await?;
         Ok(id.map(MessageId))
     }
 
@@ -50,18 +61,27 @@ impl Store {
     ) -> Result<MessageId, StoreError> {
         let key = key.to_string();
         let now = now_ms();
-        self.ensure_conversation(&key, now).await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO messages (conversation, role, content, turn_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(&key)
-        .bind(Role::Assistant.as_str())
-        .bind(text)
-        .bind(turn.0)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
+        let known = self.known.clone();
+        let text = text.to_owned();
+        let id: i64 = self
+            .db
+            .run(move |conn| {
+                Box::pin(async move {
+                    upkeep::ensure_conversation(&mut *conn, &known, &key, now).await?;
+                    sqlx::query_scalar(
+                        "INSERT INTO messages (conversation, role, content, turn_id, created_at) \
+                         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                    )
+                    .bind(key)
+                    .bind(Role::Assistant.as_str())
+                    .bind(text)
+                    .bind(turn.0)
+                    .bind(now)
+                    .fetch_one(conn)
+                    .await
+                })
+            })
+            .await?;
         Ok(MessageId(id))
     }
 
@@ -90,21 +110,30 @@ impl Store {
         // A reply sits right after the message it answers (its turn's
         // inbound message), wherever its own id fell: messages that queued
         // up during a turn are stored before that turn's reply.
-        let rows: Vec<(i64, String, Option<String>, String)> = sqlx::query_as(
-            "SELECT m.id, m.role, m.author_name, m.content FROM ( \
-                 SELECT m.*, COALESCE(t.inbound_message_id, m.id) AS position \
-                 FROM messages m LEFT JOIN turns t ON t.id = m.turn_id \
-                 WHERE m.conversation = $1 \
-             ) AS m \
-             WHERE m.position <= $3 AND m.position > COALESCE( \
-                 (SELECT context_start_message_id FROM conversations WHERE key = $1), 0) \
-             ORDER BY m.position DESC, m.id DESC LIMIT $2",
-        )
-        .bind(key.to_string())
-        .bind(limit)
-        .bind(through)
-        .fetch_all(&self.pool)
-        .await?;
+        let key = key.to_string();
+        let rows: Vec<(i64, String, Option<String>, String)> = self
+            .db
+            .run(move |conn| {
+                Box::pin(async move {
+                    sqlx::query_as(
+                        "SELECT m.id, m.role, m.author_name, m.content FROM ( \
+                             SELECT m.*, COALESCE(t.inbound_message_id, m.id) AS position \
+                             FROM messages m LEFT JOIN turns t ON t.id = m.turn_id \
+                             WHERE m.conversation = $1 \
+                         ) AS m \
+                         WHERE m.position <= $3 AND m.position > COALESCE( \
+                             (SELECT context_start_message_id FROM conversations WHERE key = $1), \
+                             0) \
+                         ORDER BY m.position DESC, m.id DESC LIMIT $2",
+                    )
+                    .bind(key)
+                    .bind(limit)
+                    .bind(through)
+                    .fetch_all(conn)
+                    .await
+                })
+            })
+            .await?;
         let mut messages: Vec<StoredMessage> = rows
             .into_iter()
             .map(|(id, role, author, content)| {

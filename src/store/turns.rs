@@ -7,9 +7,11 @@
 
 use baton_channel::{ConversationKey, Effort, WorkerId, WorkerStatus};
 
+use sqlx::Connection;
+
 use super::{
     MessageId, Mode, NewWorker, Store, StoreError, StoredTurn, StoredWorker, TurnId, TurnStatus,
-    now_ms, tokens_from_db, tokens_to_db,
+    now_ms, tokens_from_db, tokens_to_db, upkeep,
 };
 use crate::llm::Usage;
 
@@ -38,19 +40,29 @@ impl Store {
     ) -> Result<TurnId, StoreError> {
         let key = key.to_string();
         let now = now_ms();
-        self.ensure_conversation(&key, now).await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO turns (conversation, inbound_message_id, mode, model, status, started_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(&key)
-        .bind(inbound.map(|message| message.0))
-        .bind(mode.as_str())
-        .bind(model)
-        .bind(TurnStatus::Running.as_str())
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
+        let known = self.known.clone();
+        let model = model.to_owned();
+        let id: i64 = self
+            .db
+            .run(move |conn| {
+                Box::pin(async move {
+                    upkeep::ensure_conversation(&mut *conn, &known, &key, now).await?;
+                    sqlx::query_scalar(
+                        "INSERT INTO turns \
+                         (conversation, inbound_message_id, mode, model, status, started_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                    )
+                    .bind(key)
+                    .bind(inbound.map(|message| message.0))
+                    .bind(mode.as_str())
+                    .bind(model)
+                    .bind(TurnStatus::Running.as_str())
+                    .bind(now)
+                    .fetch_one(conn)
+                    .await
+                })
+            })
+            .await?;
         Ok(TurnId(id))
     }
 
@@ -68,24 +80,36 @@ impl Store {
     ) -> Result<TurnId, StoreError> {
         let key = key.to_string();
         let now = now_ms();
-        self.ensure_conversation(&key, now).await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO turns (conversation, inbound_message_id, mode, model, status, \
-             input_tokens, output_tokens, error, started_at, finished_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
-        )
-        .bind(&key)
-        .bind(inbound.map(|message| message.0))
-        .bind(mode.as_str())
-        .bind(model)
-        .bind(ended.status.as_str())
-        .bind(tokens_to_db(ended.usage.input_tokens))
-        .bind(tokens_to_db(ended.usage.output_tokens))
-        .bind(ended.error)
-        .bind(started_at)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
+        let known = self.known.clone();
+        let model = model.to_owned();
+        let status = ended.status;
+        let usage = ended.usage;
+        let error = ended.error.map(str::to_owned);
+        let id: i64 = self
+            .db
+            .run(move |conn| {
+                Box::pin(async move {
+                    upkeep::ensure_conversation(&mut *conn, &known, &key, now).await?;
+                    sqlx::query_scalar(
+                        "INSERT INTO turns (conversation, inbound_message_id, mode, model, \
+                         status, input_tokens, output_tokens, error, started_at, finished_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                    )
+                    .bind(key)
+                    .bind(inbound.map(|message| message.0))
+                    .bind(mode.as_str())
+                    .bind(model)
+                    .bind(status.as_str())
+                    .bind(tokens_to_db(usage.input_tokens))
+                    .bind(tokens_to_db(usage.output_tokens))
+                    .bind(error)
+                    .bind(started_at)
+                    .bind(now)
+                    .fetch_one(conn)
+                    .await
+                })
+            })
+            .await?;
         Ok(TurnId(id))
     }
 
@@ -100,18 +124,26 @@ impl Store {
         error: Option<&str>,
     ) -> Result<(), StoreError> {
         let finished_at = (status != TurnStatus::Running).then(now_ms);
-        let result = sqlx::query(
-            "UPDATE turns SET status = $1, input_tokens = $2, output_tokens = $3, \
-             error = $4, finished_at = $5 WHERE id = $6",
-        )
-        .bind(status.as_str())
-        .bind(tokens_to_db(usage.input_tokens))
-        .bind(tokens_to_db(usage.output_tokens))
-        .bind(error)
-        .bind(finished_at)
-        .bind(turn.0)
-        .execute(&self.pool)
-        .await?;
+        let error = error.map(str::to_owned);
+        let result = self
+            .db
+            .run(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE turns SET status = $1, input_tokens = $2, output_tokens = $3, \
+                         error = $4, finished_at = $5 WHERE id = $6",
+                    )
+                    .bind(status.as_str())
+                    .bind(tokens_to_db(usage.input_tokens))
+                    .bind(tokens_to_db(usage.output_tokens))
+                    .bind(error)
+                    .bind(finished_at)
+                    .bind(turn.0)
+                    .execute(conn)
+                    .await
+                })
+            })
+            .await?;
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("turn {}", turn.0)));
         }
@@ -121,20 +153,28 @@ impl Store {
     /// Records a worker the orchestrator started (status `running`).
     pub async fn insert_worker(&self, turn: TurnId, worker: &NewWorker) -> Result<(), StoreError> {
         let now = now_ms();
-        sqlx::query(
-            "INSERT INTO workers (turn_id, worker_id, label, brief, effort, model, status, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-        )
-        .bind(turn.0)
-        .bind(&worker.worker_id.0)
-        .bind(&worker.label)
-        .bind(&worker.brief)
-        .bind(worker.effort.as_str())
-        .bind(&worker.model)
-        .bind(WorkerStatus::Running.as_str())
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        let worker = worker.clone();
+        self.db
+            .run(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "INSERT INTO workers (turn_id, worker_id, label, brief, effort, model, \
+                         status, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                    )
+                    .bind(turn.0)
+                    .bind(worker.worker_id.0)
+                    .bind(worker.label)
+                    .bind(worker.brief)
+                    .bind(worker.effort.as_str())
+                    .bind(worker.model)
+                    .bind(WorkerStatus::Running.as_str())
+                    .bind(now)
+                    .execute(conn)
+                    .await
+                })
+            })
+            .await?;
         Ok(())
     }
 
@@ -150,20 +190,32 @@ impl Store {
         error: Option<&str>,
         usage: Usage,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE workers SET status = $1, result = $2, error = $3, input_tokens = $4, \
-             output_tokens = $5, updated_at = $6 WHERE turn_id = $7 AND worker_id = $8",
-        )
-        .bind(status.as_str())
-        .bind(result)
-        .bind(error)
-        .bind(tokens_to_db(usage.input_tokens))
-        .bind(tokens_to_db(usage.output_tokens))
-        .bind(now_ms())
-        .bind(turn.0)
-        .bind(&worker_id.0)
-        .execute(&self.pool)
-        .await?;
+        let now = now_ms();
+        let id = worker_id.0.clone();
+        let result = result.map(str::to_owned);
+        let error = error.map(str::to_owned);
+        let done = self
+            .db
+            .run(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE workers SET status = $1, result = $2, error = $3, \
+                         input_tokens = $4, output_tokens = $5, updated_at = $6 \
+                         WHERE turn_id = $7 AND worker_id = $8",
+                    )
+                    .bind(status.as_str())
+                    .bind(result)
+                    .bind(error)
+                    .bind(tokens_to_db(usage.input_tokens))
+                    .bind(tokens_to_db(usage.output_tokens))
+                    .bind(now)
+                    .bind(turn.0)
+                    .bind(id)
+                    .execute(conn)
+                    .await
+                })
+            })
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!(
                 "worker {worker_id} of turn {}",
@@ -182,29 +234,38 @@ impl Store {
     /// database (or that instances start before any turn runs).
     pub async fn fail_abandoned_turns(&self) -> Result<u64, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE workers SET status = $1, error = COALESCE(error, $2), updated_at = $3 \
-             WHERE status = $4 AND turn_id IN (SELECT id FROM turns WHERE status = $5)",
-        )
-        .bind(WorkerStatus::Cancelled.as_str())
-        .bind(ABANDONED)
-        .bind(now)
-        .bind(WorkerStatus::Running.as_str())
-        .bind(TurnStatus::Running.as_str())
-        .execute(&mut *tx)
-        .await?;
-        let turns = sqlx::query(
-            "UPDATE turns SET status = $1, error = COALESCE(error, $2), finished_at = $3 \
-             WHERE status = $4",
-        )
-        .bind(TurnStatus::Failed.as_str())
-        .bind(ABANDONED)
-        .bind(now)
-        .bind(TurnStatus::Running.as_str())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        let turns = self
+            .db
+            .run(move |conn| {
+                Box::pin(async move {
+                    let mut tx = conn.begin().await?;
+                    sqlx::query(
+                        "UPDATE workers SET status = $1, error = COALESCE(error, $2), \
+                         updated_at = $3 \
+                         WHERE status = $4 AND turn_id IN (SELECT id FROM turns WHERE status = $5)",
+                    )
+                    .bind(WorkerStatus::Cancelled.as_str())
+                    .bind(ABANDONED)
+                    .bind(now)
+                    .bind(WorkerStatus::Running.as_str())
+                    .bind(TurnStatus::Running.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                    let turns = sqlx::query(
+                        "UPDATE turns SET status = $1, error = COALESCE(error, $2), \
+                         finished_at = $3 WHERE status = $4",
+                    )
+                    .bind(TurnStatus::Failed.as_str())
+                    .bind(ABANDONED)
+                    .bind(now)
+                    .bind(TurnStatus::Running.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(turns)
+                })
+            })
+            .await?;
         Ok(turns.rows_affected())
     }
 
@@ -222,13 +283,20 @@ impl Store {
             i64,
             Option<i64>,
         );
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT id, inbound_message_id, mode, model, status, input_tokens, output_tokens, \
-             error, started_at, finished_at FROM turns WHERE id = $1",
-        )
-        .bind(turn.0)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<Row> = self
+            .db
+            .run(move |conn| {
+                Box::pin(async move {
+                    sqlx::query_as(
+                        "SELECT id, inbound_message_id, mode, model, status, input_tokens, \
+                         output_tokens, error, started_at, finished_at FROM turns WHERE id = $1",
+                    )
+                    .bind(turn.0)
+                    .fetch_optional(conn)
+                    .await
+                })
+            })
+            .await?;
         Ok(row.map(
             |(id, inbound, mode, model, status, input, output, error, started_at, finished_at)| {
                 StoredTurn {
@@ -263,14 +331,21 @@ impl Store {
             i64,
             i64,
         );
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT worker_id, label, brief, effort, model, status, result, error, \
-             input_tokens, output_tokens FROM workers WHERE turn_id = $1 \
-             ORDER BY created_at, worker_id",
-        )
-        .bind(turn.0)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<Row> = self
+            .db
+            .run(move |conn| {
+                Box::pin(async move {
+                    sqlx::query_as(
+                        "SELECT worker_id, label, brief, effort, model, status, result, error, \
+                         input_tokens, output_tokens FROM workers WHERE turn_id = $1 \
+                         ORDER BY created_at, worker_id",
+                    )
+                    .bind(turn.0)
+                    .fetch_all(conn)
+                    .await
+                })
+            })
+            .await?;
         Ok(rows
             .into_iter()
             .map(

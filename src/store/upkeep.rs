@@ -5,13 +5,16 @@ use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyConnection, Connection};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::db::Db;
 
 /// Creates the conversation's row (without settings) if it does not exist
 /// yet, so rows that reference it can be inserted. Rows are never deleted,
 /// so a key seen once is remembered and costs no query again.
 pub(super) async fn ensure_conversation(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     known: &KnownConversations,
     key: &str,
     now: i64,
@@ -25,12 +28,11 @@ pub(super) async fn ensure_conversation(
     )
     .bind(key)
     .bind(now)
-    .execute(pool)
+    .execute(conn)
     .await?;
     known.insert(key);
     Ok(())
 }
-use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// How many keys are remembered before the set starts over (it is a cache).
 const KNOWN_LIMIT: usize = 100_000;
@@ -64,14 +66,32 @@ impl KnownConversations {
 
 /// Checkpoints a SQLite file database's write-ahead log every second from a
 /// background task, instead of inline in whichever commit crosses SQLite's
-/// threshold (its connections run with `wal_autocheckpoint = 0`). A PASSIVE
-/// checkpoint never blocks writers, so commits no longer wait on an fsync.
+/// threshold (its connections run with `wal_autocheckpoint = 0`).
+///
+/// In two steps, so that the store's statements wait for little of it:
+/// 1. PASSIVE checkpoints on the task's own connection, beside the store's
+///    writes (they never block a writer): they copy the log into the
+///    database and sync both, the slow part. A pass starts again while the
+///    writer added more than [`CATCH_UP_FRAMES`] during the last one.
+/// 2. One more PASSIVE checkpoint between the store's statements, on its
+///    connection: it copies only what was written since, and with no write
+///    running beside it, it reaches the end of the log, so the next write
+///    starts the log over. (Under steady writes a checkpoint beside the
+///    writer never reaches the end, and the log would grow without bound.)
+///
 /// The task stops when the returned guard (held by every `Store` clone) is
-/// dropped, or when the pool closes.
-pub(super) fn start_checkpointer(pool: AnyPool) -> DropGuard {
+/// dropped, or when the store's `db` closes.
+pub(super) fn start_checkpointer(url: String, db: Db) -> DropGuard {
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     tokio::spawn(async move {
+        let mut side = match super::connect_sqlite(&url).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "no connection for background WAL checkpoints");
+                return;
+            }
+        };
         let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -79,13 +99,89 @@ pub(super) fn start_checkpointer(pool: AnyPool) -> DropGuard {
                 () = stopped.cancelled() => break,
                 _ = ticks.tick() => {}
             }
-            if pool.is_closed() {
+            if db.is_closed() {
                 break;
             }
-            if let Err(e) = pool.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+            if let Err(e) = checkpoint(&mut side, &db).await {
                 tracing::debug!(error = %e, "background WAL checkpoint failed");
             }
         }
+        let _ = side.close().await;
     });
     stop.drop_guard()
+}
+
+/// Frames the writer may add during a pass beside it before the final pass
+/// runs between its statements (about 8 MB of log at 4 KiB pages).
+const CATCH_UP_FRAMES: i64 = 2_000;
+/// Passes beside the writer, at most, before the final one.
+const SIDE_PASSES: usize = 4;
+
+/// One checkpoint in the two steps of [`start_checkpointer`].
+async fn checkpoint(side: &mut AnyConnection, db: &Db) -> Result<(), super::StoreError> {
+    let mut frames_before = None;
+    for _ in 0..SIDE_PASSES {
+        let frames = passive_checkpoint(&mut *side).await?;
+        if frames == 0 {
+            return Ok(());
+        }
+        let added = frames_before.map_or(frames, |before| frames - before);
+        frames_before = Some(frames);
+        if added <= CATCH_UP_FRAMES {
+            break;
+        }
+    }
+    db.run(|conn| Box::pin(passive_checkpoint(conn))).await?;
+    Ok(())
+}
+
+/// Runs `PRAGMA wal_checkpoint(PASSIVE)`; returns the frames in the log.
+async fn passive_checkpoint(conn: &mut AnyConnection) -> Result<i64, sqlx::Error> {
+    let (_busy, frames, _copied): (i64, i64, i64) =
+        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(conn)
+            .await?;
+    Ok(frames)
+}
+
+#[cfg(test)]
+mod tests {
+    use baton_channel::{Author, ConversationKey, Platform};
+
+    use super::{checkpoint, passive_checkpoint};
+    use sqlx::Connection;
+
+    use crate::store::{Store, connect_sqlite, prepare_url};
+
+    #[tokio::test]
+    async fn a_checkpoint_lets_the_log_start_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("wal.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        let (_, url, _) = prepare_url(&url).unwrap();
+        let mut side = connect_sqlite(&url).await.unwrap();
+        let key = ConversationKey::new(Platform::Telegram, "1");
+        let author = Author {
+            id: "1".into(),
+            name: "Ann".into(),
+        };
+        for _ in 0..50 {
+            store
+                .record_inbound(&key, &author, "hello", None)
+                .await
+                .unwrap();
+        }
+        checkpoint(&mut side, &store.db).await.unwrap();
+        store
+            .record_inbound(&key, &author, "after", None)
+            .await
+            .unwrap();
+        // The log holds the last write only: the first 50 were copied into
+        // the database and the log started over.
+        let frames = passive_checkpoint(&mut side).await.unwrap();
+        assert!((1..10).contains(&frames), "{frames} frames in the log");
+        assert_eq!(store.history(&key, 100).await.unwrap().len(), 51);
+        side.close().await.unwrap();
+        store.close().await;
+    }
 }

@@ -56,11 +56,19 @@ impl Store {
             Some(_) => BY_MODEL.replace("{scope}", "AND t.conversation = $2"),
             None => BY_MODEL.replace("{scope}", ""),
         };
-        let mut query = sqlx::query_as::<_, (String, i64, i64)>(&sql).bind(since_ms);
-        if let Some(key) = key {
-            query = query.bind(key.to_string());
-        }
-        let rows = query.fetch_all(&self.pool).await?;
+        let key = key.map(ConversationKey::to_string);
+        let rows = self
+            .db
+            .run(move |conn| {
+                Box::pin(async move {
+                    let mut query = sqlx::query_as::<_, (String, i64, i64)>(&sql).bind(since_ms);
+                    if let Some(key) = key {
+                        query = query.bind(key);
+                    }
+                    query.fetch_all(conn).await
+                })
+            })
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(model, input, output)| ModelUsage {
