@@ -760,7 +760,7 @@ async fn a_locked_postgres_table_is_a_transient_busy_error() {
 }
 
 /// The schema of one migration file: table names with their column names in
-/// order (created, or added by ALTER TABLE), and index definitions (name,
+/// order (created, or added by ALTER TABLE), and index definitions and drops
 /// table, columns, unique), normalised.
 fn schema_outline(sql: &str) -> (Vec<(String, Vec<String>)>, Vec<String>) {
     let mut tables: Vec<(String, Vec<String>)> = Vec::new();
@@ -788,7 +788,10 @@ fn schema_outline(sql: &str) -> (Vec<(String, Vec<String>)>, Vec<String>) {
             if let (false, Some((_, columns))) = (constraint, tables.last_mut()) {
                 columns.push(first.to_owned());
             }
-        } else if line.starts_with("CREATE INDEX") || line.starts_with("CREATE UNIQUE INDEX") {
+        } else if line.starts_with("CREATE INDEX")
+            || line.starts_with("CREATE UNIQUE INDEX")
+            || line.starts_with("DROP INDEX")
+        {
             indexes.push(words.join(" "));
         } else if let ["ALTER", "TABLE", table, "ADD", "COLUMN", column, ..] = words[..] {
             // An added column counts as a table with that one column.
@@ -821,8 +824,8 @@ fn postgres_and_sqlite_migrations_define_the_same_schema() {
         assert_eq!(sqlite_tables, postgres_tables, "{file}: tables and columns");
         assert_eq!(sqlite_indexes, postgres_indexes, "{file}: indexes");
         assert!(
-            !sqlite_tables.is_empty(),
-            "{file}: no tables or columns found"
+            !sqlite_tables.is_empty() || !sqlite_indexes.is_empty(),
+            "{file}: no tables, columns or indexes found"
         );
     }
 }

@@ -33,7 +33,8 @@ impl Store {
                         "INSERT INTO messages (conversation, role, author_id, author_name, \
                          content, platform_message_id, created_at) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                         ON CONFLICT (conversation, platform_message_id) DO NOTHING \
+                         ON CONFLICT (conversation, platform_message_id) \
+                         WHERE platform_message_id IS NOT NULL DO NOTHING \
                          RETURNING id",
                     )
                     .bind(key)

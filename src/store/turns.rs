@@ -238,27 +238,27 @@ impl Store {
             .db
             .run(move |conn| {
                 Box::pin(async move {
+                    // `status = 'running'` is written out: the partial index
+                    // `turns_running` serves only that literal.
                     let mut tx = conn.begin().await?;
                     sqlx::query(
                         "UPDATE workers SET status = $1, error = COALESCE(error, $2), \
-                         updated_at = $3 \
-                         WHERE status = $4 AND turn_id IN (SELECT id FROM turns WHERE status = $5)",
+                         updated_at = $3 WHERE status = $4 \
+                         AND turn_id IN (SELECT id FROM turns WHERE status = 'running')",
                     )
                     .bind(WorkerStatus::Cancelled.as_str())
                     .bind(ABANDONED)
                     .bind(now)
                     .bind(WorkerStatus::Running.as_str())
-                    .bind(TurnStatus::Running.as_str())
                     .execute(&mut *tx)
                     .await?;
                     let turns = sqlx::query(
                         "UPDATE turns SET status = $1, error = COALESCE(error, $2), \
-                         finished_at = $3 WHERE status = $4",
+                         finished_at = $3 WHERE status = 'running'",
                     )
                     .bind(TurnStatus::Failed.as_str())
                     .bind(ABANDONED)
                     .bind(now)
-                    .bind(TurnStatus::Running.as_str())
                     .execute(&mut *tx)
                     .await?;
                     tx.commit().await?;
