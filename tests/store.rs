@@ -761,7 +761,7 @@ async fn a_locked_postgres_table_is_a_transient_busy_error() {
 
 /// The schema of one migration file: table names with their column names in
 /// order (created, or added by ALTER TABLE), and index definitions and drops
-/// table, columns, unique), normalised.
+/// (name, table, columns, unique), normalised.
 fn schema_outline(sql: &str) -> (Vec<(String, Vec<String>)>, Vec<String>) {
     let mut tables: Vec<(String, Vec<String>)> = Vec::new();
     let mut indexes = Vec::new();

@@ -1,9 +1,11 @@
 //! The event log's writer: appends arrive over a bounded channel and one
 //! task writes them in batches, one multi-row `INSERT` each, so a turn does
 //! not wait for its log entries and many conversations share each write.
+//! A batch gathers for up to [`LINGER`] (a flush cuts that short).
 //! Order is kept: entries are written in the order they were sent.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -14,6 +16,9 @@ use super::upkeep::{KnownConversations, ensure_conversation};
 const QUEUE: usize = 1024;
 /// Rows in one `INSERT` (6 parameters each; SQLite allows 32,766).
 const MAX_BATCH: usize = 128;
+/// How long the first entry of a batch waits for others. Nothing waits on
+/// the log but its readers, and they flush it first.
+const LINGER: Duration = Duration::from_millis(10);
 
 /// One entry of the event log.
 #[derive(Debug)]
@@ -64,15 +69,25 @@ async fn write_batches(db: Db, known: Arc<KnownConversations>, mut queue: mpsc::
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut flushes = Vec::new();
     while let Some(command) = queue.recv().await {
+        // Gather until the batch is full, a flush is asked for, or the
+        // first entry has waited LINGER: fewer, larger writes put fewer
+        // pages in SQLite's log (and take fewer trips to the connection).
+        let linger = tokio::time::sleep(LINGER);
+        tokio::pin!(linger);
         let mut next = Some(command);
         while let Some(command) = next.take() {
             match command {
                 Command::Append(event) => batch.push(event),
                 Command::Flush(done) => flushes.push(done),
             }
-            if batch.len() < MAX_BATCH {
-                next = queue.try_recv().ok();
+            if batch.len() >= MAX_BATCH || !flushes.is_empty() {
+                break;
             }
+            next = tokio::select! {
+                biased;
+                command = queue.recv() => command,
+                () = &mut linger => None,
+            };
         }
         if !batch.is_empty() {
             let entries = batch.len();
