@@ -1,10 +1,12 @@
 //! The `conversations` table: one row per conversation, holding its settings
 //! (`/orchestrator`, `/verbose`, `/effort`, `/model`, `/greedy`,
 //! `/autonomy`) and where its current context
-//! starts (`/reset`). Other modules create the row on first use through
-//! `upkeep::ensure_conversation`.
+//! starts (`/reset`). Rows that belong to a conversation are written
+//! through [`Store::run_in_conversation`], which creates its row first.
 
 use baton_channel::{ConversationKey, Effort};
+use futures::future::BoxFuture;
+use sqlx::AnyConnection;
 
 use super::{ConversationSettings, MessageId, Mode, Store, StoreError, now_ms, upkeep};
 
@@ -132,25 +134,21 @@ impl Store {
         key: &ConversationKey,
         through: MessageId,
     ) -> Result<(), StoreError> {
-        let key = key.to_string();
         let now = now_ms();
-        let known = self.known.clone();
-        self.db
-            .run(move |conn| {
-                Box::pin(async move {
-                    upkeep::ensure_conversation(&mut *conn, &known, &key, now).await?;
-                    sqlx::query(
-                        "UPDATE conversations SET context_start_message_id = $2, updated_at = $3 \
+        self.run_in_conversation(key, now, move |conn, key| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE conversations SET context_start_message_id = $2, updated_at = $3 \
                          WHERE key = $1 AND context_start_message_id < $2",
-                    )
-                    .bind(key)
-                    .bind(through.0)
-                    .bind(now)
-                    .execute(conn)
-                    .await
-                })
+                )
+                .bind(key)
+                .bind(through.0)
+                .bind(now)
+                .execute(conn)
+                .await
             })
-            .await?;
+        })
+        .await?;
         Ok(())
     }
 
@@ -172,5 +170,34 @@ impl Store {
             })
             .await?;
         Ok(id.map(MessageId))
+    }
+}
+
+impl Store {
+    /// Runs `job` (given the key as stored) once the conversation's row
+    /// exists, in the same trip to the connection: rows that reference a
+    /// conversation are written through here. `now` stamps a new row.
+    pub(super) async fn run_in_conversation<T, F>(
+        &self,
+        key: &ConversationKey,
+        now: i64,
+        job: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection, String) -> BoxFuture<'c, Result<T, sqlx::Error>>
+            + Send
+            + 'static,
+    {
+        let key = key.to_string();
+        let known = self.known.clone();
+        self.db
+            .run(move |conn| {
+                Box::pin(async move {
+                    upkeep::ensure_conversation(&mut *conn, &known, &key, now).await?;
+                    job(conn, key).await
+                })
+            })
+            .await
     }
 }

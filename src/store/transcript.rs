@@ -4,7 +4,7 @@
 
 use baton_channel::{Author, ConversationKey};
 
-use super::{MessageId, Role, Store, StoreError, StoredMessage, TurnId, now_ms, upkeep};
+use super::{MessageId, Role, Store, StoreError, StoredMessage, TurnId, now_ms};
 
 impl Store {
     /// Records a user's message. Returns `None` when `platform_message_id`
@@ -18,17 +18,13 @@ impl Store {
         text: &str,
         platform_message_id: Option<&str>,
     ) -> Result<Option<MessageId>, StoreError> {
-        let key = key.to_string();
         let now = now_ms();
-        let known = self.known.clone();
         let author = author.clone();
         let text = text.to_owned();
         let platform_message_id = platform_message_id.map(str::to_owned);
         let id: Option<i64> = self
-            .db
-            .run(move |conn| {
+            .run_in_conversation(key, now, move |conn, key| {
                 Box::pin(async move {
-                    upkeep::ensure_conversation(&mut *conn, &known, &key, now).await?;
                     sqlx::query_scalar(
                         "INSERT INTO messages (conversation, role, author_id, author_name, \
                          content, platform_message_id, created_at) \
@@ -60,15 +56,11 @@ impl Store {
         turn: TurnId,
         text: &str,
     ) -> Result<MessageId, StoreError> {
-        let key = key.to_string();
         let now = now_ms();
-        let known = self.known.clone();
         let text = text.to_owned();
         let id: i64 = self
-            .db
-            .run(move |conn| {
+            .run_in_conversation(key, now, move |conn, key| {
                 Box::pin(async move {
-                    upkeep::ensure_conversation(&mut *conn, &known, &key, now).await?;
                     sqlx::query_scalar(
                         "INSERT INTO messages (conversation, role, content, turn_id, created_at) \
                          VALUES ($1, $2, $3, $4, $5) RETURNING id",

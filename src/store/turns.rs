@@ -11,7 +11,7 @@ use sqlx::Connection;
 
 use super::{
     MessageId, Mode, NewWorker, Store, StoreError, StoredTurn, StoredWorker, TurnId, TurnStatus,
-    now_ms, tokens_from_db, tokens_to_db, upkeep,
+    now_ms, tokens_from_db, tokens_to_db,
 };
 use crate::llm::Usage;
 
@@ -38,15 +38,11 @@ impl Store {
         mode: Mode,
         model: &str,
     ) -> Result<TurnId, StoreError> {
-        let key = key.to_string();
         let now = now_ms();
-        let known = self.known.clone();
         let model = model.to_owned();
         let id: i64 = self
-            .db
-            .run(move |conn| {
+            .run_in_conversation(key, now, move |conn, key| {
                 Box::pin(async move {
-                    upkeep::ensure_conversation(&mut *conn, &known, &key, now).await?;
                     sqlx::query_scalar(
                         "INSERT INTO turns \
                          (conversation, inbound_message_id, mode, model, status, started_at) \
@@ -78,18 +74,14 @@ impl Store {
         started_at: i64,
         ended: TurnEnd<'_>,
     ) -> Result<TurnId, StoreError> {
-        let key = key.to_string();
         let now = now_ms();
-        let known = self.known.clone();
         let model = model.to_owned();
         let status = ended.status;
         let usage = ended.usage;
         let error = ended.error.map(str::to_owned);
         let id: i64 = self
-            .db
-            .run(move |conn| {
+            .run_in_conversation(key, now, move |conn, key| {
                 Box::pin(async move {
-                    upkeep::ensure_conversation(&mut *conn, &known, &key, now).await?;
                     sqlx::query_scalar(
                         "INSERT INTO turns (conversation, inbound_message_id, mode, model, \
                          status, input_tokens, output_tokens, error, started_at, finished_at) \
