@@ -12,7 +12,8 @@
 
 use baton::llm::Usage;
 use baton::store::{
-    ConversationSettings, EventKind, Mode, NewWorker, Role, Store, StoreError, TurnStatus,
+    ConversationSettings, EventKind, MessageId, Mode, NewWorker, Role, Store, StoreError, TurnId,
+    TurnStatus,
 };
 use baton_channel::{Author, ConversationKey, Effort, Platform, WorkerId, WorkerStatus};
 use sqlx::Row;
@@ -700,6 +701,99 @@ async fn bad_urls_are_rejected() {
 }
 
 #[tokio::test]
+async fn rebuilding_the_sqlite_tables_keeps_every_row_and_id() {
+    use sqlx::{AnyConnection, Connection, Executor};
+
+    // A database as migrations 0001-0003 left it (AUTOINCREMENT ids), with
+    // a row in every table.
+    let dir = tempfile::tempdir().unwrap();
+    let old_migrations = dir.path().join("migrations");
+    std::fs::create_dir(&old_migrations).unwrap();
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for entry in std::fs::read_dir(&all).unwrap() {
+        let name = entry.unwrap().file_name();
+        if name.to_string_lossy().as_ref() < "0004" {
+            std::fs::copy(all.join(&name), old_migrations.join(&name)).unwrap();
+        }
+    }
+    let url = file_url(&dir, "old.db");
+    sqlx::any::install_default_drivers();
+    let mut conn = AnyConnection::connect(&format!("{url}?mode=rwc"))
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(old_migrations.as_path())
+        .await
+        .unwrap()
+        .run(&mut conn)
+        .await
+        .unwrap();
+    conn.execute(
+        "INSERT INTO conversations (key, created_at, updated_at) VALUES ('telegram/9', 1, 1);
+         INSERT INTO messages (id, conversation, role, author_id, author_name, content,
+                               platform_message_id, created_at)
+             VALUES (41, 'telegram/9', 'user', 'u1', 'Ann', 'question', 'p1', 2);
+         INSERT INTO turns (id, conversation, inbound_message_id, mode, model, status,
+                            input_tokens, output_tokens, started_at, finished_at)
+             VALUES (7, 'telegram/9', 41, 'orchestrator', 'openai:gpt', 'done', 10, 5, 2, 3);
+         INSERT INTO messages (id, conversation, role, content, turn_id, created_at)
+             VALUES (42, 'telegram/9', 'assistant', 'answer', 7, 3);
+         INSERT INTO workers (turn_id, worker_id, label, brief, effort, model, status,
+                              input_tokens, output_tokens, created_at, updated_at)
+             VALUES (7, 'w1', 'research', 'look it up', 'low', 'openai:mini', 'done',
+                     3, 2, 2, 3);
+         INSERT INTO events (id, conversation, turn_id, kind, source, body, created_at)
+             VALUES (5, 'telegram/9', 7, 'delegation', 'orchestrator', 'w1', 2);",
+    )
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    // The store applies 0004 and finds everything where it was.
+    let store = Store::connect(&url).await.unwrap();
+    let k = key("9");
+    let history = store.history(&k, 10).await.unwrap();
+    let ids: Vec<i64> = history.iter().map(|message| message.id.0).collect();
+    assert_eq!(ids, [41, 42]);
+    assert_eq!(history[1].content, "answer");
+    let turn = store.load_turn(TurnId(7)).await.unwrap().unwrap();
+    assert_eq!(
+        (turn.inbound, turn.usage),
+        (Some(MessageId(41)), usage(10, 5))
+    );
+    assert_eq!(store.workers(TurnId(7)).await.unwrap()[0].label, "research");
+    let events = store.recent_events(&k, 10).await.unwrap();
+    assert_eq!((events[0].id, events[0].turn), (5, Some(TurnId(7))));
+    // The dedup index is back, and ids go on after the largest.
+    assert_eq!(
+        store
+            .record_inbound(&k, &alice(), "again", Some("p1"))
+            .await
+            .unwrap(),
+        None
+    );
+    let next = store
+        .record_inbound(&k, &alice(), "new", Some("p2"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next, MessageId(43));
+    let autoincrement: i64 = store
+        .with_connection(|conn| {
+            Box::pin(async move {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE sql LIKE '%AUTOINCREMENT%'",
+                )
+                .fetch_one(conn)
+                .await
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(autoincrement, 0);
+    store.close().await;
+}
+
+#[tokio::test]
 async fn a_locked_sqlite_database_is_a_transient_busy_error() {
     use sqlx::{AnyConnection, Connection, Executor};
 
@@ -759,47 +853,65 @@ async fn a_locked_postgres_table_is_a_transient_busy_error() {
     store.close().await;
 }
 
-/// The schema of one migration file: table names with their column names in
-/// order (created, or added by ALTER TABLE), and index definitions and drops
-/// (name, table, columns, unique), normalised.
-fn schema_outline(sql: &str) -> (Vec<(String, Vec<String>)>, Vec<String>) {
-    let mut tables: Vec<(String, Vec<String>)> = Vec::new();
-    let mut indexes = Vec::new();
-    let mut in_table = false;
-    for line in sql.lines() {
-        let line = line.split("--").next().unwrap_or_default().trim();
-        if line.is_empty() {
-            continue;
-        }
-        let words: Vec<&str> = line.split_whitespace().collect();
-        if let Some(name) = line.strip_prefix("CREATE TABLE ") {
-            let name = name.trim_end_matches('(').trim();
-            tables.push((name.to_owned(), Vec::new()));
-            in_table = true;
-        } else if line.starts_with(");") {
-            in_table = false;
-        } else if in_table {
-            // A quoted column name ("verbose") is the same column.
-            let first = words[0].trim_matches('"');
-            let constraint = matches!(
-                first,
-                "PRIMARY" | "UNIQUE" | "FOREIGN" | "CONSTRAINT" | "CHECK"
-            );
-            if let (false, Some((_, columns))) = (constraint, tables.last_mut()) {
-                columns.push(first.to_owned());
+/// The schema the migrations build, as far as the service sees it: each
+/// table's column names in order and each index's definition, normalised.
+#[derive(Debug, Default, PartialEq)]
+struct SchemaOutline {
+    tables: std::collections::BTreeMap<String, Vec<String>>,
+    indexes: std::collections::BTreeMap<String, String>,
+}
+
+impl SchemaOutline {
+    /// Applies one migration file's CREATE/DROP TABLE, ALTER TABLE (ADD
+    /// COLUMN, RENAME TO) and CREATE/DROP INDEX statements. Dropping a table
+    /// drops its indexes, as both databases do.
+    fn apply(&mut self, sql: &str) {
+        let mut creating: Option<String> = None;
+        for line in sql.lines() {
+            let line = line.split("--").next().unwrap_or_default().trim();
+            if line.is_empty() {
+                continue;
             }
-        } else if line.starts_with("CREATE INDEX")
-            || line.starts_with("CREATE UNIQUE INDEX")
-            || line.starts_with("DROP INDEX")
-        {
-            indexes.push(words.join(" "));
-        } else if let ["ALTER", "TABLE", table, "ADD", "COLUMN", column, ..] = words[..] {
-            // An added column counts as a table with that one column.
-            tables.push((table.to_owned(), vec![column.trim_matches('"').to_owned()]));
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let bare = |word: &str| word.trim_end_matches(';').trim_matches('"').to_owned();
+            if let Some(name) = line.strip_prefix("CREATE TABLE ") {
+                let name = name.trim_end_matches('(').trim().to_owned();
+                self.tables.insert(name.clone(), Vec::new());
+                creating = Some(name);
+            } else if line.starts_with(");") {
+                creating = None;
+            } else if let Some(table) = &creating {
+                // A quoted column name ("verbose") is the same column.
+                let first = bare(words[0]);
+                let constraint = matches!(
+                    first.as_str(),
+                    "PRIMARY" | "UNIQUE" | "FOREIGN" | "CONSTRAINT" | "CHECK"
+                );
+                if let (false, Some(columns)) = (constraint, self.tables.get_mut(table)) {
+                    columns.push(first);
+                }
+            } else if line.starts_with("CREATE INDEX") || line.starts_with("CREATE UNIQUE INDEX") {
+                let name = words[words.iter().position(|w| *w == "INDEX").unwrap() + 1];
+                self.indexes.insert(bare(name), words.join(" "));
+            } else if let ["DROP", "INDEX", name] = words[..] {
+                assert!(self.indexes.remove(&bare(name)).is_some(), "{line}");
+            } else if let ["DROP", "TABLE", table] = words[..] {
+                let table = bare(table);
+                assert!(self.tables.remove(&table).is_some(), "{line}");
+                let on_table = format!(" ON {table} ");
+                self.indexes
+                    .retain(|_, definition| !definition.contains(&on_table));
+            } else if let ["ALTER", "TABLE", table, "RENAME", "TO", new_name] = words[..] {
+                let columns = self.tables.remove(&bare(table)).expect(line);
+                self.tables.insert(bare(new_name), columns);
+            } else if let ["ALTER", "TABLE", table, "ADD", "COLUMN", column, ..] = words[..] {
+                self.tables
+                    .get_mut(&bare(table))
+                    .expect(line)
+                    .push(bare(column));
+            }
         }
     }
-    indexes.sort();
-    (tables, indexes)
 }
 
 #[test]
@@ -815,17 +927,17 @@ fn postgres_and_sqlite_migrations_define_the_same_schema() {
     };
     let sqlite_files = names("sqlite");
     assert_eq!(sqlite_files, names("postgres"));
-    assert!(!sqlite_files.is_empty());
+    let mut sqlite = SchemaOutline::default();
+    let mut postgres = SchemaOutline::default();
     for file in &sqlite_files {
-        let sqlite = std::fs::read_to_string(root.join("sqlite").join(file)).unwrap();
-        let postgres = std::fs::read_to_string(root.join("postgres").join(file)).unwrap();
-        let (sqlite_tables, sqlite_indexes) = schema_outline(&sqlite);
-        let (postgres_tables, postgres_indexes) = schema_outline(&postgres);
-        assert_eq!(sqlite_tables, postgres_tables, "{file}: tables and columns");
-        assert_eq!(sqlite_indexes, postgres_indexes, "{file}: indexes");
-        assert!(
-            !sqlite_tables.is_empty() || !sqlite_indexes.is_empty(),
-            "{file}: no tables, columns or indexes found"
-        );
+        sqlite.apply(&std::fs::read_to_string(root.join("sqlite").join(file)).unwrap());
+        postgres.apply(&std::fs::read_to_string(root.join("postgres").join(file)).unwrap());
+        assert_eq!(sqlite, postgres, "the schemas after {file}");
     }
+    let tables: Vec<&str> = sqlite.tables.keys().map(String::as_str).collect();
+    assert_eq!(
+        tables,
+        ["conversations", "events", "messages", "turns", "workers"]
+    );
+    assert!(sqlite.indexes.contains_key("turns_running"));
 }

@@ -128,9 +128,9 @@ impl Store {
                 // One connection serves every statement (see `db.rs`); an
                 // in-memory database lives exactly as long as it.
                 let mut conn = connect_sqlite(&url).await?;
-                if let Err(error) = SQLITE_MIGRATIONS.run_direct(&mut conn).await {
+                if let Err(error) = migrate_sqlite(&mut conn).await {
                     let _ = conn.close().await;
-                    return Err(error.into());
+                    return Err(error);
                 }
                 Db::own(conn)
             }
@@ -184,6 +184,26 @@ impl Store {
     {
         self.db.run(job).await
     }
+}
+
+/// Applies the SQLite migrations with foreign keys off, SQLite's way to
+/// rebuild a table that others reference (`0004_plain_row_ids.sql`), then
+/// checks every foreign key and turns them on.
+async fn migrate_sqlite(conn: &mut AnyConnection) -> Result<(), StoreError> {
+    conn.execute("PRAGMA foreign_keys = OFF").await?;
+    SQLITE_MIGRATIONS.run_direct(&mut *conn).await?;
+    let broken = sqlx::query("PRAGMA foreign_key_check")
+        .fetch_all(&mut *conn)
+        .await?;
+    if !broken.is_empty() {
+        let error = sqlx::Error::Protocol(format!(
+            "{} rows break foreign keys after migrating",
+            broken.len()
+        ));
+        return Err(sqlx::migrate::MigrateError::Execute(error).into());
+    }
+    conn.execute("PRAGMA foreign_keys = ON").await?;
+    Ok(())
 }
 
 /// Opens a SQLite connection set up with [`SQLITE_PRAGMAS`].
