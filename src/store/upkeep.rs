@@ -67,9 +67,9 @@ impl KnownConversations {
 }
 
 /// Checkpoints a SQLite file database's write-ahead log every
-/// [`CHECKPOINT_EVERY`] from a
-/// background task, instead of inline in whichever commit crosses SQLite's
-/// threshold (its connections run with `wal_autocheckpoint = 0`).
+/// [`CHECKPOINT_EVERY`] from a background task, instead of inline in
+/// whichever commit crosses SQLite's threshold (its connections run with
+/// `wal_autocheckpoint = 0`).
 ///
 /// In two steps, so that the store's statements wait for little of it:
 /// 1. PASSIVE checkpoints on the task's own connection, beside the store's
@@ -81,6 +81,9 @@ impl KnownConversations {
 ///    running beside it, it reaches the end of the log, so the next write
 ///    starts the log over. (Under steady writes a checkpoint beside the
 ///    writer never reaches the end, and the log would grow without bound.)
+///
+/// While nothing is written, a tick costs one side pass that finds the log
+/// as the last final pass left it.
 ///
 /// The task stops when the returned guard (held by every `Store` clone) is
 /// dropped, or when the store's `db` closes.
@@ -95,6 +98,7 @@ pub(super) fn start_checkpointer(url: String, db: Db) -> DropGuard {
                 return;
             }
         };
+        let mut settled = None;
         let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -105,7 +109,7 @@ pub(super) fn start_checkpointer(url: String, db: Db) -> DropGuard {
             if db.is_closed() {
                 break;
             }
-            if let Err(e) = checkpoint(&mut side, &db).await {
+            if let Err(e) = checkpoint(&mut side, &db, &mut settled).await {
                 tracing::debug!(error = %e, "background WAL checkpoint failed");
             }
         }
@@ -120,12 +124,18 @@ const CATCH_UP_FRAMES: i64 = 2_000;
 /// Passes beside the writer, at most, before the final one.
 const SIDE_PASSES: usize = 4;
 
-/// One checkpoint in the two steps of [`start_checkpointer`].
-async fn checkpoint(side: &mut AnyConnection, db: &Db) -> Result<(), super::StoreError> {
+/// One checkpoint in the two steps of [`start_checkpointer`]. `settled` is
+/// the log's length after the last final pass: if the log still has that
+/// length, nothing was written since and there is nothing to do.
+async fn checkpoint(
+    side: &mut AnyConnection,
+    db: &Db,
+    settled: &mut Option<i64>,
+) -> Result<(), super::StoreError> {
     let mut frames_before = None;
     for _ in 0..SIDE_PASSES {
         let frames = passive_checkpoint(&mut *side).await?;
-        if frames == 0 {
+        if frames == 0 || (frames_before.is_none() && Some(frames) == *settled) {
             return Ok(());
         }
         let added = frames_before.map_or(frames, |before| frames - before);
@@ -134,7 +144,7 @@ async fn checkpoint(side: &mut AnyConnection, db: &Db) -> Result<(), super::Stor
             break;
         }
     }
-    db.run(|conn| Box::pin(passive_checkpoint(conn))).await?;
+    *settled = Some(db.run(|conn| Box::pin(passive_checkpoint(conn))).await?);
     Ok(())
 }
 
@@ -174,7 +184,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        checkpoint(&mut side, &store.db).await.unwrap();
+        checkpoint(&mut side, &store.db, &mut None).await.unwrap();
         store
             .record_inbound(&key, &author, "after", None)
             .await
