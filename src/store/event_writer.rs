@@ -66,9 +66,9 @@ impl EventWriter {
 }
 
 async fn write_batches(db: Db, known: Arc<KnownConversations>, mut queue: mpsc::Receiver<Command>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut flushes = Vec::new();
     while let Some(command) = queue.recv().await {
+        let mut batch = Vec::new();
         // Gather until the batch is full, a flush is asked for, or the
         // first entry has waited LINGER: fewer, larger writes put fewer
         // pages in SQLite's log (and take fewer trips to the connection).
@@ -91,10 +91,9 @@ async fn write_batches(db: Db, known: Arc<KnownConversations>, mut queue: mpsc::
         }
         if !batch.is_empty() {
             let entries = batch.len();
-            let rows = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
             let known = known.clone();
             let written = db
-                .run(move |conn| Box::pin(async move { insert(conn, &known, &rows).await }))
+                .run(move |conn| Box::pin(async move { insert(conn, &known, &batch).await }))
                 .await;
             if let Err(e) = written {
                 tracing::warn!(error = %e, entries, "could not write to the event log");

@@ -100,7 +100,7 @@ pub enum Backend {
 pub struct Store {
     /// Where every query runs.
     db: Db,
-    /// Which database the pool talks to.
+    /// Which database the store talks to.
     backend: Backend,
     /// Conversation rows known to exist.
     known: Arc<upkeep::KnownConversations>,
