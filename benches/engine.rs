@@ -256,6 +256,8 @@ async fn zero_delay_services(dir: &Path) -> anyhow::Result<Arc<Services>> {
     let mut config = Config::default();
     config.storage.url = format!("sqlite://{}", dir.join("baton.db").display());
     config.engine.idle_timeout_secs = 3600;
+    // Every conversation's messages come from the same user here.
+    config.engine.max_messages_per_user_per_minute = 0;
     config.models.orchestrator = Some("bench:zero".into());
     let store = Store::connect(&config.storage.url).await?;
     let providers =

@@ -295,8 +295,12 @@ pub struct EngineConfig {
     /// Model calls in flight at once across all conversations; orchestrator
     /// calls go ahead of worker calls when all are taken.
     pub max_concurrent_model_calls: usize,
-    /// Events waiting in one conversation's queue before senders wait.
+    /// Events waiting in one conversation's queue; past it, new messages
+    /// wait in the store (never holding up other conversations).
     pub queue_capacity: usize,
+    /// Messages one user may send per minute (across conversations) before
+    /// further ones are stored but not answered; 0 turns the limit off.
+    pub max_messages_per_user_per_minute: u32,
     /// Seconds an idle conversation actor stays in memory.
     pub idle_timeout_secs: u64,
     /// Attempts for one orchestrator model call (transient errors only).
@@ -312,6 +316,7 @@ impl Default for EngineConfig {
         Self {
             max_concurrent_model_calls: 32,
             queue_capacity: 64,
+            max_messages_per_user_per_minute: 30,
             idle_timeout_secs: 600,
             retry_attempts: 4,
             retry_base_delay_ms: 500,

@@ -1,6 +1,7 @@
 //! Baton's integration tests: one binary, one module per area.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod backpressure;
 mod budget;
 mod cli;
 mod discord;

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
+use super::backlog::{Backlog, Overflow};
 use super::commands;
 use super::context::{self, RecentTranscript};
 use super::turn::{TurnOutcome, TurnRequest, run_turn};
@@ -33,6 +34,9 @@ const TYPING_REFRESH: Duration = Duration::from_secs(4);
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Worker events buffered between a turn and its actor.
 const EVENT_BUFFER: usize = 64;
+/// How long to wait before reading waiting messages again after the store
+/// failed.
+const BACKLOG_RETRY: Duration = Duration::from_secs(1);
 
 /// A command on its way to the actor.
 #[derive(Debug)]
@@ -48,6 +52,15 @@ impl ControlMessage {
     pub fn bypasses_queue(&self) -> bool {
         matches!(self.command, Ok(Command::Stop | Command::Status))
     }
+}
+
+/// What reaches an actor at once, ahead of its queue.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// A command: `/stop` and `/status`, or one that found the queue full.
+    Command(ControlMessage),
+    /// A short notice the engine gives by itself (flood control).
+    Notice { origin: Origin, text: String },
 }
 
 /// A user's message, already in the store.
@@ -82,7 +95,9 @@ pub(crate) struct ConversationHandle {
     /// Items are boxed: a channel allocates 32 slots up front, and an idle
     /// conversation should cost little memory.
     pub queue: mpsc::Sender<Box<Queued>>,
-    pub control: mpsc::Sender<Box<ControlMessage>>,
+    pub control: mpsc::Sender<Box<Control>>,
+    /// Set while messages wait in the store because the queue was full.
+    pub overflow: Arc<Overflow>,
 }
 
 /// The registry's map of live actors.
@@ -125,10 +140,14 @@ pub(crate) struct Actor {
     pub reply: Box<dyn Reply>,
     pub settings: ConversationSettings,
     pub queue: mpsc::Receiver<Box<Queued>>,
-    pub control: mpsc::Receiver<Box<ControlMessage>>,
+    pub control: mpsc::Receiver<Box<Control>>,
     /// What was taken from the queue while a turn ran and must wait for it
     /// (a message, or `/reset`); it goes before the rest of the queue.
     pub pending: Option<Box<Queued>>,
+    /// Set by the registry when messages wait in the store.
+    pub overflow: Arc<Overflow>,
+    /// Messages read back from the store, before the rest of the queue.
+    pub backlog: Backlog,
     pub live: Arc<LiveActors>,
     pub shutdown: CancellationToken,
     /// What the last finished turn used (`/status`).
@@ -149,22 +168,32 @@ impl Actor {
             }
         }
         let idle = Duration::from_secs(self.services.config.engine.idle_timeout_secs);
+        let remember = self.services.config.engine.queue_capacity.saturating_mul(2);
         loop {
             if let Some(queued) = self.pending.take() {
                 self.handle(queued).await;
                 continue;
             }
+            if let Some(message) = self.backlog.next(remember) {
+                Box::pin(self.turn(message)).await;
+                continue;
+            }
+            if self.overflow.is_set() && self.queue.is_empty() {
+                self.read_backlog().await;
+                continue;
+            }
             tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => break,
-                message = self.control.recv() => match message {
-                    Some(message) => self.command(*message, None).await,
+                control = self.control.recv() => match control {
+                    Some(control) => self.control(*control, None).await,
                     None => break,
                 },
                 queued = self.queue.recv() => match queued {
                     Some(queued) => self.handle(queued).await,
                     None => break,
                 },
+                () = self.overflow.marked() => {}
                 () = tokio::time::sleep(idle) => {
                     if self.leave_registry() {
                         break;
@@ -175,8 +204,8 @@ impl Actor {
         // Whatever slipped in while leaving is still answered, in order.
         self.queue.close();
         self.control.close();
-        while let Ok(message) = self.control.try_recv() {
-            self.command(*message, None).await;
+        while let Ok(control) = self.control.try_recv() {
+            self.control(*control, None).await;
         }
         while !self.shutdown.is_cancelled() {
             let next = match self.pending.take() {
@@ -191,8 +220,28 @@ impl Actor {
         tracing::debug!(conversation = %self.key, "conversation actor stopped");
     }
 
+    /// Reads messages that wait in the store into the backlog; on a store
+    /// failure, waits a moment before the loop tries again.
+    async fn read_backlog(&mut self) {
+        let store = &self.services.store;
+        let limit = self.services.config.engine.queue_capacity;
+        if let Err(e) = self
+            .backlog
+            .refill(&self.overflow, store, &self.key, limit)
+            .await
+        {
+            tracing::warn!(conversation = %self.key, error = %e, "cannot read waiting messages; retrying");
+            tokio::select! {
+                () = self.shutdown.cancelled() => {}
+                () = tokio::time::sleep(BACKLOG_RETRY) => {}
+            }
+        }
+    }
+
     async fn handle(&mut self, queued: Box<Queued>) {
         match *queued {
+            // Taken from the store already (it raced the overflow flag).
+            Queued::Message(inbound) if self.backlog.was_taken(inbound.id) => {}
             // Boxed, so an idle actor's future does not carry a turn's state.
             Queued::Message(inbound) => Box::pin(self.turn(inbound)).await,
             Queued::Command(message) => self.command(message, None).await,
@@ -216,13 +265,24 @@ impl Actor {
 
     /// Removes this actor from the registry if nothing is waiting for it.
     fn leave_registry(&self) -> bool {
-        let queue_empty =
-            self.queue.is_empty() && self.control.is_empty() && self.pending.is_none();
+        let queue_empty = self.queue.is_empty()
+            && self.control.is_empty()
+            && self.pending.is_none()
+            && self.backlog.is_empty();
         queue_empty
             && self
                 .live
-                .remove_if(&self.key, |_, handle| handle.generation == self.generation)
+                .remove_if(&self.key, |_, handle| {
+                    handle.generation == self.generation && !handle.overflow.is_set()
+                })
                 .is_some()
+    }
+
+    async fn control(&mut self, control: Control, running: Option<&RunningTurn>) {
+        match control {
+            Control::Command(message) => self.command(message, running).await,
+            Control::Notice { origin, text } => self.post(&origin, &text).await,
+        }
     }
 
     async fn command(&mut self, message: ControlMessage, running: Option<&RunningTurn>) {
@@ -498,14 +558,13 @@ impl Actor {
                 // it) and leave it `running` in the store, so the next start
                 // answers the message again.
                 () = self.shutdown.cancelled() => break TurnOutcome::Interrupted,
-                Some(message) = self.control.recv() => {
-                    if matches!(message.command, Ok(Command::Stop)) {
+                Some(control) = self.control.recv() => match *control {
+                    Control::Command(message) if matches!(message.command, Ok(Command::Stop)) => {
                         cancel.cancel();
                         stop_deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(STOP_GRACE)));
-                    } else {
-                        self.command(*message, Some(&running)).await;
                     }
-                }
+                    control => self.control(control, Some(&running)).await,
+                },
                 Some(queued) = self.queue.recv(), if self.pending.is_none() => match *queued {
                     // Nothing waits ahead of a settings command: it applies
                     // now. A message or `/reset` waits for the turn to end.

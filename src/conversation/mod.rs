@@ -2,15 +2,19 @@
 //! found or started by the [`Registry`].
 //!
 //! An actor runs one turn at a time; messages arriving meanwhile wait in its
-//! bounded queue, in order. Commands bypass the queue (`/stop` cancels the
+//! bounded queue, in order, and past it in the store (`backlog`), so that
+//! dispatching never waits on a busy conversation. Per-user flood control
+//! (`flood`) skips messages past a user's per-minute limit. Commands bypass the queue (`/stop` cancels the
 //! running turn and its workers at once). The actor alone holds the
 //! conversation's `Reply` handle; worker events reach it over a channel and
 //! go to the verbose sink only when verbose is on. Idle actors leave memory;
 //! their state lives in the store.
 
 mod actor;
+mod backlog;
 mod commands;
 mod context;
+mod flood;
 mod registry;
 mod turn;
 

@@ -1,19 +1,32 @@
 //! The registry: finds or starts the actor of each conversation and puts
 //! events in its queue.
+//!
+//! Dispatching never waits on a conversation: a message is stored first,
+//! and when its conversation's queue is full it stays in the store for the
+//! actor to read back (`backlog.rs`), so one busy conversation never holds
+//! up an adapter that feeds all the others. Past a user's per-minute limit
+//! (`flood.rs`) a message is stored but not answered.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use baton_channel::{Channel, ChannelEvent, Command, ConversationKey, Inbound, Origin, Platform};
+use baton_channel::{Channel, ChannelEvent, Command, ConversationKey, Platform};
 use dashmap::mapref::entry::Entry;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::actor::{Actor, ControlMessage, ConversationHandle, LiveActors, Queued, StoredInbound};
+use super::actor::{
+    Actor, Control, ControlMessage, ConversationHandle, LiveActors, Queued, StoredInbound,
+};
+use super::backlog::{Overflow, stored_inbound};
+use super::flood::{FloodGate, SLOW_DOWN, Verdict};
 use crate::services::Services;
-use crate::store::{ConversationSettings, StoreError, now_ms};
+use crate::store::{
+    ConversationSettings, MessageId, Mode, StoreError, TurnEnd, TurnStatus, now_ms,
+};
 
 /// Commands waiting for one actor (they are answered at once, so few wait).
 const CONTROL_CAPACITY: usize = 16;
@@ -63,6 +76,7 @@ pub struct Registry {
     channels: HashMap<Platform, Arc<dyn Channel>>,
     live: Arc<LiveActors>,
     generation: AtomicU64,
+    flood: FloodGate,
     shutdown: CancellationToken,
     actors: TaskTracker,
 }
@@ -70,11 +84,13 @@ pub struct Registry {
 impl Registry {
     /// A registry with no channels yet.
     pub fn new(services: Arc<Services>) -> Self {
+        let flood = FloodGate::new(services.config.engine.max_messages_per_user_per_minute);
         Self {
             services,
             channels: HashMap::new(),
             live: Arc::new(LiveActors::default()),
             generation: AtomicU64::new(0),
+            flood,
             shutdown: CancellationToken::new(),
             actors: TaskTracker::new(),
         }
@@ -99,7 +115,7 @@ impl Registry {
     /// Hands an event to its conversation's actor, starting the actor if it
     /// is not live. A message is stored before this returns (so a platform
     /// may confirm it); one seen before is [`Dispatched::Duplicate`] and is
-    /// not answered again. Waits while the conversation's queue is full.
+    /// not answered again. Never waits for a busy conversation.
     pub async fn dispatch(&self, event: ChannelEvent) -> Result<Dispatched, EngineError> {
         if self.shutdown.is_cancelled() {
             return Err(EngineError::ShuttingDown);
@@ -116,7 +132,24 @@ impl Registry {
                     tracing::info!(conversation = %key, "duplicate message ignored");
                     return Ok(Dispatched::Duplicate);
                 };
-                Delivery::Queue(Box::new(Queued::Message(StoredInbound { id, inbound })))
+                match self.flood.check(key.platform, &inbound.author.id) {
+                    Verdict::Admit => {
+                        Delivery::Queue(Box::new(Queued::Message(StoredInbound { id, inbound })))
+                    }
+                    verdict => {
+                        if !self.skip_flooded(&key, id, &inbound.author.id).await {
+                            let message = StoredInbound { id, inbound };
+                            Delivery::Queue(Box::new(Queued::Message(message)))
+                        } else if verdict == Verdict::SkipAndNotify {
+                            Delivery::Control(Box::new(Control::Notice {
+                                origin: inbound.origin,
+                                text: SLOW_DOWN.to_owned(),
+                            }))
+                        } else {
+                            return Ok(Dispatched::Accepted);
+                        }
+                    }
+                }
             }
             ChannelEvent::Command {
                 key: _,
@@ -130,7 +163,7 @@ impl Registry {
                     command,
                 };
                 if message.bypasses_queue() {
-                    Delivery::Control(Box::new(message))
+                    Delivery::Control(Box::new(Control::Command(message)))
                 } else if matches!(message.command, Ok(Command::Reset)) {
                     let through = self.services.store.last_message_id(&key).await?;
                     Delivery::Queue(Box::new(Queued::Reset { message, through }))
@@ -139,7 +172,7 @@ impl Registry {
                 }
             }
         };
-        self.deliver(&key, delivery).await?;
+        self.deliver(&key, delivery)?;
         Ok(Dispatched::Accepted)
     }
 
@@ -164,21 +197,8 @@ impl Registry {
                 continue;
             }
             let key = message.key.clone();
-            let inbound = Inbound {
-                key: message.key,
-                author: message.author,
-                text: message.text,
-                reply_to: None,
-                origin: Origin {
-                    message_id: message.platform_message_id,
-                },
-            };
-            let stored = StoredInbound {
-                id: message.id,
-                inbound,
-            };
-            self.deliver(&key, Delivery::Queue(Box::new(Queued::Message(stored))))
-                .await?;
+            let stored = stored_inbound(message);
+            self.deliver(&key, Delivery::Queue(Box::new(Queued::Message(stored))))?;
             queued += 1;
         }
         if queued > 0 {
@@ -190,21 +210,69 @@ impl Registry {
         Ok(queued)
     }
 
-    /// Puts an item in the actor's queue or control channel. A send fails
-    /// only when the actor has just left (idle) or died: the item comes
-    /// back and goes to a new actor.
-    async fn deliver(&self, key: &ConversationKey, delivery: Delivery) -> Result<(), EngineError> {
+    /// Records a message past its author's limit as handled without a
+    /// model call. Returns false when that could not be stored (the
+    /// message is then answered after all, rather than left hanging).
+    async fn skip_flooded(&self, key: &ConversationKey, message: MessageId, user: &str) -> bool {
+        tracing::info!(conversation = %key, user, "message over the per-user limit; stored, not answered");
+        let model = self.services.models.orchestrator.model.to_string();
+        let ended = TurnEnd {
+            status: TurnStatus::Failed,
+            usage: Default::default(),
+            error: Some("skipped: over the per-user message limit"),
+        };
+        let recorded = self
+            .services
+            .store
+            .record_turn(key, Some(message), Mode::Single, &model, now_ms(), ended)
+            .await;
+        if let Err(e) = &recorded {
+            tracing::warn!(conversation = %key, error = %e, "cannot record a skipped message; answering it");
+        }
+        recorded.is_ok()
+    }
+
+    /// Puts an item in the actor's queue or control channel without
+    /// waiting. A message that finds the queue full (or others already
+    /// waiting in the store) stays in the store for the actor to read back;
+    /// a command that finds it full is handled at once instead. A send
+    /// fails only when the actor has just left (idle) or died: the item
+    /// comes back and goes to a new actor.
+    fn deliver(&self, key: &ConversationKey, delivery: Delivery) -> Result<(), EngineError> {
         let mut delivery = delivery;
         loop {
             let handle = self.handle(key)?;
             delivery = match delivery {
-                Delivery::Queue(queued) => match handle.queue.send(queued).await {
+                Delivery::Queue(queued) => {
+                    if let Queued::Message(message) = &*queued
+                        && handle.overflow.is_set()
+                    {
+                        // Others wait in the store: this one waits behind them.
+                        handle.overflow.mark(message.id);
+                        return Ok(());
+                    }
+                    match handle.queue.try_send(queued) {
+                        Ok(()) => return Ok(()),
+                        Err(TrySendError::Full(queued)) => match *queued {
+                            Queued::Message(message) => {
+                                tracing::debug!(conversation = %key, "queue full; the message waits in the store");
+                                handle.overflow.mark(message.id);
+                                return Ok(());
+                            }
+                            Queued::Command(message) | Queued::Reset { message, .. } => {
+                                Delivery::Control(Box::new(Control::Command(message)))
+                            }
+                        },
+                        Err(TrySendError::Closed(queued)) => Delivery::Queue(queued),
+                    }
+                }
+                Delivery::Control(control) => match handle.control.try_send(control) {
                     Ok(()) => return Ok(()),
-                    Err(mpsc::error::SendError(queued)) => Delivery::Queue(queued),
-                },
-                Delivery::Control(message) => match handle.control.send(message).await {
-                    Ok(()) => return Ok(()),
-                    Err(mpsc::error::SendError(message)) => Delivery::Control(message),
+                    Err(TrySendError::Full(_)) => {
+                        tracing::warn!(conversation = %key, "too many commands waiting; one is dropped");
+                        return Ok(());
+                    }
+                    Err(TrySendError::Closed(control)) => Delivery::Control(control),
                 },
             };
             self.live
@@ -238,6 +306,7 @@ impl Registry {
         let capacity = self.services.config.engine.queue_capacity;
         let (queue_tx, queue_rx) = mpsc::channel(capacity);
         let (control_tx, control_rx) = mpsc::channel(CONTROL_CAPACITY);
+        let overflow = Arc::new(Overflow::default());
         let defaults = &self.services.config.orchestrator;
         let actor = Actor {
             key: key.clone(),
@@ -255,6 +324,8 @@ impl Registry {
             queue: queue_rx,
             control: control_rx,
             pending: None,
+            overflow: overflow.clone(),
+            backlog: Default::default(),
             live: self.live.clone(),
             shutdown: self.shutdown.child_token(),
             last_turn: None,
@@ -265,6 +336,7 @@ impl Registry {
             generation,
             queue: queue_tx,
             control: control_tx,
+            overflow,
         }
     }
 
@@ -290,8 +362,8 @@ impl Registry {
 enum Delivery {
     /// In order, behind what is queued.
     Queue(Box<Queued>),
-    /// At once (`/stop`, `/status`).
-    Control(Box<ControlMessage>),
+    /// At once (`/stop`, `/status`, notices).
+    Control(Box<Control>),
 }
 
 impl Drop for Registry {

@@ -1,5 +1,7 @@
-//! What a stop left unanswered: users' messages that were stored (so their
-//! platform was told they arrived) but that no turn finished answering.
+//! What is still unanswered: users' messages that were stored (so their
+//! platform was told they arrived) but that no turn finished answering,
+//! after a stop (all conversations) or while one conversation's queue was
+//! full (that conversation's backlog).
 
 use baton_channel::{Author, ConversationKey};
 
@@ -61,27 +63,68 @@ impl Store {
                 })
             })
             .await?;
-        let mut messages = Vec::with_capacity(rows.len());
-        for (id, conversation, author_id, author_name, text, platform_message_id) in rows {
-            let Ok(key) = conversation.parse::<ConversationKey>() else {
-                tracing::warn!(
-                    conversation,
-                    "skipping a message of an unreadable conversation key"
-                );
-                continue;
-            };
-            let author_id = author_id.unwrap_or_default();
-            messages.push(UnansweredMessage {
-                id: MessageId(id),
-                key,
-                author: Author {
-                    name: author_name.unwrap_or_else(|| author_id.clone()),
-                    id: author_id,
-                },
-                text,
-                platform_message_id,
-            });
-        }
-        Ok(messages)
+        Ok(read_rows(rows))
     }
+
+    /// One conversation's users' messages with an id of `from` or more
+    /// that have no turn at all, oldest first (at most `limit`): the
+    /// messages its actor has not taken yet while its queue was full.
+    pub async fn unanswered_in(
+        &self,
+        key: &ConversationKey,
+        from: MessageId,
+        limit: usize,
+    ) -> Result<Vec<UnansweredMessage>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let key = key.to_string();
+        let rows: Vec<Row> = self
+            .db
+            .run(move |conn| {
+                Box::pin(async move {
+                    sqlx::query_as(
+                        "SELECT m.id, m.conversation, m.author_id, m.author_name, m.content, \
+                                m.platform_message_id \
+                         FROM messages m \
+                         WHERE m.conversation = $1 AND m.id >= $2 AND m.role = 'user' \
+                           AND NOT EXISTS (SELECT 1 FROM turns t \
+                               WHERE t.conversation = $1 AND t.inbound_message_id = m.id) \
+                         ORDER BY m.id LIMIT $3",
+                    )
+                    .bind(key)
+                    .bind(from.0)
+                    .bind(limit)
+                    .fetch_all(conn)
+                    .await
+                })
+            })
+            .await?;
+        Ok(read_rows(rows))
+    }
+}
+
+/// The rows of an unanswered-messages query as messages; a row of a
+/// conversation key this version cannot read is skipped.
+fn read_rows(rows: Vec<Row>) -> Vec<UnansweredMessage> {
+    let mut messages = Vec::with_capacity(rows.len());
+    for (id, conversation, author_id, author_name, text, platform_message_id) in rows {
+        let Ok(key) = conversation.parse::<ConversationKey>() else {
+            tracing::warn!(
+                conversation,
+                "skipping a message of an unreadable conversation key"
+            );
+            continue;
+        };
+        let author_id = author_id.unwrap_or_default();
+        messages.push(UnansweredMessage {
+            id: MessageId(id),
+            key,
+            author: Author {
+                name: author_name.unwrap_or_else(|| author_id.clone()),
+                id: author_id,
+            },
+            text,
+            platform_message_id,
+        });
+    }
+    messages
 }
