@@ -8,8 +8,8 @@ use crate::llm::models::Models;
 use crate::store::{ConversationSettings, Mode};
 
 /// Applies a settings command; returns the new settings and the answer.
-/// Commands the actor handles itself (`/stop`, `/status`, `/reset`) leave
-/// the settings as they are.
+/// Commands the actor handles itself (`/stop`, `/status`, `/reset`,
+/// `/project`) leave the settings as they are.
 pub fn apply(
     settings: &ConversationSettings,
     command: &Command,
@@ -68,7 +68,10 @@ pub fn apply(
                     next.model = Some(model.to_string());
                     text
                 }
-                None => format!("Unknown model {name:?}; /model lists the ones you can pick."),
+                None => format!(
+                    "Unknown model {:?}; /model lists the ones you can pick.",
+                    short(name)
+                ),
             }
         }
         Command::Greedy(None) => format!("Greedy is {}.", on_off(settings.greedy)),
@@ -91,9 +94,19 @@ pub fn apply(
             }
         }
         Command::Help => Command::help_text(),
-        Command::Status | Command::Stop | Command::Reset => String::new(),
+        Command::Status | Command::Stop | Command::Reset | Command::Project(_) => String::new(),
     };
     (next, text)
+}
+
+/// At most the first 60 characters of what a user typed, for echoing it
+/// back (a 5 KB model name is not repeated in full).
+fn short(text: &str) -> String {
+    const ECHO_LIMIT: usize = 60;
+    match text.char_indices().nth(ECHO_LIMIT) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
 }
 
 /// The `/model` answer: the current choice and what can be picked.
@@ -330,5 +343,9 @@ output_price = 8.0
             assert_eq!(next, settings(), "{unknown}");
             assert!(text.starts_with("Unknown model"), "{text}");
         }
+        // A huge name is refused without being echoed in full.
+        let huge = "x".repeat(5_000);
+        let (_, text) = apply_to(settings(), Command::Model(Some(ModelChoice::Named(huge))));
+        assert!(text.starts_with("Unknown model") && text.len() < 200, "{text}");
     }
 }

@@ -3,7 +3,8 @@
 //! The same words work on every platform and in `baton chat`:
 //! `/orchestrator on|off`, `/verbose on|off`, `/effort off|on|high|max`,
 //! `/model [name|default]`, `/greedy on|off`, `/autonomy on|off`, `/status`,
-//! `/stop`, `/reset`, `/help`. [`Command::SPECS`] describes them for the
+//! `/stop`, `/reset`, `/help`, and `/project <goal>` with
+//! `/project status|pause [N]|resume [N] [text]|cancel [N]`. [`Command::SPECS`] describes them for the
 //! platforms' command menus (Telegram's `setMyCommands`, Discord's slash
 //! commands), so no adapter keeps a list of its own.
 
@@ -101,6 +102,27 @@ pub enum Command {
     Reset,
     /// `/help`: list the commands.
     Help,
+    /// `/project ...`: start or steer a long-running project.
+    Project(ProjectCommand),
+}
+
+/// What `/project` asks for. `None` for a project number means the
+/// conversation's latest one that the action applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProjectCommand {
+    /// `/project <goal>`: start a project.
+    Start(String),
+    /// `/project` or `/project status`: this conversation's projects.
+    Status,
+    /// `/project pause [N]`: stop after the running calls finish.
+    Pause(Option<u64>),
+    /// `/project resume [N] [text]`: go on, with an answer to its question.
+    Resume {
+        project: Option<u64>,
+        answer: Option<String>,
+    },
+    /// `/project cancel [N]`: stop now; no worker is left running.
+    Cancel(Option<u64>),
 }
 
 /// What `/model NAME` asks for.
@@ -209,6 +231,14 @@ impl Command {
             about: "List the commands",
             arg: CommandArg::None,
         },
+        CommandSpec {
+            name: "project",
+            about: "Start a long-running project, or see, pause, resume or cancel one",
+            arg: CommandArg::Text {
+                name: "request",
+                about: "a goal; or status, pause N, resume N [answer], cancel N",
+            },
+        },
     ];
 
     /// The `/help` text.
@@ -236,6 +266,7 @@ impl Command {
             Command::Effort(v) => v.is_some(),
             Command::Model(v) => v.is_some(),
             Command::Reset => true,
+            Command::Project(project) => *project != ProjectCommand::Status,
             Command::Status | Command::Stop | Command::Help => false,
         }
     }
@@ -274,8 +305,50 @@ pub fn parse_command(text: &str, bot_name: Option<&str>) -> Option<Result<Comman
         return None;
     }
     let name = name.to_ascii_lowercase();
+    if name == "project" {
+        let rest = rest.trim_start()[head.len()..].trim();
+        return Some(parse_project(rest).map(Command::Project));
+    }
     let arg = words.next();
     Some(parse_named(&name, arg))
+}
+
+/// `/project`'s argument: a goal, or an action on a project.
+fn parse_project(rest: &str) -> Result<ProjectCommand, CommandError> {
+    let usage = || CommandError::Usage {
+        command: "project",
+        usage: "<goal> | status | pause [N] | resume [N] [answer] | cancel [N]",
+    };
+    let (word, after) = match rest.split_once(char::is_whitespace) {
+        Some((word, after)) => (word, after.trim()),
+        None => (rest, ""),
+    };
+    let number = |text: &str| -> Result<Option<u64>, CommandError> {
+        match text {
+            "" => Ok(None),
+            text => text.parse().map(Some).map_err(|_| usage()),
+        }
+    };
+    match word.to_ascii_lowercase().as_str() {
+        "" | "status" if after.is_empty() => Ok(ProjectCommand::Status),
+        "pause" => number(after).map(ProjectCommand::Pause),
+        "cancel" => number(after).map(ProjectCommand::Cancel),
+        "resume" => {
+            let (first, answer) = match after.split_once(char::is_whitespace) {
+                Some((first, answer)) => (first, answer.trim()),
+                None => (after, ""),
+            };
+            let (project, answer) = match first.parse::<u64>() {
+                Ok(project) => (Some(project), answer.to_owned()),
+                Err(_) => (None, after.to_owned()),
+            };
+            Ok(ProjectCommand::Resume {
+                project,
+                answer: Some(answer).filter(|answer| !answer.is_empty()),
+            })
+        }
+        _ => Ok(ProjectCommand::Start(rest.to_owned())),
+    }
 }
 
 fn parse_named(name: &str, arg: Option<&str>) -> Result<Command, CommandError> {
@@ -370,6 +443,52 @@ mod tests {
         assert_eq!(parse("/reset"), Some(Ok(Command::Reset)));
         assert_eq!(parse("/help"), Some(Ok(Command::Help)));
         assert_eq!(parse("/start"), Some(Ok(Command::Help)));
+    }
+
+    #[test]
+    fn parses_project_actions_and_goals() {
+        let project = |text: &str| match parse(text) {
+            Some(Ok(Command::Project(project))) => Ok(project),
+            Some(Err(error)) => Err(error),
+            other => panic!("{text}: {other:?}"),
+        };
+        assert_eq!(project("/project"), Ok(ProjectCommand::Status));
+        assert_eq!(project("/project status"), Ok(ProjectCommand::Status));
+        assert_eq!(project("/project pause"), Ok(ProjectCommand::Pause(None)));
+        assert_eq!(project("/project pause 3"), Ok(ProjectCommand::Pause(Some(3))));
+        assert_eq!(project("/project CANCEL 12"), Ok(ProjectCommand::Cancel(Some(12))));
+        assert_eq!(
+            project("/project resume 2 use the 2024 numbers"),
+            Ok(ProjectCommand::Resume {
+                project: Some(2),
+                answer: Some("use the 2024 numbers".into())
+            })
+        );
+        assert_eq!(
+            project("/project resume yes, go on"),
+            Ok(ProjectCommand::Resume {
+                project: None,
+                answer: Some("yes, go on".into())
+            })
+        );
+        assert_eq!(
+            project("/project resume"),
+            Ok(ProjectCommand::Resume {
+                project: None,
+                answer: None
+            })
+        );
+        assert_eq!(
+            project("/project@baton_bot research  tidal power\nin depth"),
+            Ok(ProjectCommand::Start("research  tidal power\nin depth".into()))
+        );
+        assert_eq!(
+            project("/project status of the moon landing"),
+            Ok(ProjectCommand::Start("status of the moon landing".into()))
+        );
+        assert!(project("/project pause soon").is_err());
+        assert!(Command::Project(ProjectCommand::Pause(None)).changes_settings());
+        assert!(!Command::Project(ProjectCommand::Status).changes_settings());
     }
 
     #[test]

@@ -11,7 +11,8 @@ use crate::reply::ChannelEvent;
 /// What became of a dispatched event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accepted {
-    /// Stored (messages) and queued for its conversation.
+    /// Stored (messages) and handed to its conversation: queued, or left
+    /// in the store behind others when its queue is full.
     New,
     /// A message with this platform id was seen before; it is not answered
     /// again.
@@ -34,6 +35,7 @@ pub struct DispatchError {
 #[async_trait::async_trait]
 pub trait Dispatch: Send + Sync {
     /// Hands an event to its conversation. A message is stored before this
-    /// returns `Ok`; waits while the conversation's queue is full.
+    /// returns `Ok`; never waits for a busy conversation (one that is
+    /// behind reads its messages back from the store).
     async fn dispatch(&self, event: ChannelEvent) -> Result<Accepted, DispatchError>;
 }
