@@ -12,5 +12,6 @@ mod routing;
 mod store;
 mod support;
 mod telegram;
+mod telegram_hostile;
 mod tools;
 mod transcript;

@@ -21,7 +21,7 @@ use crate::support::fake_telegram::{
 use crate::support::service::App;
 
 /// The user in `allowed_users`.
-const ADA: u64 = 42;
+pub(crate) const ADA: u64 = 42;
 /// The group in `allowed_chats`.
 const GROUP: i64 = -100;
 /// A member of the group who is neither allowed nor an administrator.
@@ -29,7 +29,7 @@ const BOB: u64 = 5;
 
 /// Starts the service against `telegram` and `llm`, with its database in
 /// `dir`; `telegram_extra` goes in the `[telegram]` table.
-fn start_app(
+pub(crate) fn start_app(
     telegram: &FakeTelegram,
     llm: &FakeLlm,
     dir: &tempfile::TempDir,
@@ -56,7 +56,7 @@ poll_timeout_secs = 1
     App::spawn(config)
 }
 
-fn echo(request: &SeenRequest) -> FakeReply {
+pub(crate) fn echo(request: &SeenRequest) -> FakeReply {
     FakeReply::Text(format!(
         "Hello! You said: {}",
         request.last_user_text().unwrap_or("")
@@ -114,7 +114,8 @@ async fn a_dm_in_single_mode_gets_one_reply_to_the_users_message() {
             "status",
             "stop",
             "reset",
-            "help"
+            "help",
+            "project"
         ]
     );
     assert_eq!(telegram.calls_of("deleteWebhook").len(), 1);
@@ -128,7 +129,8 @@ async fn a_dm_in_single_mode_gets_one_reply_to_the_users_message() {
     assert_eq!(llm.requests().len(), 1);
 }
 
-/// The orchestrator of the engine tests: three workers, awaited one by one.
+/// The orchestrator of the engine tests: three workers, awaited until all
+/// three results are in.
 pub(crate) fn three_workers(request: &SeenRequest) -> FakeReply {
     if request.model == WORKER_MODEL {
         let brief = request.last_user_text().unwrap_or_default();
@@ -136,11 +138,7 @@ pub(crate) fn three_workers(request: &SeenRequest) -> FakeReply {
     }
     assert_eq!(request.model, ORCHESTRATOR_MODEL);
     let labels = ["alpha", "beta", "gamma"];
-    let results = request
-        .tool_results()
-        .iter()
-        .filter(|m| m.tool_name.as_deref() == Some("await_workers"))
-        .count();
+    let results = request.awaited().len();
     if request.tool_results().is_empty() {
         return FakeReply::ToolCalls(
             labels
@@ -598,9 +596,9 @@ async fn a_conflict_with_another_poller_does_not_stop_the_bot() {
 
 /// An engine stand-in that records what it is given.
 #[derive(Default)]
-struct Recorder {
-    events: std::sync::Mutex<Vec<ChannelEvent>>,
-    fail: std::sync::atomic::AtomicBool,
+pub(crate) struct Recorder {
+    pub(crate) events: std::sync::Mutex<Vec<ChannelEvent>>,
+    pub(crate) fail: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait::async_trait]

@@ -31,14 +31,19 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// Sorts a teloxide error; `token` is cut out of every message.
+    /// Sorts a teloxide error; `token` is cut out of every message. An
+    /// unreadable answer is described by its size and the parse error
+    /// only: its body holds users' text, which must not reach the logs.
     pub fn from_request(error: &RequestError, token: &str) -> Failure {
         let text = redact(&error.to_string(), token);
         match error {
             RequestError::RetryAfter(seconds) => Failure::RetryAfter(seconds.duration()),
-            RequestError::Network(_) | RequestError::Io(_) | RequestError::InvalidJson { .. } => {
-                Failure::Transient(text)
-            }
+            RequestError::InvalidJson { source, raw } => Failure::Transient(format!(
+                "unreadable answer ({} bytes): {}",
+                raw.len(),
+                crate::decode::describe(source)
+            )),
+            RequestError::Network(_) | RequestError::Io(_) => Failure::Transient(text),
             RequestError::Api(ApiError::CantParseEntities(_)) => Failure::BadEntities(text),
             RequestError::Api(ApiError::TerminatedByOtherGetUpdates) => Failure::Conflict,
             RequestError::Api(ApiError::Unknown(description)) if is_server_trouble(description) => {
@@ -116,6 +121,25 @@ mod tests {
         let error = RequestError::Api(ApiError::Unknown("bot123:secret is odd".into()));
         let text = Failure::from_request(&error, "123:secret").to_string();
         assert!(!text.contains("123:secret"), "{text}");
+    }
+
+    #[test]
+    fn an_unreadable_answer_is_described_without_its_body() {
+        let body = r#"{"ok":true,"result":[{"update_id":1,"message":{"text":"my password is hunter2 \ud800"}}]}"#;
+        let source = serde_json::from_str::<serde_json::Value>(body).unwrap_err();
+        let error = RequestError::InvalidJson {
+            source: std::sync::Arc::new(source),
+            raw: body.into(),
+        };
+        let failure = Failure::from_request(&error, "123:secret");
+        assert!(failure.is_transient());
+        let text = failure.to_string();
+        assert!(!text.contains("hunter2"), "the body leaked: {text}");
+        assert!(text.contains(&format!("{} bytes", body.len())), "{text}");
+        assert!(
+            text.contains("hex escape"),
+            "the parse error is kept: {text}"
+        );
     }
 
     #[test]

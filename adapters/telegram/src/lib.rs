@@ -11,6 +11,9 @@
 //! The modules, in the order an update flows through them:
 //! - [`poll`] and [`webhook`]: where updates come from; confirmation only
 //!   after the engine has stored them.
+//! - [`decode`]: reading what teloxide cannot read as a whole (lone UTF-16
+//!   surrogates repaired, a batch read update by update), so that one bad
+//!   update never stops the bot.
 //! - [`inbound`]: conversation keys, mention gating, access control,
 //!   commands.
 //! - [`reply`]: the engine's reply handles.
@@ -22,6 +25,7 @@
 //! Nothing here knows about agents or models.
 
 pub mod api;
+mod decode;
 pub mod inbound;
 pub mod outbox;
 mod poll;

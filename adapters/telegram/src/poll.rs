@@ -2,7 +2,11 @@
 //! (the next offset asked for) only after the engine has stored it.
 //!
 //! Each update is handled in order; the offset moves past it only once it
-//! is handled. A transient failure to store stops the batch, waits, and
+//! is handled. An answer teloxide cannot read as a whole (one update with
+//! a lone UTF-16 surrogate, or one that is malformed, fails all of it) is
+//! read update by update by [`decode::batch`]: an update that still cannot
+//! be read is logged with its id and confirmed, the others are handled as
+//! usual. A transient failure to store stops the batch, waits, and
 //! asks again from the same offset, so nothing is lost; an update that
 //! comes again (after a restart or a retry) is a duplicate to the engine
 //! and is not answered twice.
@@ -10,13 +14,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use teloxide::Bot;
 use teloxide::payloads::GetUpdatesSetters;
 use teloxide::prelude::Requester;
 use teloxide::types::AllowedUpdate;
+use teloxide::{Bot, RequestError};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{Failure, backoff};
+use crate::decode::{self, Unreadable};
 use crate::inbound::Intake;
 
 /// The update kinds the bot asks for.
@@ -44,12 +49,37 @@ pub(crate) async fn poll(
             () = shutdown.cancelled() => return,
             answer = request.into_future() => answer,
         };
+        let answer = match answer {
+            // One update teloxide cannot read fails the whole answer: read
+            // it again update by update, so that only that one is skipped.
+            Err(RequestError::InvalidJson { source, raw }) => match decode::batch(&raw) {
+                Ok(updates) => {
+                    tracing::warn!(
+                        bytes = raw.len(),
+                        error = %decode::describe(&source),
+                        "getUpdates answer unreadable as a whole; read update by update"
+                    );
+                    Ok(updates)
+                }
+                Err(_) => Err(RequestError::InvalidJson { source, raw }),
+            },
+            answer => answer.map(|updates| updates.into_iter().map(Ok).collect()),
+        };
         let pause = match answer {
             Ok(updates) => {
                 failures = 0;
                 conflicts = 0;
                 let mut pause = None;
+                let before = offset;
+                let delivered = !updates.is_empty();
                 for update in updates {
+                    let update = match update {
+                        Ok(update) => update,
+                        Err(unreadable) => {
+                            skip(&unreadable, &mut offset);
+                            continue;
+                        }
+                    };
                     let id = update.id.0;
                     let handled = tokio::select! {
                         () = shutdown.cancelled() => return,
@@ -65,6 +95,13 @@ pub(crate) async fn poll(
                             break;
                         }
                     }
+                }
+                if pause.is_none() && delivered && offset == before {
+                    // Only updates without a readable id: nothing can be
+                    // confirmed until a later update comes; do not ask
+                    // again at once.
+                    failures += 1;
+                    pause = Some(backoff(failures));
                 }
                 pause
             }
@@ -89,6 +126,21 @@ pub(crate) async fn poll(
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(pause) => {}
             }
+        }
+    }
+}
+
+/// Logs an update that cannot be read and confirms it (moves `offset` past
+/// it) when its id is known; one without an id is passed by the next
+/// update that is confirmed.
+fn skip(unreadable: &Unreadable, offset: &mut i32) {
+    match unreadable.id {
+        Some(id) => {
+            tracing::warn!(update = id, error = %unreadable.reason, "update cannot be read; skipped");
+            *offset = (*offset).max(next_offset(id));
+        }
+        None => {
+            tracing::warn!(error = %unreadable.reason, "update without a readable update_id cannot be read; skipped");
         }
     }
 }

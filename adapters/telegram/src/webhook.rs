@@ -2,8 +2,13 @@
 //! own HTTP server.
 //!
 //! Every request must carry the secret given to `setWebhook` in
-//! `X-Telegram-Bot-Api-Secret-Token` (checked in constant time); others get
-//! 401. The answer is sent only after the update is handled (stored by the
+//! `X-Telegram-Bot-Api-Secret-Token` (checked in constant time, before the
+//! body is read); others get 401. The body is then read up to axum's body
+//! limit (2 MB unless a `DefaultBodyLimit` layer says otherwise; more gets
+//! 413) and decoded by [`decode::webhook_body`]: lone UTF-16 surrogates
+//! become U+FFFD, and a body that still is not an update is taken (200)
+//! and logged with its `update_id`, since Telegram would only send it
+//! again. The answer is sent only after the update is handled (stored by the
 //! engine): a 200 confirms it, a 503 (transient store failure) makes
 //! Telegram deliver it again later. teloxide's own webhook router answers
 //! before the update is handled, which is why this route is Baton's.
@@ -12,12 +17,12 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::StatusCode;
 use axum::routing::post;
 use secrecy::{ExposeSecret, SecretString};
-use teloxide::types::Update;
 
+use crate::decode;
 use crate::inbound::Intake;
 
 /// The header Telegram puts the secret token in.
@@ -34,8 +39,9 @@ pub(crate) fn router(path: &str, intake: Arc<Intake>, secret: SecretString) -> R
     Router::new().route(path, post(receive)).with_state(hook)
 }
 
-async fn receive(State(hook): State<Arc<Hook>>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let given = headers
+async fn receive(State(hook): State<Arc<Hook>>, request: Request) -> StatusCode {
+    let given = request
+        .headers()
         .get(SECRET_HEADER)
         .map(|value| value.as_bytes())
         .unwrap_or_default();
@@ -43,11 +49,26 @@ async fn receive(State(hook): State<Arc<Hook>>, headers: HeaderMap, body: Bytes)
         tracing::warn!("webhook request without the right secret token refused");
         return StatusCode::UNAUTHORIZED;
     }
-    let update: Update = match serde_json::from_slice(&body) {
+    // Only now is the body read (within the body limit).
+    let body = match Bytes::from_request(request, &()).await {
+        Ok(body) => body,
+        Err(rejection) => {
+            tracing::warn!(status = %rejection.status(), "webhook body cannot be read; refused");
+            return rejection.status();
+        }
+    };
+    let update = match decode::webhook_body(&body) {
         Ok(update) => update,
-        Err(error) => {
+        Err(unreadable) => {
             // Telegram would only send it again: take it and say why.
-            tracing::warn!(error = %error, "webhook body is not an update; ignored");
+            match unreadable.id {
+                Some(id) => {
+                    tracing::warn!(update = id, error = %unreadable.reason, "webhook update cannot be read; ignored");
+                }
+                None => {
+                    tracing::warn!(error = %unreadable.reason, "webhook body is not an update; ignored");
+                }
+            }
             return StatusCode::OK;
         }
     };
