@@ -57,6 +57,8 @@ pub struct Config {
     pub discord: DiscordConfig,
     /// MCP servers whose tools workers (and the orchestrator) may call.
     pub mcp: crate::tools::mcp::McpConfig,
+    /// Long-running projects.
+    pub projects: crate::project::ProjectsConfig,
 }
 
 /// `[storage]`.
@@ -250,6 +252,9 @@ pub struct OrchestratorConfig {
     pub max_tool_rounds: usize,
     /// Transcript messages sent to the orchestrator's model.
     pub history_limit: usize,
+    /// With `/greedy on`, the round limits and the worker timeout are
+    /// multiplied by this (at least 1).
+    pub greedy_factor: u32,
 }
 
 impl Default for OrchestratorConfig {
@@ -264,6 +269,7 @@ impl Default for OrchestratorConfig {
             worker_timeout_secs: 300,
             max_tool_rounds: 20,
             history_limit: 40,
+            greedy_factor: 3,
         }
     }
 }
@@ -581,11 +587,17 @@ impl Config {
         if self.orchestrator.max_tool_rounds == 0 {
             return invalid("orchestrator.max_tool_rounds");
         }
+        if self.orchestrator.greedy_factor == 0 {
+            return invalid("orchestrator.greedy_factor");
+        }
         if self.engine.max_concurrent_model_calls == 0 {
             return invalid("engine.max_concurrent_model_calls");
         }
         if self.engine.queue_capacity == 0 {
             return invalid("engine.queue_capacity");
+        }
+        if let Some(key) = self.projects.invalid_key() {
+            return invalid(key);
         }
         let telegram = &self.telegram;
         if telegram.group_messages_per_minute == 0 {

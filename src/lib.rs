@@ -18,6 +18,8 @@
 //!   and the engine-wide model-call limiter.
 //! - [`llm`]: the `Provider` trait and the OpenAI, Anthropic and Gemini wire
 //!   formats; retries and effort mapping.
+//! - [`project`]: long-running projects: a boss agent with the delegation
+//!   tools in the background, posting through its conversation's actor.
 //! - [`tools`]: worker-safe tools.
 //! - [`budget`]: today's spending, and the daily budgets that limit it.
 //! - [`store`]: the sqlx repository (SQLite by default, Postgres too).
@@ -36,6 +38,7 @@ pub mod config;
 pub mod conversation;
 pub mod llm;
 pub mod orchestrator;
+pub mod project;
 pub mod server;
 pub mod services;
 pub mod store;

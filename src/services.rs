@@ -5,6 +5,7 @@ use crate::agent::ModelCallLimiter;
 use crate::config::Config;
 use crate::llm::models::Models;
 use crate::llm::retry::RetryPolicy;
+use crate::project::ProjectSlots;
 use crate::store::Store;
 use crate::tools::ToolRegistry;
 use crate::tools::mcp::McpServers;
@@ -27,6 +28,8 @@ pub struct Services {
     pub mcp: McpServers,
     /// Retries for the orchestrator's model calls (workers get none).
     pub retry: RetryPolicy,
+    /// Running projects across the service (`[projects] max_running`).
+    pub projects: ProjectSlots,
 }
 
 impl Services {
@@ -35,6 +38,7 @@ impl Services {
         Self {
             limiter: ModelCallLimiter::new(config.engine.max_concurrent_model_calls),
             retry: config.engine.retry_policy(),
+            projects: ProjectSlots::new(config.projects.max_running),
             tools: ToolRegistry::worker_defaults(),
             mcp: McpServers::default(),
             config,

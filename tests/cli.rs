@@ -16,9 +16,8 @@ async fn chat_prints_the_reply_and_with_verbose_the_labelled_worker_lines() {
             let brief = request.last_user_text().unwrap_or_default();
             return FakeReply::Text(format!("{brief}: found it\nsecond line"));
         }
-        let results = request.tool_results();
-        match results.len() {
-            0 => FakeReply::ToolCalls(vec![
+        match (request.tool_results().len(), request.awaited().len()) {
+            (0, _) => FakeReply::ToolCalls(vec![
                 (
                     "spawn_worker".into(),
                     json!({"label": "north", "prompt": "search north"}),
@@ -28,7 +27,8 @@ async fn chat_prints_the_reply_and_with_verbose_the_labelled_worker_lines() {
                     json!({"label": "south", "prompt": "search south"}),
                 ),
             ]),
-            2 | 3 => FakeReply::ToolCalls(vec![("await_workers".into(), json!({}))]),
+            // Await until both results are in (one call may bring both).
+            (_, 0 | 1) => FakeReply::ToolCalls(vec![("await_workers".into(), json!({}))]),
             _ => FakeReply::Text("Both searches are done.".into()),
         }
     })

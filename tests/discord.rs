@@ -181,7 +181,8 @@ async fn a_mention_in_a_guild_channel_gets_one_reply_and_other_messages_get_sile
                 "status",
                 "stop",
                 "reset",
-                "help"
+                "help",
+                "project"
             ]
         );
         let orchestrator = &registered[0].body[0]["options"][0];

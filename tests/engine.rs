@@ -22,18 +22,16 @@ const DELEGATION_TOOLS: [&str; 5] = [
     "cancel_worker",
 ];
 
-/// The parsed results of every `await_workers` call in a request.
+/// Every worker result the `await_workers` calls in a request returned
+/// (one call returns every worker that finished since the last), in order,
+/// each with its call's `still_running`.
 fn awaited(request: &SeenRequest) -> Vec<Value> {
-    request
-        .tool_results()
-        .into_iter()
-        .filter(|m| m.tool_name.as_deref() == Some("await_workers"))
-        .map(|m| serde_json::from_str(&m.text).unwrap())
-        .collect()
+    request.awaited()
 }
 
 /// An orchestrator that splits the request over `workers` (label, brief),
-/// awaits them one by one, and answers with what they returned.
+/// awaits them until every result is in, and answers with what they
+/// returned.
 fn delegating_orchestrator(request: &SeenRequest, workers: &[(&str, &str)]) -> FakeReply {
     if request.tool_results().is_empty() {
         return FakeReply::ToolCalls(

@@ -35,8 +35,11 @@ fn delegating_orchestrator(request: &SeenRequest) -> FakeReply {
         )]),
         1 => FakeReply::ToolCalls(vec![("await_workers".into(), json!({}))]),
         _ => {
-            let awaited: Value = serde_json::from_str(&results[1].text).unwrap();
-            FakeReply::Text(format!("Answer: {}", awaited["result"].as_str().unwrap()))
+            let awaited = request.awaited();
+            FakeReply::Text(format!(
+                "Answer: {}",
+                awaited[0]["result"].as_str().unwrap()
+            ))
         }
     }
 }

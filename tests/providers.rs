@@ -12,7 +12,7 @@ use baton::llm::openai::OpenAiProvider;
 use baton::llm::retry::{RetryPolicy, with_retry};
 use baton::llm::{
     Completion, CompletionRequest, Effort, Message, Provider, ProviderError, StopReason,
-    ToolResult, ToolSpec,
+    ToolChoice, ToolResult, ToolSpec,
 };
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -59,6 +59,7 @@ fn request(messages: Vec<Message>, effort: Effort) -> CompletionRequest {
         system: SYSTEM.into(),
         messages,
         tools: tools(),
+        tool_choice: ToolChoice::Auto,
         effort,
         max_output_tokens: None,
     }

@@ -24,7 +24,7 @@ fn one_worker(spawn: Value) -> impl Fn(&SeenRequest) -> FakeReply + Send + Sync 
         if request.model != ORCHESTRATOR_MODEL && request.system.contains("You are a worker") {
             return FakeReply::Text(format!("done on {}", request.model));
         }
-        if let Some(awaited) = tool_result(request, "await_workers") {
+        if let Some(awaited) = request.awaited().first() {
             let spawned = tool_result(request, "spawn_worker").unwrap();
             let result = awaited["result"].as_str().or(awaited["error"].as_str());
             return FakeReply::Text(format!("{spawned} => {}", result.unwrap_or("?")));

@@ -937,7 +937,14 @@ fn postgres_and_sqlite_migrations_define_the_same_schema() {
     let tables: Vec<&str> = sqlite.tables.keys().map(String::as_str).collect();
     assert_eq!(
         tables,
-        ["conversations", "events", "messages", "turns", "workers"]
+        [
+            "conversations",
+            "events",
+            "messages",
+            "projects",
+            "turns",
+            "workers"
+        ]
     );
     assert!(sqlite.indexes.contains_key("turns_running"));
 }

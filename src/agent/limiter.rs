@@ -1,5 +1,6 @@
 //! The engine-wide cap on model calls in flight, with orchestrator calls
-//! served before worker calls when every slot is taken.
+//! served before worker calls, and both before project calls, when every
+//! slot is taken.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -13,12 +14,16 @@ pub enum Priority {
     Orchestrator,
     /// A worker's call.
     Worker,
+    /// A background project's call (its boss or its workers): nobody is
+    /// waiting on it in the chat, so chat turns go first.
+    Project,
 }
 
 /// Limits concurrent model calls across all conversations.
 ///
-/// Like a semaphore, but with two queues: when a slot frees up it goes to
-/// the longest-waiting orchestrator call first, then to workers.
+/// Like a semaphore, but with three queues: when a slot frees up it goes to
+/// the longest-waiting orchestrator call first, then to workers, then to
+/// projects.
 #[derive(Debug, Clone)]
 pub struct ModelCallLimiter {
     inner: Arc<Inner>,
@@ -35,6 +40,7 @@ struct State {
     free: usize,
     orchestrators: VecDeque<oneshot::Sender<CallPermit>>,
     workers: VecDeque<oneshot::Sender<CallPermit>>,
+    projects: VecDeque<oneshot::Sender<CallPermit>>,
 }
 
 impl State {
@@ -42,6 +48,7 @@ impl State {
         self.orchestrators
             .pop_front()
             .or_else(|| self.workers.pop_front())
+            .or_else(|| self.projects.pop_front())
     }
 }
 
@@ -90,6 +97,7 @@ impl ModelCallLimiter {
                     free: slots.max(1),
                     orchestrators: VecDeque::new(),
                     workers: VecDeque::new(),
+                    projects: VecDeque::new(),
                 }),
             }),
         }
@@ -109,6 +117,7 @@ impl ModelCallLimiter {
             match priority {
                 Priority::Orchestrator => state.orchestrators.push_back(tx),
                 Priority::Worker => state.workers.push_back(tx),
+                Priority::Project => state.projects.push_back(tx),
             }
             rx
         };
@@ -131,12 +140,13 @@ mod tests {
     use std::time::Duration;
 
     #[tokio::test]
-    async fn orchestrator_calls_go_first_when_saturated() {
+    async fn orchestrator_calls_go_first_and_projects_last_when_saturated() {
         let limiter = ModelCallLimiter::new(1);
         let held = limiter.acquire(Priority::Worker).await;
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for (name, priority) in [
+            ("project", Priority::Project),
             ("worker", Priority::Worker),
             ("orchestrator", Priority::Orchestrator),
         ] {
@@ -152,7 +162,10 @@ mod tests {
         for task in tasks {
             task.await.unwrap();
         }
-        assert_eq!(*order.lock().unwrap(), vec!["orchestrator", "worker"]);
+        assert_eq!(
+            *order.lock().unwrap(),
+            vec!["orchestrator", "worker", "project"]
+        );
         assert_eq!(limiter.available(), 1);
     }
 

@@ -2,11 +2,22 @@
 //!
 //! One round is a model call, then every tool call of that round run
 //! concurrently, then their results appended; rounds repeat until the model
-//! answers with text alone or the round limit is reached. Tool failures of
-//! any kind go back to the model as error results: they never end the loop.
-//! Only provider errors (after the caller's retries) and the round limit do.
+//! answers with text alone. Tool failures of any kind go back to the model
+//! as error results: they never end the loop. Only provider errors (after
+//! the caller's retries) do.
+//!
+//! Two things can hold an answer back or shape it:
+//! - the round limit: after `max_rounds` rounds of tool calls the model gets
+//!   one last call in which it may not call tools (they stay declared, with
+//!   [`ToolChoice::None`]), with [`ROUND_LIMIT_NOTE`]; that answer is the
+//!   output, marked [`AgentOutput::cut_short`];
+//! - the toolbox: before an answer is taken, [`Toolbox::before_answer`] may
+//!   hold it back once with a note (running workers, say), and
+//!   [`Toolbox::after_answer`] settles what is left once it is taken.
 
 mod limiter;
+#[cfg(test)]
+mod tests;
 
 pub use limiter::{CallPermit, ModelCallLimiter, Priority};
 
@@ -16,10 +27,20 @@ use crate::config::ModelRef;
 use crate::llm::models::ModelHandle;
 use crate::llm::retry::{RetryPolicy, with_retry};
 use crate::llm::{
-    AssistantMessage, CompletionRequest, Effort, Message, ProviderError, ToolCall, ToolResult,
-    Usage,
+    AssistantMessage, Completion, CompletionRequest, Effort, Message, ProviderError, ToolCall,
+    ToolChoice, ToolResult, ToolSpec, Usage,
 };
 use crate::tools::{ToolError, Toolbox};
+
+/// The note (a user message) that asks for the answer at the round limit;
+/// `{rounds}` is the limit.
+pub const ROUND_LIMIT_NOTE: &str = "You have reached your limit of {rounds} tool rounds, \
+so you cannot call tools any more. Answer now, from what you have so far. If the work is \
+unfinished, give what you have and say briefly what is missing.";
+
+/// The answer of an agent cut short whose last call returned no text.
+pub const CUT_SHORT_FALLBACK: &str =
+    "(I reached my step limit before I could finish, and have no answer to give yet.)";
 
 /// Why an agent loop ended without an answer.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -28,9 +49,6 @@ pub enum AgentError {
     /// Transient when the provider error is.
     #[error(transparent)]
     Provider(#[from] ProviderError),
-    /// Permanent: the model kept calling tools past the round limit.
-    #[error("the model was still calling tools after {0} rounds; ask again, more narrowly")]
-    RoundLimit(usize),
 }
 
 /// What a finished loop produced.
@@ -40,6 +58,9 @@ pub struct AgentOutput {
     pub text: String,
     /// Tokens used by every round.
     pub usage: Usage,
+    /// Whether the round limit cut the work short: `text` is what the model
+    /// answered, without tools, from what it had by then.
+    pub cut_short: bool,
 }
 
 /// Sees what the agent does as it happens (verbose mode shows it).
@@ -53,6 +74,10 @@ pub trait AgentObserver: Send + Sync {
 
     /// A model call finished and used `usage` tokens on `model`.
     async fn on_usage(&self, _model: &ModelRef, _usage: Usage) {}
+
+    /// A round of tool calls ended; `history` holds it whole (a project's
+    /// boss saves its context here).
+    async fn on_round(&self, _history: &[Message]) {}
 }
 
 /// An observer that ignores everything.
@@ -70,7 +95,7 @@ pub struct Agent<'a> {
     pub toolbox: &'a dyn Toolbox,
     /// Reasoning effort (clamped to the model here).
     pub effort: Effort,
-    /// Rounds before it must answer.
+    /// Rounds of tool calls before it must answer without tools.
     pub max_rounds: usize,
     /// The engine-wide model-call limiter.
     pub limiter: &'a ModelCallLimiter,
@@ -83,7 +108,8 @@ pub struct Agent<'a> {
 }
 
 impl Agent<'_> {
-    /// Runs rounds on `history` until the model answers.
+    /// Runs rounds on `history` until the model answers (see the module
+    /// docs for the round limit and the toolbox's say before an answer).
     ///
     /// Each round's assistant message and all its tool results are appended
     /// together, so a loop dropped mid-round (cancelled) leaves `history`
@@ -91,42 +117,111 @@ impl Agent<'_> {
     pub async fn run(&self, history: &mut Vec<Message>) -> Result<AgentOutput, AgentError> {
         let mut usage = Usage::default();
         let tools = self.toolbox.specs();
-        for _round in 0..self.max_rounds {
-            let request = CompletionRequest {
-                model: self.model.model.model.clone(),
-                system: self.system.to_owned(),
-                messages: history.clone(),
-                tools: tools.clone(),
-                effort: self.model.clamp_effort(self.effort),
-                max_output_tokens: None,
-            };
-            let completion = self.call_model(&request).await?;
-            usage.add(completion.usage);
-            self.observer
-                .on_usage(&self.model.model, completion.usage)
-                .await;
+        let mut tool_rounds = 0;
+        let mut noted = false;
+        while tool_rounds < self.max_rounds {
+            let completion = self
+                .complete(history, &tools, ToolChoice::Auto, &mut usage)
+                .await?;
             let AssistantMessage {
                 text, tool_calls, ..
             } = &completion.message;
             if tool_calls.is_empty() {
                 let text = text.clone().unwrap_or_default();
                 history.push(Message::Assistant(completion.message));
-                return Ok(AgentOutput { text, usage });
+                // The toolbox may hold the answer back once, with a note;
+                // that exchange is not a tool round.
+                if !noted && let Some(note) = self.toolbox.before_answer().await {
+                    noted = true;
+                    history.push(Message::user(note));
+                    continue;
+                }
+                self.toolbox.after_answer().await;
+                return Ok(AgentOutput {
+                    text,
+                    usage,
+                    cut_short: false,
+                });
             }
+            tool_rounds += 1;
             if let Some(text) = text.as_deref().filter(|t| !t.trim().is_empty()) {
                 self.observer.on_text(text).await;
             }
             let results = join_all(tool_calls.iter().map(|call| self.call_tool(call))).await;
             history.push(Message::Assistant(completion.message));
             history.extend(results.into_iter().map(Message::ToolResult));
+            self.observer.on_round(history).await;
         }
-        Err(AgentError::RoundLimit(self.max_rounds))
+        self.answer_at_round_limit(history, &tools, usage).await
     }
 
-    async fn call_model(
+    /// The last call at the round limit: the note, then one call in which
+    /// the model may not call tools. Tool calls it makes anyway are dropped.
+    async fn answer_at_round_limit(
         &self,
-        request: &CompletionRequest,
-    ) -> Result<crate::llm::Completion, ProviderError> {
+        history: &mut Vec<Message>,
+        tools: &[ToolSpec],
+        mut usage: Usage,
+    ) -> Result<AgentOutput, AgentError> {
+        let note = ROUND_LIMIT_NOTE.replace("{rounds}", &self.max_rounds.to_string());
+        history.push(Message::user(note));
+        let completion = self
+            .complete(history, tools, ToolChoice::None, &mut usage)
+            .await?;
+        let AssistantMessage {
+            text,
+            tool_calls,
+            provider_state,
+        } = completion.message;
+        if !tool_calls.is_empty() {
+            tracing::debug!(
+                model = %self.model.model,
+                calls = tool_calls.len(),
+                "the model called tools when it may not; using its text"
+            );
+        }
+        let text = text
+            .filter(|text| !text.trim().is_empty())
+            .unwrap_or_else(|| CUT_SHORT_FALLBACK.to_owned());
+        history.push(Message::Assistant(AssistantMessage {
+            text: Some(text.clone()),
+            tool_calls: Vec::new(),
+            provider_state,
+        }));
+        self.toolbox.after_answer().await;
+        Ok(AgentOutput {
+            text,
+            usage,
+            cut_short: true,
+        })
+    }
+
+    /// One model call on `history`, its usage counted and observed.
+    async fn complete(
+        &self,
+        history: &[Message],
+        tools: &[ToolSpec],
+        tool_choice: ToolChoice,
+        usage: &mut Usage,
+    ) -> Result<Completion, ProviderError> {
+        let request = CompletionRequest {
+            model: self.model.model.model.clone(),
+            system: self.system.to_owned(),
+            messages: history.to_vec(),
+            tools: tools.to_vec(),
+            tool_choice,
+            effort: self.model.clamp_effort(self.effort),
+            max_output_tokens: None,
+        };
+        let completion = self.call_model(&request).await?;
+        usage.add(completion.usage);
+        self.observer
+            .on_usage(&self.model.model, completion.usage)
+            .await;
+        Ok(completion)
+    }
+
+    async fn call_model(&self, request: &CompletionRequest) -> Result<Completion, ProviderError> {
         let attempt = || async {
             let _slot = self.limiter.acquire(self.priority).await;
             self.model.provider.complete(request).await

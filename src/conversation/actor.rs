@@ -17,6 +17,7 @@ use tokio_util::task::AbortOnDropHandle;
 use super::backlog::{Backlog, Overflow};
 use super::commands;
 use super::context::{self, RecentTranscript};
+use super::projects::ActorProjects;
 use super::turn::{TurnOutcome, TurnRequest, run_turn};
 use crate::budget::{self, Allowance, Spend, UsageMeter};
 use crate::llm::models::ModelHandle;
@@ -24,8 +25,8 @@ use crate::llm::routing::{self, AgentRole, RouteRequest};
 use crate::llm::{Message, Usage};
 use crate::services::Services;
 use crate::store::{
-    ConversationSettings, EventKind, MessageId, Mode, Role, StoredMessage, TurnEnd, TurnId,
-    TurnStatus, now_ms,
+    ConversationSettings, EventKind, MessageId, Mode, Role, StoredMessage, StoredProject, TurnEnd,
+    TurnId, TurnStatus, now_ms,
 };
 
 /// How often the typing indicator is refreshed while a turn runs.
@@ -61,6 +62,8 @@ pub(crate) enum Control {
     Command(ControlMessage),
     /// A short notice the engine gives by itself (flood control).
     Notice { origin: Origin, text: String },
+    /// A project a restart left running, or whose outcome was not posted.
+    Project(StoredProject),
 }
 
 /// A user's message, already in the store.
@@ -148,6 +151,8 @@ pub(crate) struct Actor {
     pub overflow: Arc<Overflow>,
     /// Messages read back from the store, before the rest of the queue.
     pub backlog: Backlog,
+    /// The conversation's running projects.
+    pub projects: ActorProjects,
     pub live: Arc<LiveActors>,
     pub shutdown: CancellationToken,
     /// What the last finished turn used (`/status`).
@@ -169,7 +174,13 @@ impl Actor {
         }
         let idle = Duration::from_secs(self.services.config.engine.idle_timeout_secs);
         let remember = self.services.config.engine.queue_capacity.saturating_mul(2);
+        // Once the registry lets go of this actor (`drain`), it finishes
+        // what is queued and waits for its running projects' outcomes.
+        let (mut control_open, mut queue_open) = (true, true);
         loop {
+            if !control_open && !queue_open && !self.projects.any_running() {
+                break;
+            }
             if let Some(queued) = self.pending.take() {
                 self.handle(queued).await;
                 continue;
@@ -185,15 +196,16 @@ impl Actor {
             tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => break,
-                control = self.control.recv() => match control {
+                control = self.control.recv(), if control_open => match control {
                     Some(control) => self.control(*control, None).await,
-                    None => break,
+                    None => control_open = false,
                 },
-                queued = self.queue.recv() => match queued {
+                queued = self.queue.recv(), if queue_open => match queued {
                     Some(queued) => self.handle(queued).await,
-                    None => break,
+                    None => queue_open = false,
                 },
                 () = self.overflow.marked() => {}
+                event = self.projects.next_event() => self.project_event(event).await,
                 () = tokio::time::sleep(idle) => {
                     if self.leave_registry() {
                         break;
@@ -268,7 +280,8 @@ impl Actor {
         let queue_empty = self.queue.is_empty()
             && self.control.is_empty()
             && self.pending.is_none()
-            && self.backlog.is_empty();
+            && self.backlog.is_empty()
+            && !self.projects.any_running();
         queue_empty
             && self
                 .live
@@ -282,6 +295,7 @@ impl Actor {
         match control {
             Control::Command(message) => self.command(message, running).await,
             Control::Notice { origin, text } => self.post(&origin, &text).await,
+            Control::Project(project) => self.take_up_project(project).await,
         }
     }
 
@@ -291,6 +305,9 @@ impl Actor {
             Ok(Command::Stop) => "Nothing is running.".to_owned(),
             Ok(Command::Status) => self.status(running).await,
             Ok(Command::Reset) => return self.reset(&message.origin, None).await,
+            Ok(Command::Project(project)) => {
+                return self.project_command(&message.origin, project).await;
+            }
             Ok(command) => {
                 let (settings, text) =
                     commands::apply(&self.settings, &command, &self.services.models);
@@ -525,6 +542,16 @@ impl Actor {
     ) -> TurnOutcome {
         let cancel = CancellationToken::new();
         let (events_tx, mut events) = mpsc::channel(EVENT_BUFFER);
+        // Projects the orchestrator starts (`start_project`) come back here
+        // to run; single-mode turns cannot start any.
+        let (started_tx, mut started_rx) = match plan.settings.mode {
+            Mode::Orchestrator => {
+                let room = self.services.config.projects.max_running_per_conversation;
+                let (tx, rx) = mpsc::channel(room.max(1));
+                (Some(tx), Some(rx))
+            }
+            Mode::Single => (None, None),
+        };
         let mut running = RunningTurn {
             workers: BTreeMap::new(),
             meter: plan.meter.clone(),
@@ -538,6 +565,8 @@ impl Actor {
             context,
             services: self.services.clone(),
             events: events_tx,
+            started: started_tx,
+            reply_to: origin.message_id.clone(),
             cancel: cancel.clone(),
         };
         let mut task = AbortOnDropHandle::new(tokio::spawn(run_turn(request)));
@@ -572,6 +601,8 @@ impl Actor {
                     queued => self.pending = Some(Box::new(queued)),
                 },
                 Some(event) = events.recv() => self.worker_event(event, origin, &mut running).await,
+                Some(started) = recv_some(&mut started_rx) => self.run_project(started, None),
+                event = self.projects.next_event() => self.project_event(event).await,
                 _ = typing.tick() => {
                     if let Err(e) = self.reply.working(origin).await {
                         tracing::debug!(conversation = %self.key, error = %e, "typing indicator failed");
@@ -582,6 +613,9 @@ impl Actor {
         // Show what the workers said before the reply that sums it up.
         while let Ok(event) = events.try_recv() {
             self.worker_event(event, origin, &mut running).await;
+        }
+        while let Some(started) = started_rx.as_mut().and_then(|rx| rx.try_recv().ok()) {
+            self.run_project(started, None);
         }
         outcome
     }
@@ -713,7 +747,7 @@ impl Actor {
         self.post(origin, &text).await;
     }
 
-    async fn post(&mut self, origin: &Origin, text: &str) {
+    pub(super) async fn post(&mut self, origin: &Origin, text: &str) {
         if let Err(e) = self.reply.post(origin, text).await {
             tracing::warn!(conversation = %self.key, error = %e, "could not deliver a reply");
             let failure = format!("delivery failed: {e}");
@@ -730,5 +764,13 @@ impl Actor {
         {
             tracing::warn!(conversation = %self.key, error = %e, "could not record an event");
         }
+    }
+}
+
+/// The next item of an optional channel (pending when there is none).
+async fn recv_some<T>(receiver: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match receiver {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
     }
 }

@@ -346,6 +346,9 @@ output_price = 8.0
         // A huge name is refused without being echoed in full.
         let huge = "x".repeat(5_000);
         let (_, text) = apply_to(settings(), Command::Model(Some(ModelChoice::Named(huge))));
-        assert!(text.starts_with("Unknown model") && text.len() < 200, "{text}");
+        assert!(
+            text.starts_with("Unknown model") && text.len() < 200,
+            "{text}"
+        );
     }
 }

@@ -16,6 +16,7 @@ mod backlog;
 mod commands;
 mod context;
 mod flood;
+mod projects;
 mod registry;
 mod turn;
 

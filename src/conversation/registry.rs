@@ -178,8 +178,9 @@ impl Registry {
 
     /// Answers what an earlier stop left unanswered: messages of the last
     /// day that were stored but never answered (a turn left running counts
-    /// as unanswered). Then marks such turns as failed. Returns how many
-    /// messages were queued again.
+    /// as unanswered). Then marks such turns as failed, and takes up the
+    /// projects that were running or whose outcome was not posted. Returns
+    /// how many messages were queued again.
     pub async fn resume(&self) -> Result<usize, EngineError> {
         let store = &self.services.store;
         let since = now_ms() - RESUME_WINDOW_MS;
@@ -206,6 +207,15 @@ impl Registry {
                 messages = queued,
                 "answering messages left unanswered by the last stop"
             );
+        }
+        let projects = store.projects_to_resume().await?;
+        for project in projects {
+            if !self.channels.contains_key(&project.key.platform) {
+                continue;
+            }
+            tracing::info!(project = %project.id, status = %project.status, "taking up a project the last stop left");
+            let key = project.key.clone();
+            self.deliver(&key, Delivery::Control(Box::new(Control::Project(project))))?;
         }
         Ok(queued)
     }
@@ -326,6 +336,7 @@ impl Registry {
             pending: None,
             overflow: overflow.clone(),
             backlog: Default::default(),
+            projects: Default::default(),
             live: self.live.clone(),
             shutdown: self.shutdown.child_token(),
             last_turn: None,

@@ -1,6 +1,10 @@
 //! One turn: the orchestrator's agent loop over the conversation's context,
 //! with the delegation tools in orchestrator mode. Runs as its own task;
 //! the actor posts what it returns.
+//!
+//! The loop ends with an answer: at its round limit (raised by `/greedy`)
+//! the orchestrator answers from what it has, and workers still running at
+//! the answer are cancelled by the delegation tools (after one note).
 
 use std::sync::Arc;
 
@@ -12,7 +16,8 @@ use crate::agent::{Agent, AgentError, Priority};
 use crate::budget::UsageMeter;
 use crate::llm::models::ModelHandle;
 use crate::llm::{Message, Usage};
-use crate::orchestrator::{DelegationTools, WorkerPool, prompt};
+use crate::orchestrator::{DelegationTools, Limits, WorkerPool, prompt};
+use crate::project::{StartedProject, Starter, TurnTools};
 use crate::services::Services;
 use crate::store::{ConversationSettings, Mode, TurnId};
 use crate::tools::Toolbox;
@@ -36,6 +41,11 @@ pub struct TurnRequest {
     pub services: Arc<Services>,
     /// Where worker events go (the actor forwards them when verbose is on).
     pub events: mpsc::Sender<WorkerEvent>,
+    /// Where projects the orchestrator starts go (the actor runs them);
+    /// `None` in single mode, which cannot start projects.
+    pub started: Option<mpsc::Sender<StartedProject>>,
+    /// The platform id of the message the turn answers.
+    pub reply_to: Option<String>,
     /// `/stop` cancels this.
     pub cancel: CancellationToken,
 }
@@ -43,8 +53,13 @@ pub struct TurnRequest {
 /// How a turn ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TurnOutcome {
-    /// The orchestrator's one reply.
-    Answered { text: String, usage: Usage },
+    /// The orchestrator's one reply; `cut_short` when its round limit
+    /// made it answer from what it had.
+    Answered {
+        text: String,
+        usage: Usage,
+        cut_short: bool,
+    },
     /// The orchestrator's model failed; the user gets the error's message.
     Failed(AgentError),
     /// `/stop` cancelled it.
@@ -74,21 +89,34 @@ pub async fn run_turn(request: TurnRequest) -> TurnOutcome {
         }
         (Mode::Single, _) => None,
     };
-    let delegation = pool.as_ref().map(|pool| DelegationTools {
-        pool,
-        tools: &services.tools,
-    });
+    let turn_tools = match (&pool, &request.started) {
+        (Some(pool), Some(started)) => Some(TurnTools {
+            delegation: DelegationTools {
+                pool,
+                tools: &services.tools,
+            },
+            starter: Starter {
+                services: &services,
+                key: &request.key,
+                settings: &request.settings,
+            },
+            reply_to: request.reply_to.as_deref(),
+            started,
+        }),
+        _ => None,
+    };
     let system = prompt::orchestrator_system(&request.settings);
-    let toolbox: &dyn Toolbox = match &delegation {
-        Some(delegation) => delegation,
+    let toolbox: &dyn Toolbox = match &turn_tools {
+        Some(tools) => tools,
         None => &services.tools,
     };
+    let limits = Limits::new(&services.config.orchestrator, request.settings.greedy);
     let agent = Agent {
         model: &request.model,
         system: &system,
         toolbox,
         effort: request.settings.effort,
-        max_rounds: services.config.orchestrator.max_tool_rounds,
+        max_rounds: limits.orchestrator_rounds,
         limiter: &services.limiter,
         priority: Priority::Orchestrator,
         retry: Some(&services.retry),
@@ -96,7 +124,12 @@ pub async fn run_turn(request: TurnRequest) -> TurnOutcome {
     };
     let outcome = tokio::select! {
         result = agent.run(&mut context) => match result {
-            Ok(output) => TurnOutcome::Answered { text: output.text, usage: output.usage },
+            Ok(output) => {
+                if output.cut_short {
+                    tracing::info!(conversation = %request.key, rounds = limits.orchestrator_rounds, "the orchestrator answered at its round limit");
+                }
+                TurnOutcome::Answered { text: output.text, usage: output.usage, cut_short: output.cut_short }
+            }
             Err(error) => TurnOutcome::Failed(error),
         },
         () = request.cancel.cancelled() => TurnOutcome::Cancelled,

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::http::Endpoint;
 use super::{
     AssistantMessage, Completion, CompletionRequest, Effort, Message, Provider, ProviderError,
-    StopReason, ToolCall, Usage,
+    StopReason, ToolCall, ToolChoice, Usage,
 };
 
 /// The API version sent in `anthropic-version`.
@@ -79,6 +79,9 @@ impl AnthropicProvider {
                     })
                 })
                 .collect();
+            if request.tool_choice == ToolChoice::None {
+                body["tool_choice"] = json!({"type": "none"});
+            }
         }
         if let Some(budget_tokens) = budget {
             body["thinking"] = json!({"type": "enabled", "budget_tokens": budget_tokens});
@@ -301,6 +304,7 @@ mod tests {
                 tool_result("b", "bad arguments", true),
             ],
             tools: vec![],
+            tool_choice: ToolChoice::Auto,
             effort: Effort::High,
             max_output_tokens: None,
         };
@@ -321,6 +325,32 @@ mod tests {
         assert_eq!(messages[2]["content"][0]["tool_use_id"], "a");
         assert_eq!(messages[2]["content"][1]["is_error"], true);
         assert!(body.get("tools").is_none());
+    }
+
+    #[test]
+    fn tool_choice_none_keeps_the_tools_and_forbids_calling_them() {
+        let mut request = CompletionRequest {
+            model: "claude-test".into(),
+            system: String::new(),
+            messages: vec![Message::user("go")],
+            tools: vec![crate::llm::ToolSpec {
+                name: "t".into(),
+                description: "a tool".into(),
+                parameters: json!({"type": "object"}),
+            }],
+            tool_choice: ToolChoice::Auto,
+            effort: Effort::On,
+            max_output_tokens: None,
+        };
+        assert!(
+            AnthropicProvider::request_body(&request)
+                .get("tool_choice")
+                .is_none()
+        );
+        request.tool_choice = ToolChoice::None;
+        let body = AnthropicProvider::request_body(&request);
+        assert_eq!(body["tool_choice"], json!({"type": "none"}));
+        assert_eq!(body["tools"][0]["name"], "t");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use super::http::Endpoint;
 use super::{
     AssistantMessage, Completion, CompletionRequest, Effort, Message, Provider, ProviderError,
-    StopReason, ToolCall, ToolResult, Usage,
+    StopReason, ToolCall, ToolChoice, ToolResult, Usage,
 };
 
 /// The key under which this provider keeps its state in
@@ -72,6 +72,9 @@ impl GeminiProvider {
                 })
                 .collect();
             body["tools"] = json!([{"functionDeclarations": declarations}]);
+            if request.tool_choice == ToolChoice::None {
+                body["toolConfig"] = json!({"functionCallingConfig": {"mode": "NONE"}});
+            }
         }
         body
     }
@@ -407,6 +410,7 @@ mod tests {
             system: String::new(),
             messages: vec![Message::user("hi")],
             tools: vec![],
+            tool_choice: ToolChoice::Auto,
             effort: Effort::Max,
             max_output_tokens: Some(50),
         };
@@ -418,5 +422,34 @@ mod tests {
         assert_eq!(body["generationConfig"]["maxOutputTokens"], 50);
         assert!(body.get("systemInstruction").is_none());
         assert!(body.get("tools").is_none());
+    }
+
+    #[test]
+    fn tool_choice_none_sets_function_calling_mode_none() {
+        let mut request = CompletionRequest {
+            model: "gemini-test".into(),
+            system: String::new(),
+            messages: vec![Message::user("hi")],
+            tools: vec![crate::llm::ToolSpec {
+                name: "t".into(),
+                description: "a tool".into(),
+                parameters: json!({"type": "object"}),
+            }],
+            tool_choice: ToolChoice::Auto,
+            effort: Effort::Off,
+            max_output_tokens: None,
+        };
+        assert!(
+            GeminiProvider::request_body(&request)
+                .get("toolConfig")
+                .is_none()
+        );
+        request.tool_choice = ToolChoice::None;
+        let body = GeminiProvider::request_body(&request);
+        assert_eq!(
+            body["toolConfig"],
+            json!({"functionCallingConfig": {"mode": "NONE"}})
+        );
+        assert_eq!(body["tools"][0]["functionDeclarations"][0]["name"], "t");
     }
 }

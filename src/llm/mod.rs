@@ -31,12 +31,27 @@ pub struct CompletionRequest {
     pub system: String,
     /// The conversation so far, oldest first.
     pub messages: Vec<Message>,
-    /// Tools the model may call; empty means none are offered.
+    /// Tools offered to the model; empty means none are offered.
     pub tools: Vec<ToolSpec>,
+    /// Whether the model may call the offered tools. [`ToolChoice::None`]
+    /// keeps them declared (a history with tool calls needs that on some
+    /// providers) but forbids calling them.
+    pub tool_choice: ToolChoice,
     /// Reasoning effort, already clamped to what the model supports.
     pub effort: Effort,
     /// An upper bound on output tokens, where the caller wants one.
     pub max_output_tokens: Option<u32>,
+}
+
+/// Whether a model call may call the tools it is offered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ToolChoice {
+    /// The model decides (each wire's default; nothing is sent).
+    #[default]
+    Auto,
+    /// The model must answer with text: OpenAI `"tool_choice": "none"`,
+    /// Anthropic `{"type": "none"}`, Gemini function calling mode `NONE`.
+    None,
 }
 
 /// A tool offered to the model.

@@ -2,7 +2,7 @@
 //! which also serves Ollama, OpenRouter and vLLM: [`OpenAiProvider`].
 //!
 //! Owns the translation of the provider-neutral request to OpenAI messages,
-//! tools and `reasoning_effort`, and of the answer back to a [`Completion`].
+//! tools, `tool_choice` and `reasoning_effort`, and of the answer back to a [`Completion`].
 
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::http::Endpoint;
 use super::{
     AssistantMessage, Completion, CompletionRequest, Effort, Message, Provider, ProviderError,
-    StopReason, ToolCall, Usage,
+    StopReason, ToolCall, ToolChoice, Usage,
 };
 
 /// A provider speaking OpenAI Chat Completions (non-streaming).
@@ -58,6 +58,9 @@ impl OpenAiProvider {
                     })
                 })
                 .collect();
+            if request.tool_choice == ToolChoice::None {
+                body["tool_choice"] = json!("none");
+            }
         }
         if let Some(effort) = reasoning_effort(request.effort) {
             body["reasoning_effort"] = json!(effort);
@@ -255,9 +258,30 @@ mod tests {
                 description: "the weather".into(),
                 parameters: json!({"type": "object"}),
             }],
+            tool_choice: ToolChoice::Auto,
             effort: Effort::Max,
             max_output_tokens: Some(100),
         }
+    }
+
+    #[test]
+    fn tool_choice_none_keeps_the_tools_and_forbids_calling_them() {
+        let mut request = request();
+        assert!(
+            OpenAiProvider::request_body(&request)
+                .get("tool_choice")
+                .is_none()
+        );
+        request.tool_choice = ToolChoice::None;
+        let body = OpenAiProvider::request_body(&request);
+        assert_eq!(body["tool_choice"], "none");
+        assert_eq!(body["tools"][0]["function"]["name"], "weather");
+        request.tools.clear();
+        let body = OpenAiProvider::request_body(&request);
+        assert!(
+            body.get("tool_choice").is_none(),
+            "no tools, no tool_choice"
+        );
     }
 
     #[test]

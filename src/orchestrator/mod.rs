@@ -4,10 +4,12 @@
 //! Two levels only: workers get worker-safe tools, never delegation tools
 //! and never a channel (see [`worker`]).
 
+mod limits;
 mod pool;
 pub mod prompt;
 mod tools;
 mod worker;
 
+pub use limits::Limits;
 pub use pool::{SpawnRequest, WorkerPool};
 pub use tools::{DELEGATION_TOOLS, DelegationTools, delegation_specs};

@@ -1,8 +1,11 @@
 //! The workers of one orchestrator turn: start, re-brief, await, close and
 //! cancel them, and make sure none outlives the turn.
+//!
+//! `await_workers` reports finished runs in the order they finished: each
+//! run takes a pool-wide finish number when it ends ([`RunState::finished`]).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -13,8 +16,10 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
+use super::limits::Limits;
 use super::prompt;
 use super::worker::{Brief, RunState, WorkerTask};
+use crate::agent::Priority;
 use crate::budget::UsageMeter;
 use crate::llm::models::ModelHandle;
 use crate::llm::routing::{self, AgentRole, RouteRequest, Specialty, WorkerProfile};
@@ -42,6 +47,8 @@ pub struct SpawnRequest {
 
 /// One worker's slot in the pool.
 struct Slot {
+    /// Its spawn number (`w3` is 3): the pool lists workers in this order.
+    number: u32,
     label: String,
     /// The model it runs on (effort of follow-ups is clamped to it).
     model: ModelHandle,
@@ -73,6 +80,12 @@ pub struct WorkerPool {
     events: mpsc::Sender<WorkerEvent>,
     /// Counts the turn's tokens.
     meter: Arc<UsageMeter>,
+    /// The workers' round limit and timeout (raised by `/greedy`).
+    limits: Limits,
+    /// Runs finished so far; each finishing run takes the next number.
+    finishes: Arc<AtomicU64>,
+    /// The workers' place in the model-call limiter's queue.
+    priority: Priority,
     /// A std mutex: never held across an `.await`.
     slots: Mutex<BTreeMap<WorkerId, Slot>>,
     /// Slots promised to spawns that are still starting their worker.
@@ -101,6 +114,7 @@ impl WorkerPool {
         meter: Arc<UsageMeter>,
     ) -> Self {
         Self {
+            limits: Limits::new(&services.config.orchestrator, settings.greedy),
             services,
             key,
             turn,
@@ -108,6 +122,8 @@ impl WorkerPool {
             conversation_model: settings.model.clone(),
             events,
             meter,
+            finishes: Arc::new(AtomicU64::new(0)),
+            priority: Priority::Worker,
             slots: Mutex::new(BTreeMap::new()),
             reserved: AtomicUsize::new(0),
             spawned: AtomicU32::new(0),
@@ -176,13 +192,7 @@ impl WorkerPool {
         self.log_delegation(&id, &request.prompt).await;
 
         let (briefs_tx, briefs_rx) = mpsc::channel(1);
-        let state = Arc::new(watch::Sender::new(RunState {
-            run: 1,
-            status: WorkerStatus::Running,
-            result: None,
-            error: None,
-            usage: Default::default(),
-        }));
+        let state = Arc::new(watch::Sender::new(RunState::started(1, Default::default())));
         let task = WorkerTask {
             id: id.clone(),
             label: label.clone(),
@@ -198,6 +208,10 @@ impl WorkerPool {
             events: self.events.clone(),
             state: state.clone(),
             briefs: briefs_rx,
+            max_rounds: self.limits.worker_rounds,
+            timeout: self.limits.worker_timeout,
+            finishes: self.finishes.clone(),
+            priority: self.priority,
         };
         let cancel = CancellationToken::new();
         let brief = Brief {
@@ -211,6 +225,7 @@ impl WorkerPool {
         self.slots().insert(
             id.clone(),
             Slot {
+                number,
                 label: label.clone(),
                 model: model.clone(),
                 briefs: briefs_tx,
@@ -270,10 +285,7 @@ impl WorkerPool {
             slot.cancel = cancel;
             // Publish the new run at once, so awaiting it waits for its end.
             slot.state.send_modify(|state| {
-                state.run += 1;
-                state.status = WorkerStatus::Running;
-                state.result = None;
-                state.error = None;
+                *state = RunState::started(state.run + 1, state.usage);
             });
             effort
         };
@@ -301,9 +313,20 @@ impl WorkerPool {
         Ok(result)
     }
 
-    /// Waits for the next worker (of `ids`, or of all) to finish a run that
-    /// has not been reported yet, and reports it.
-    pub async fn await_next(&self, ids: Option<Vec<WorkerId>>) -> Result<Value, ToolError> {
+    /// Waits until a worker (of `ids`, or of all) has a finished run that
+    /// was not reported yet, then reports every such run, in the order they
+    /// finished (at most `max_results` of them; the rest stay for the next
+    /// call): `{"finished": [...], "still_running": [...]}`.
+    pub async fn await_next(
+        &self,
+        ids: Option<Vec<WorkerId>>,
+        max_results: Option<usize>,
+    ) -> Result<Value, ToolError> {
+        if max_results == Some(0) {
+            return Err(ToolError::BadArguments(
+                "max_results must be at least 1".into(),
+            ));
+        }
         loop {
             let mut waiting = Vec::new();
             {
@@ -314,21 +337,34 @@ impl WorkerPool {
                     return Err(unknown_worker(unknown));
                 }
                 let wanted = |id: &WorkerId| ids.as_ref().is_none_or(|ids| ids.contains(id));
-                let finished = slots.iter_mut().find(|(id, slot)| {
-                    let state = slot.state.borrow();
-                    wanted(id) && state.status.is_finished() && state.run > slot.reported_run
-                });
-                if let Some((id, slot)) = finished {
-                    let state = slot.state.borrow().clone();
-                    slot.reported_run = state.run;
-                    let label = slot.label.clone();
-                    let id = id.clone();
-                    let still_running: Vec<String> = slots
+                let mut finished: Vec<(u64, WorkerId)> = slots
+                    .iter()
+                    .filter(|(id, _)| wanted(id))
+                    .filter_map(|(id, slot)| {
+                        let state = slot.state.borrow();
+                        let unreported =
+                            state.status.is_finished() && state.run > slot.reported_run;
+                        unreported.then(|| (state.finished, id.clone()))
+                    })
+                    .collect();
+                if !finished.is_empty() {
+                    finished.sort();
+                    finished.truncate(max_results.unwrap_or(usize::MAX));
+                    let reports: Vec<Value> = finished
                         .iter()
-                        .filter(|(_, s)| s.status() == WorkerStatus::Running)
+                        .filter_map(|(_, id)| {
+                            let slot = slots.get_mut(id)?;
+                            let state = slot.state.borrow().clone();
+                            slot.reported_run = state.run;
+                            Some(report(id, &slot.label, &state))
+                        })
+                        .collect();
+                    let still_running: Vec<String> = in_spawn_order(&slots)
+                        .into_iter()
+                        .filter(|(_, slot)| slot.status() == WorkerStatus::Running)
                         .map(|(id, _)| id.0.clone())
                         .collect();
-                    return Ok(report(&id, &label, &state, still_running));
+                    return Ok(json!({ "finished": reports, "still_running": still_running }));
                 }
                 for (id, slot) in slots.iter() {
                     if wanted(id) && slot.status() == WorkerStatus::Running {
@@ -409,18 +445,167 @@ impl WorkerPool {
         }
     }
 
+    /// Runs the workers under `limits` instead of the turn's (a project's).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Queues the workers' model calls at `priority` (a project's go last).
+    pub fn with_priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Numbers new workers after `earlier` ones (a resumed project's pool
+    /// goes on from its earlier runs' `wN`).
+    pub fn numbered_after(self, earlier: u32) -> Self {
+        self.spawned.store(earlier, Ordering::Relaxed);
+        self
+    }
+
+    /// Every worker's state without waiting (`check_workers`): id, label,
+    /// status, model, tokens, seconds into its current run, latest step.
+    pub fn check_workers(&self) -> Value {
+        let slots = self.slots();
+        let workers: Vec<Value> = in_spawn_order(&slots)
+            .into_iter()
+            .map(|(id, slot)| {
+                let state = slot.state.borrow();
+                json!({
+                    "worker_id": id.0,
+                    "label": slot.label,
+                    "status": state.status.as_str(),
+                    "model": slot.model.model.to_string(),
+                    "usage": {
+                        "input_tokens": state.usage.input_tokens,
+                        "output_tokens": state.usage.output_tokens,
+                    },
+                    "elapsed_secs": state.started_at.elapsed().as_secs(),
+                    "latest": state.progress,
+                })
+            })
+            .collect();
+        json!({ "workers": workers })
+    }
+
+    /// Waits until no worker is running (each finishes its current run,
+    /// within its timeout).
+    pub async fn wait_running(&self) {
+        let running: Vec<_> = self
+            .slots()
+            .values()
+            .filter(|slot| slot.status() == WorkerStatus::Running)
+            .map(|slot| slot.state.subscribe())
+            .collect();
+        let ends = running.into_iter().map(|mut state| async move {
+            let _ = state.wait_for(|s| s.status.is_finished()).await;
+        });
+        futures::future::join_all(ends).await;
+    }
+
     /// The configured worker profiles.
     pub fn profiles(&self) -> &BTreeMap<String, WorkerProfile> {
         &self.services.models.config().profiles
     }
 
-    /// Ids of the workers running now.
-    pub fn running(&self) -> Vec<WorkerId> {
-        self.slots()
-            .iter()
+    /// The workers running now (id and label), in spawn order.
+    pub fn running(&self) -> Vec<(WorkerId, String)> {
+        in_spawn_order(&self.slots())
+            .into_iter()
             .filter(|(_, slot)| slot.status() == WorkerStatus::Running)
-            .map(|(id, _)| id.clone())
+            .map(|(id, slot)| (id.clone(), slot.label.clone()))
             .collect()
+    }
+
+    /// The effort levels the models routing may pick for this
+    /// conversation's workers support (the default worker model's, each
+    /// specialty's and each profile's), lowest first; `off` when none.
+    pub fn worker_efforts(&self) -> Vec<Effort> {
+        let models = &self.services.models;
+        let conversation = self.conversation_model.as_deref();
+        let plain = RouteRequest {
+            conversation,
+            ..RouteRequest::default()
+        };
+        let specialties = Specialty::ALL.map(|specialty| RouteRequest {
+            specialty: Some(specialty),
+            ..plain
+        });
+        let profiles = self.profiles().values().map(|profile| RouteRequest {
+            profile: Some(profile),
+            ..plain
+        });
+        let mut efforts: Vec<Effort> = std::iter::once(plain)
+            .chain(specialties)
+            .chain(profiles)
+            .flat_map(|request| match models.route(AgentRole::Worker, request) {
+                Ok((model, _)) => model.spec.efforts,
+                // `spawn_worker` falls back to the default worker model.
+                Err(_) => models.worker.spec.efforts.clone(),
+            })
+            .collect();
+        efforts.sort();
+        efforts.dedup();
+        if efforts.is_empty() {
+            efforts.push(Effort::Off);
+        }
+        efforts
+    }
+
+    /// Cancels every running worker because the orchestrator answered
+    /// while they ran: gives each a moment to record its end, and records
+    /// in the event log which were cancelled. Returns them (id, label).
+    pub async fn cancel_running(&self) -> Vec<(WorkerId, String)> {
+        let mut ends = Vec::new();
+        let mut cancelled = Vec::new();
+        for (id, slot) in in_spawn_order(&self.slots()) {
+            if slot.status() == WorkerStatus::Running {
+                slot.cancel.cancel();
+                cancelled.push((id.clone(), slot.label.clone()));
+                let mut state = slot.state.subscribe();
+                ends.push(async move {
+                    let _ = state.wait_for(|s| s.status.is_finished()).await;
+                });
+            }
+        }
+        if cancelled.is_empty() {
+            return cancelled;
+        }
+        let _ = tokio::time::timeout(CANCEL_GRACE, futures::future::join_all(ends)).await;
+        {
+            // The orchestrator has answered: these ends are not reported.
+            let mut slots = self.slots();
+            for (id, _) in &cancelled {
+                if let Some(slot) = slots.get_mut(id) {
+                    slot.reported_run = slot.state.borrow().run;
+                }
+            }
+        }
+        let names: Vec<String> = cancelled
+            .iter()
+            .map(|(id, label)| format!("{id} ({label})"))
+            .collect();
+        let body = format!(
+            "cancelled {}: the orchestrator answered while they were still running",
+            names.join(", ")
+        );
+        tracing::info!(conversation = %self.key, workers = %names.join(", "), "cancelled workers still running at the answer");
+        if let Err(e) = self
+            .services
+            .store
+            .record_event(
+                &self.key,
+                Some(self.turn),
+                EventKind::Error,
+                "orchestrator",
+                &body,
+            )
+            .await
+        {
+            tracing::warn!(conversation = %self.key, error = %e, "could not record cancelled workers");
+        }
+        cancelled
     }
 
     /// Ends the turn's workers: cancels every running one, gives each a
@@ -463,18 +648,29 @@ fn unknown_worker(id: &WorkerId) -> ToolError {
     ToolError::BadArguments(format!("unknown worker_id {:?}", id.0))
 }
 
-fn report(id: &WorkerId, label: &str, state: &RunState, still_running: Vec<String>) -> Value {
+/// The slots in spawn order (`w2` before `w10`).
+fn in_spawn_order(slots: &BTreeMap<WorkerId, Slot>) -> Vec<(&WorkerId, &Slot)> {
+    let mut ordered: Vec<(&WorkerId, &Slot)> = slots.iter().collect();
+    ordered.sort_by_key(|(_, slot)| slot.number);
+    ordered
+}
+
+/// One finished run as `await_workers` reports it; `cut_short` only when
+/// the round limit cut it short.
+fn report(id: &WorkerId, label: &str, state: &RunState) -> Value {
     let mut result = json!({
         "worker_id": id.0,
         "label": label,
         "status": state.status.as_str(),
         "usage": { "input_tokens": state.usage.input_tokens, "output_tokens": state.usage.output_tokens },
-        "still_running": still_running,
     });
     match (&state.result, &state.error) {
         (Some(text), _) => result["result"] = json!(text),
         (None, Some(error)) => result["error"] = json!(error),
         (None, None) => {}
+    }
+    if state.cut_short {
+        result["cut_short"] = json!(true);
     }
     result
 }

@@ -1,5 +1,8 @@
 //! The system prompts of the orchestrator (both modes, with `/greedy` and
-//! `/autonomy`) and of workers (with their specialty and profile).
+//! `/autonomy`) and of workers (with their specialty and profile), and the
+//! note that holds back an answer written while workers still run.
+
+use baton_channel::WorkerId;
 
 use crate::llm::routing::Specialty;
 use crate::store::{ConversationSettings, Mode};
@@ -27,11 +30,15 @@ and the form of the result you want back.
 - Give each worker a short label that says what it does.
 
 Reviewing:
-- Call await_workers to get the next worker to finish; repeat until none are still running.
+- Call await_workers: it waits for the next worker to finish, then returns every finished result \
+not yet reported, in the order they finished (several at once is normal). Review each of them, \
+and call it again until none are still running. A result marked cut_short is what that worker \
+had when it hit its step limit.
 - Check each result against the goal. If it is weak, wrong or incomplete, send it back with \
 send_to_worker saying exactly what to fix; the worker keeps its earlier context. If a worker failed, \
 decide whether to re-run it, re-scope the work, or do it yourself.
 - close_worker a worker you are finished with; cancel_worker one whose work is no longer needed.
+- Do not answer while workers are still running: await, close or cancel them first.
 
 Answering:
 - Write one reply in your own voice that answers the user's request. Combine and edit the workers' \
@@ -53,6 +60,22 @@ approaches and keep the best before settling.";
 const AUTONOMY: &str = "Act autonomously: do not ask the user questions or for confirmation. \
 Where something is unclear, make the most reasonable decision yourself, go ahead, and say \
 briefly what you assumed.";
+
+/// The note that holds back an answer written while `running` workers (id,
+/// label) still run; the orchestrator gets it once.
+pub fn workers_still_running(running: &[(WorkerId, String)]) -> String {
+    let names: Vec<String> = running
+        .iter()
+        .map(|(id, label)| format!("{id} ({label})"))
+        .collect();
+    format!(
+        "Your answer was not sent: these workers are still running: {}. \
+Before you answer, call await_workers to collect their results, or close_worker / cancel_worker \
+the ones you no longer need. If you answer again while any of them still runs, it is cancelled \
+and its work is lost.",
+        names.join(", ")
+    )
+}
 
 /// The orchestrator's instructions for a conversation's settings: the
 /// mode's prompt, plus the `/greedy` and `/autonomy` paragraphs when on.
@@ -112,6 +135,16 @@ mod tests {
         assert!(
             single.starts_with(SINGLE) && single.contains(AUTONOMY) && !single.contains(GREEDY)
         );
+    }
+
+    #[test]
+    fn the_running_workers_note_names_each_worker() {
+        let note = workers_still_running(&[
+            (WorkerId("w1".into()), "alpha".into()),
+            (WorkerId("w2".into()), "beta".into()),
+        ]);
+        assert!(note.contains("w1 (alpha), w2 (beta)"), "{note}");
+        assert!(note.contains("await_workers"), "{note}");
     }
 
     #[test]

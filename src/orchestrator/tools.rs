@@ -2,6 +2,10 @@
 //! orchestrator mode: `spawn_worker`, `send_to_worker`, `await_workers`,
 //! `close_worker`, `cancel_worker` (names, arguments and results as in
 //! DESIGN.md). Worker-safe tools are offered alongside them.
+//!
+//! The toolbox also keeps the orchestrator from answering over running
+//! workers: it holds the first such answer back with a note listing them,
+//! and cancels (and records) those still running at the final answer.
 
 use baton_channel::{Effort, WorkerId};
 use serde::Deserialize;
@@ -9,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::pool::{SpawnRequest, WorkerPool};
+use super::prompt;
 use crate::llm::ToolSpec;
 use crate::llm::routing::Specialty;
 use crate::tools::{ToolError, ToolRegistry, Toolbox};
@@ -53,6 +58,7 @@ struct SendArgs {
 #[serde(deny_unknown_fields)]
 struct AwaitArgs {
     worker_ids: Option<Vec<String>>,
+    max_results: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -77,7 +83,7 @@ fn parse_effort(word: Option<String>) -> Result<Option<Effort>, ToolError> {
 impl Toolbox for DelegationTools<'_> {
     fn specs(&self) -> Vec<ToolSpec> {
         let profiles: Vec<&str> = self.pool.profiles().keys().map(String::as_str).collect();
-        let mut specs = delegation_specs(&profiles);
+        let mut specs = delegation_specs(&profiles, &self.pool.worker_efforts());
         specs.extend(self.tools.specs());
         specs
     }
@@ -112,7 +118,7 @@ impl Toolbox for DelegationTools<'_> {
                     .worker_ids
                     .filter(|ids| !ids.is_empty())
                     .map(|ids| ids.into_iter().map(WorkerId).collect());
-                self.pool.await_next(ids).await?
+                self.pool.await_next(ids, args.max_results).await?
             }
             "close_worker" => {
                 let args: WorkerArg = parse(arguments)?;
@@ -126,16 +132,26 @@ impl Toolbox for DelegationTools<'_> {
         };
         Ok(result.to_string())
     }
+
+    async fn before_answer(&self) -> Option<String> {
+        let running = self.pool.running();
+        (!running.is_empty()).then(|| prompt::workers_still_running(&running))
+    }
+
+    async fn after_answer(&self) {
+        self.pool.cancel_running().await;
+    }
 }
 
 /// The delegation tools' specs, exactly as DESIGN.md names them.
 /// `profiles` are the configured worker profiles (`spawn_worker` offers a
-/// `profile` argument only when there are some).
-pub fn delegation_specs(profiles: &[&str]) -> Vec<ToolSpec> {
+/// `profile` argument only when there are some); `efforts` the levels the
+/// worker models support, offered as `effort`.
+pub fn delegation_specs(profiles: &[&str], efforts: &[Effort]) -> Vec<ToolSpec> {
     let effort = json!({
         "type": "string",
-        "enum": ["off", "on", "high", "max"],
-        "description": "How hard the worker's model thinks; clamped to what it supports. Defaults to the conversation's effort."
+        "enum": efforts.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+        "description": "How hard the worker's model thinks: one of the levels the worker models support (a model that lacks it gets the nearest level it has). Defaults to the conversation's effort."
     });
     let worker_id =
         json!({"type": "string", "description": "The id spawn_worker returned (w1, w2, ...)."});
@@ -173,11 +189,12 @@ pub fn delegation_specs(profiles: &[&str]) -> Vec<ToolSpec> {
         },
         ToolSpec {
             name: "await_workers".into(),
-            description: "Wait for the NEXT worker to finish (not all of them) and return its result, with the ids of those still running. Call it again for the others.".into(),
+            description: "Wait for the NEXT worker to finish (not all of them), then return EVERY finished worker not reported yet, in the order they finished: {\"finished\": [{worker_id, label, status, result or error, usage}, ...], \"still_running\": [ids]}. Several results may come back at once: review each of them. A result with \"cut_short\": true is what the worker had when it hit its step limit. Call it again while workers are still running.".into(),
             parameters: json!({
                 "type": "object",
                 "properties": {
-                    "worker_ids": {"type": "array", "items": {"type": "string"}, "description": "Only wait for these workers (default: any)."}
+                    "worker_ids": {"type": "array", "items": {"type": "string"}, "description": "Only wait for these workers (default: any)."},
+                    "max_results": {"type": "integer", "minimum": 1, "description": "Return at most this many results; the rest wait for the next call (default: all)."}
                 }
             }),
         },

@@ -14,6 +14,7 @@
 //! ```
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use baton_channel::{
@@ -52,8 +53,54 @@ pub(crate) struct RunState {
     pub result: Option<String>,
     /// What went wrong, when it failed.
     pub error: Option<String>,
+    /// Whether the round limit cut the run short (`result` is then what
+    /// the worker answered from what it had).
+    pub cut_short: bool,
+    /// When the run finished, in the pool's order of finishes (1 for the
+    /// first run of the turn to finish); 0 while it runs.
+    pub finished: u64,
     /// Tokens used by all its runs so far.
     pub usage: Usage,
+    /// When this run started.
+    pub started_at: std::time::Instant,
+    /// Its latest intermediate step (text or tool call), for `check_workers`.
+    pub progress: Option<String>,
+}
+
+impl RunState {
+    /// The state of a run that just started.
+    pub fn started(run: u32, usage: Usage) -> Self {
+        RunState {
+            run,
+            status: WorkerStatus::Running,
+            result: None,
+            error: None,
+            cut_short: false,
+            finished: 0,
+            usage,
+            started_at: std::time::Instant::now(),
+            progress: None,
+        }
+    }
+}
+
+/// How one run ended.
+struct RunEnd {
+    status: WorkerStatus,
+    result: Option<String>,
+    error: Option<String>,
+    cut_short: bool,
+}
+
+impl RunEnd {
+    fn failed(status: WorkerStatus, error: String) -> Self {
+        RunEnd {
+            status,
+            result: None,
+            error: Some(error),
+            cut_short: false,
+        }
+    }
 }
 
 /// Everything a worker task owns. See the module docs: nothing here posts.
@@ -71,6 +118,17 @@ pub(crate) struct WorkerTask {
     pub events: mpsc::Sender<WorkerEvent>,
     pub state: Arc<watch::Sender<RunState>>,
     pub briefs: mpsc::Receiver<Brief>,
+    /// Rounds of tool calls per run before it must answer (`/greedy`
+    /// raises it).
+    pub max_rounds: usize,
+    /// How long one run may take (`/greedy` raises it).
+    pub timeout: Duration,
+    /// The pool's count of finished runs; a run that ends takes the next
+    /// number (see [`RunState::finished`]).
+    pub finishes: Arc<AtomicU64>,
+    /// Its place in the model-call limiter's queue (projects' workers go
+    /// after chat turns').
+    pub priority: Priority,
 }
 
 impl WorkerTask {
@@ -84,22 +142,25 @@ impl WorkerTask {
             })
             .await;
             history.push(Message::user(brief.prompt));
-            let (status, result, error) = self
+            let end = self
                 .run_brief(&mut history, &mut usage, brief.effort, &brief.cancel)
                 .await;
+            let status = end.status;
             if status != WorkerStatus::Done {
                 // Keep the context valid for a follow-up brief.
                 history.push(Message::assistant(format!("(stopped: {status})")));
             }
-            self.record(status, result.as_deref(), error.as_deref(), usage)
+            self.record(status, end.result.as_deref(), end.error.as_deref(), usage)
                 .await;
-            if let Some(text) = &result {
+            if let Some(text) = &end.result {
                 self.emit(WorkerEventKind::Text(text.clone())).await;
             }
             self.state.send_modify(|state| {
                 state.status = status;
-                state.result = result;
-                state.error = error;
+                state.result = end.result;
+                state.error = end.error;
+                state.cut_short = end.cut_short;
+                state.finished = self.finishes.fetch_add(1, Ordering::SeqCst) + 1;
                 state.usage = usage;
             });
             self.emit(WorkerEventKind::Finished { status }).await;
@@ -112,7 +173,7 @@ impl WorkerTask {
         usage: &mut Usage,
         effort: Effort,
         cancel: &CancellationToken,
-    ) -> (WorkerStatus, Option<String>, Option<String>) {
+    ) -> RunEnd {
         let services = &self.services;
         let observer = WorkerObserver { task: self };
         let agent = Agent {
@@ -120,28 +181,32 @@ impl WorkerTask {
             system: &self.system,
             toolbox: &services.tools,
             effort,
-            max_rounds: services.config.orchestrator.max_tool_rounds,
+            max_rounds: self.max_rounds,
             limiter: &services.limiter,
-            priority: Priority::Worker,
+            priority: self.priority,
             // Workers are single-shot: a failure goes straight back to the
             // orchestrator, which decides what to do.
             retry: None,
             observer: &observer,
         };
-        let timeout = services.config.orchestrator.worker_timeout();
+        let timeout = self.timeout;
         tokio::select! {
             outcome = agent.run(history) => match outcome {
                 Ok(output) => {
                     usage.add(output.usage);
-                    (WorkerStatus::Done, Some(output.text), None)
+                    RunEnd {
+                        status: WorkerStatus::Done,
+                        result: Some(output.text),
+                        error: None,
+                        cut_short: output.cut_short,
+                    }
                 }
-                Err(error) => (WorkerStatus::Error, None, Some(error.to_string())),
+                Err(error) => RunEnd::failed(WorkerStatus::Error, error.to_string()),
             },
-            () = cancel.cancelled() => (WorkerStatus::Cancelled, None, Some("cancelled".into())),
-            () = tokio::time::sleep(timeout) => (
+            () = cancel.cancelled() => RunEnd::failed(WorkerStatus::Cancelled, "cancelled".into()),
+            () = tokio::time::sleep(timeout) => RunEnd::failed(
                 WorkerStatus::TimedOut,
-                None,
-                Some(format!("no result within {}", humanize(timeout))),
+                format!("no result within {}", humanize(timeout)),
             ),
         }
     }
@@ -164,6 +229,8 @@ impl WorkerTask {
             WorkerEventKind::Started { brief } => brief.clone(),
             WorkerEventKind::Finished { status } => status.to_string(),
         };
+        self.state
+            .send_modify(|state| state.progress = Some(body.clone()));
         let store = &self.services.store;
         if let Err(e) = store
             .record_event(

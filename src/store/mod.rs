@@ -18,7 +18,9 @@
 //! - `conversations.rs`: settings and the context start (`/reset`);
 //! - `transcript.rs`: users' messages (deduplicated) and replies;
 //! - `turns.rs`: turns, their workers, usage, crash recovery;
-//! - `recovery.rs`: messages a stop left unanswered;
+//! - `recovery.rs`: messages a stop left unanswered, and a busy
+//!   conversation's messages waiting in the store;
+//! - `projects.rs`: long-running projects (each with its boss's turn);
 //! - `usage.rs`: token totals per model (costs, budgets, `/status`);
 //! - `upkeep.rs`: the cache of known conversations, WAL checkpoints;
 //! - `events.rs` and `event_writer.rs`: the event log, written in batches;
@@ -36,6 +38,7 @@ mod error;
 mod event_writer;
 mod events;
 mod model;
+mod projects;
 mod recovery;
 mod transcript;
 mod turns;
@@ -55,9 +58,10 @@ use db::Db;
 
 pub use error::StoreError;
 pub use model::{
-    ConversationSettings, EventKind, MessageId, Mode, NewWorker, Role, StoredEvent, StoredMessage,
-    StoredTurn, StoredWorker, TurnId, TurnStatus,
+    ConversationSettings, EventKind, MessageId, Mode, NewWorker, ProjectId, ProjectStatus, Role,
+    StoredEvent, StoredMessage, StoredProject, StoredTurn, StoredWorker, TurnId, TurnStatus,
 };
+pub use projects::NewProject;
 pub use recovery::UnansweredMessage;
 pub use turns::TurnEnd;
 pub use usage::ModelUsage;

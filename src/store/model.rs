@@ -253,3 +253,106 @@ pub struct StoredEvent {
     /// When it was recorded (unix milliseconds).
     pub created_at: i64,
 }
+
+/// A project's row id, which users name it by (`/project pause 3`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProjectId(pub i64);
+
+impl std::fmt::Display for ProjectId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Where a project is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProjectStatus {
+    /// Created, its boss not started yet.
+    Planning,
+    /// Its boss is working (or will again after a restart).
+    Running,
+    /// Stopped by `/project pause` or waiting for an answer.
+    Paused,
+    /// Its boss called `project_complete`.
+    Completed,
+    /// It could not go on (a budget cap, a model failure).
+    Failed,
+    /// `/project cancel` stopped it.
+    Cancelled,
+}
+
+impl ProjectStatus {
+    /// The stored word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectStatus::Planning => "planning",
+            ProjectStatus::Running => "running",
+            ProjectStatus::Paused => "paused",
+            ProjectStatus::Completed => "completed",
+            ProjectStatus::Failed => "failed",
+            ProjectStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses the stored word; unknown words are `None`.
+    pub fn parse(word: &str) -> Option<ProjectStatus> {
+        match word {
+            "planning" => Some(ProjectStatus::Planning),
+            "running" => Some(ProjectStatus::Running),
+            "paused" => Some(ProjectStatus::Paused),
+            "completed" => Some(ProjectStatus::Completed),
+            "failed" => Some(ProjectStatus::Failed),
+            "cancelled" => Some(ProjectStatus::Cancelled),
+            _ => None,
+        }
+    }
+
+    /// Whether the project has ended for good.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            ProjectStatus::Completed | ProjectStatus::Failed | ProjectStatus::Cancelled
+        )
+    }
+}
+
+impl std::fmt::Display for ProjectStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A project as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredProject {
+    /// Its id.
+    pub id: ProjectId,
+    /// The conversation it belongs to (and posts in).
+    pub key: baton_channel::ConversationKey,
+    /// The boss's turn: its tokens, and the row its workers point at.
+    pub turn: TurnId,
+    /// What it is for.
+    pub goal: String,
+    /// The plan it was started with, if any.
+    pub plan: Option<String>,
+    /// Where it is. An unknown stored word reads as `Failed`.
+    pub status: ProjectStatus,
+    /// Why it paused, failed or was cancelled.
+    pub reason: Option<String>,
+    /// The boss's summary, once completed.
+    pub result: Option<String>,
+    /// A question waiting for the user's answer.
+    pub question: Option<String>,
+    /// The boss's context as JSON.
+    pub transcript: String,
+    /// Boss rounds so far.
+    pub rounds: u64,
+    /// The platform message id its posts reply to.
+    pub reply_to: Option<String>,
+    /// When its outcome was posted, if it was.
+    pub posted_at: Option<i64>,
+    /// When it was created (unix milliseconds).
+    pub created_at: i64,
+    /// When it ended, if it did.
+    pub finished_at: Option<i64>,
+}

@@ -218,7 +218,9 @@ impl Store {
     }
 
     /// Marks every turn still `running` as `failed` (and its running workers
-    /// as `cancelled`), with an error saying the service stopped. Called on
+    /// as `cancelled`), with an error saying the service stopped. A
+    /// project's turn stays `running` (the project resumes), but its
+    /// running workers are cancelled the same way. Called on
     /// start, when no turn can be running yet; returns how many turns.
     ///
     /// With several instances on one Postgres database this would also fail
@@ -244,9 +246,11 @@ impl Store {
                     .bind(WorkerStatus::Running.as_str())
                     .execute(&mut *tx)
                     .await?;
+                    // A project's turn stays running: the project resumes.
                     let turns = sqlx::query(
                         "UPDATE turns SET status = $1, error = COALESCE(error, $2), \
-                         finished_at = $3 WHERE status = 'running'",
+                         finished_at = $3 WHERE status = 'running' \
+                         AND id NOT IN (SELECT turn_id FROM projects)",
                     )
                     .bind(TurnStatus::Failed.as_str())
                     .bind(ABANDONED)

@@ -53,6 +53,18 @@ pub trait Toolbox: Send + Sync {
     /// Calls tool `name` with parsed `arguments`; the `Ok` text goes to the
     /// model as the result.
     async fn call(&self, name: &str, arguments: serde_json::Value) -> Result<String, ToolError>;
+
+    /// Asked before the agent loop takes an answer (text without tool
+    /// calls) as final. `Some(note)` says what is still unfinished (running
+    /// workers, say): the loop holds that answer back once and gives the
+    /// model the note. The default has nothing to say.
+    async fn before_answer(&self) -> Option<String> {
+        None
+    }
+
+    /// The loop has its final answer (also one forced by the round limit):
+    /// end and record whatever is still going. The default does nothing.
+    async fn after_answer(&self) {}
 }
 
 /// One worker-safe tool.

@@ -52,6 +52,40 @@ pub enum FakeReply {
     },
     /// The inner reply after sleeping (tokio time) this long.
     Delayed(Duration, Box<FakeReply>),
+    /// The inner reply once the gate is open (at once if it already is).
+    After(Gate, Box<FakeReply>),
+}
+
+/// A gate replies can wait on ([`FakeReply::After`]); the test (or its
+/// script, on seeing some request) opens it. Clones share the gate.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    open: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate {
+            open: Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
+}
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Opens the gate: every reply waiting on it goes ahead.
+    pub fn open(&self) {
+        self.open.send_replace(true);
+    }
+
+    async fn wait(&self) {
+        let mut open = self.open.subscribe();
+        let _ = open.wait_for(|open| *open).await;
+    }
 }
 
 /// One message of a request, provider-neutral.
@@ -110,6 +144,60 @@ impl SeenRequest {
     /// Whether a tool of this name was offered.
     pub fn has_tool(&self, name: &str) -> bool {
         self.tool_names.iter().any(|tool| tool == name)
+    }
+
+    /// Every worker result the `await_workers` calls in this request
+    /// returned (`{"finished": [..], "still_running": [..]}` each), in
+    /// order, each with its call's `still_running` copied in.
+    pub fn awaited(&self) -> Vec<Value> {
+        self.tool_results()
+            .into_iter()
+            .filter(|m| m.tool_name.as_deref() == Some("await_workers"))
+            .filter_map(|m| serde_json::from_str::<Value>(&m.text).ok())
+            .flat_map(|call| {
+                let still = call["still_running"].clone();
+                let finished = call["finished"].as_array().cloned().unwrap_or_default();
+                finished.into_iter().map(move |mut worker| {
+                    worker["still_running"] = still.clone();
+                    worker
+                })
+            })
+            .collect()
+    }
+
+    /// Whether the request forbids calling the tools it offers, in its
+    /// wire's words: OpenAI `"tool_choice": "none"`, Anthropic
+    /// `{"type": "none"}`, Gemini function calling mode `NONE`.
+    pub fn tools_forbidden(&self) -> bool {
+        self.raw.get("tool_choice") == Some(&json!("none"))
+            || self.raw.pointer("/tool_choice/type") == Some(&json!("none"))
+            || self.raw.pointer("/toolConfig/functionCallingConfig/mode") == Some(&json!("NONE"))
+    }
+
+    /// The `enum` of an offered tool's argument, by tool and argument name.
+    pub fn argument_enum(&self, tool: &str, argument: &str) -> Option<Vec<String>> {
+        let tools = self.raw.get("tools")?.as_array()?;
+        // OpenAI: {"function": {..}}; Anthropic: the tool itself; Gemini:
+        // {"functionDeclarations": [..]}.
+        let schemas = tools.iter().flat_map(|tool| {
+            tool.get("functionDeclarations")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_else(|| vec![tool.get("function").unwrap_or(tool).clone()])
+        });
+        let schema = schemas.into_iter().find(|schema| schema["name"] == tool)?;
+        let parameters = ["parameters", "input_schema", "parametersJsonSchema"]
+            .iter()
+            .find_map(|key| schema.get(*key))?;
+        let values = parameters
+            .pointer(&format!("/properties/{argument}/enum"))?
+            .as_array()?;
+        Some(
+            values
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+        )
     }
 }
 
@@ -245,11 +333,19 @@ async fn answer(
         requests.len()
     };
     let mut reply = (shared.script)(&seen);
-    while let FakeReply::Delayed(delay, inner) = reply {
-        tokio::time::sleep(delay).await;
-        reply = *inner;
+    loop {
+        match reply {
+            FakeReply::Delayed(delay, inner) => {
+                tokio::time::sleep(delay).await;
+                reply = *inner;
+            }
+            FakeReply::After(gate, inner) => {
+                gate.wait().await;
+                reply = *inner;
+            }
+            ready => break render(shared.wire, &seen, ready, sequence),
+        }
     }
-    render(shared.wire, &seen, reply, sequence)
 }
 
 /// Tool-call arguments as a JSON value; a string value when not valid JSON.
@@ -490,7 +586,9 @@ fn render(wire: Wire, seen: &SeenRequest, reply: FakeReply, sequence: usize) -> 
             body,
             retry_after,
         } => return error_response(status, body, retry_after),
-        FakeReply::Delayed(_, inner) => return render(wire, seen, *inner, sequence),
+        FakeReply::Delayed(_, inner) | FakeReply::After(_, inner) => {
+            return render(wire, seen, *inner, sequence);
+        }
     };
     let input_tokens = seen.messages.len() * 10;
     let output_tokens = match &answer {

@@ -455,8 +455,14 @@ mod tests {
         assert_eq!(project("/project"), Ok(ProjectCommand::Status));
         assert_eq!(project("/project status"), Ok(ProjectCommand::Status));
         assert_eq!(project("/project pause"), Ok(ProjectCommand::Pause(None)));
-        assert_eq!(project("/project pause 3"), Ok(ProjectCommand::Pause(Some(3))));
-        assert_eq!(project("/project CANCEL 12"), Ok(ProjectCommand::Cancel(Some(12))));
+        assert_eq!(
+            project("/project pause 3"),
+            Ok(ProjectCommand::Pause(Some(3)))
+        );
+        assert_eq!(
+            project("/project CANCEL 12"),
+            Ok(ProjectCommand::Cancel(Some(12)))
+        );
         assert_eq!(
             project("/project resume 2 use the 2024 numbers"),
             Ok(ProjectCommand::Resume {
@@ -480,7 +486,9 @@ mod tests {
         );
         assert_eq!(
             project("/project@baton_bot research  tidal power\nin depth"),
-            Ok(ProjectCommand::Start("research  tidal power\nin depth".into()))
+            Ok(ProjectCommand::Start(
+                "research  tidal power\nin depth".into()
+            ))
         );
         assert_eq!(
             project("/project status of the moon landing"),

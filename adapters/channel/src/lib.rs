@@ -17,8 +17,7 @@ mod reply;
 pub use chunk::chunk_text;
 pub use command::{
     Command, CommandArg, CommandError, CommandSpec, Effort, ModelChoice, ParseEffortError,
-    ProjectCommand,
-    parse_command,
+    ProjectCommand, parse_command,
 };
 pub use dispatch::{Accepted, Dispatch, DispatchError};
 pub use event::{WorkerEvent, WorkerEventKind, WorkerId, WorkerStatus};
