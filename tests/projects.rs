@@ -550,3 +550,73 @@ async fn a_project_survives_kill_9_and_posts_its_result_once() {
     second.wait().unwrap();
     assert_eq!(completions(&telegram).len(), 1);
 }
+
+#[tokio::test]
+async fn with_verbose_on_progress_reports_appear_tagged_with_the_project() {
+    let telegram = FakeTelegram::start().await;
+    let llm = FakeLlm::start(Wire::OpenAi, |request| {
+        if !is_boss(request) {
+            return chat(request);
+        }
+        if request.tool_results().is_empty() {
+            call(
+                "report_progress",
+                json!({"status": "working", "message": "Planning the report"}),
+            )
+        } else {
+            call("project_complete", json!({"summary": "All done."}))
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = start_app(&telegram, &llm, &dir, "");
+
+    telegram.dm(ADA, "/verbose on");
+    telegram.wait_for_sent(CHAT, 1).await;
+    let (_, start) = telegram.dm(ADA, "/project write the report");
+    telegram
+        .wait_for("the completion and the progress line", |calls| {
+            calls.iter().any(|c| c.text().contains("is complete"))
+                && calls.iter().any(|c| c.text().contains("[project 1]"))
+        })
+        .await;
+    app.stop().await;
+    let sent = telegram.sent_to(CHAT);
+    let progress: Vec<&Call> = sent
+        .iter()
+        .filter(|c| c.text().contains("[project 1] working: Planning the report"))
+        .collect();
+    assert_eq!(progress.len(), 1, "{:?}", texts(&sent));
+    assert_eq!(progress[0].reply_to(), Some(start), "under the /project message");
+}
+
+#[tokio::test]
+async fn baton_chat_waits_for_a_projects_result() {
+    use tokio::io::AsyncReadExt;
+    let llm = FakeLlm::start(Wire::OpenAi, |request| {
+        if is_boss(request) {
+            call("project_complete", json!({"summary": "Five, seven, five."}))
+        } else {
+            chat(request)
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(&llm, Wire::OpenAi, &dir.path().join("baton.db"), "");
+    let services = baton::app::services(config).await.unwrap();
+    let (writer, mut reader) = tokio::io::duplex(64 * 1024);
+    let input = "/project write a haiku\n";
+    baton::chat::chat(services, "local", input.as_bytes(), writer)
+        .await
+        .unwrap();
+    let mut output = String::new();
+    reader.read_to_string(&mut output).await.unwrap();
+    assert!(
+        output.contains("Started project 1: write a haiku"),
+        "{output}"
+    );
+    assert!(
+        output.contains("Project 1 is complete: write a haiku") && output.contains("Five, seven, five."),
+        "{output}"
+    );
+}
