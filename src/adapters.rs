@@ -10,14 +10,13 @@ use baton_telegram::{Settings as TelegramSettings, Telegram, UpdateMode};
 use baton_discord::{Discord, Settings as DiscordSettings};
 
 use crate::config::{ConfigError, DiscordConfig, DmPolicy, TelegramConfig, TelegramMode};
-use crate::conversation::{Dispatched, Registry};
+use crate::conversation::Registry;
 
 #[async_trait::async_trait]
 impl Dispatch for Registry {
     async fn dispatch(&self, event: ChannelEvent) -> Result<Accepted, DispatchError> {
         match Registry::dispatch(self, event).await {
-            Ok(Dispatched::Accepted) => Ok(Accepted::New),
-            Ok(Dispatched::Duplicate) => Ok(Accepted::Duplicate),
+            Ok(accepted) => Ok(accepted),
             Err(error) => Err(DispatchError {
                 transient: error.is_transient(),
                 message: error.to_string(),

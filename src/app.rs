@@ -63,6 +63,18 @@ pub async fn services(config: Config) -> Result<Arc<Services>, StartError> {
 /// Platform adapters are started here when they are enabled and their
 /// token variables are set.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    run_on(config, None, shutdown).await
+}
+
+/// Like [`run`], serving HTTP on `listener` when given (tests bind
+/// `127.0.0.1:0` first to know the address) instead of `[server] listen`.
+pub async fn run_on(
+    config: Config,
+    listener: Option<tokio::net::TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    crate::newcomer::warn_at_run(&config);
+    let metrics = crate::metrics::install();
     let services = services(config).await?;
     let config = &services.config;
     let telegram = adapters::connect_telegram(&config.telegram)
@@ -89,15 +101,45 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let webhook = telegram
             .as_ref()
             .and_then(|telegram| telegram.webhook(&config.telegram.webhook_path, registry.clone()));
-        let listener = crate::server::bind(&config.server.listen)
-            .await
-            .map_err(|source| StartError::Listen {
-                listen: config.server.listen.clone(),
-                source,
-            })?;
+        let listener = match listener {
+            Some(listener) => listener,
+            None => crate::server::bind(&config.server.listen)
+                .await
+                .map_err(|source| StartError::Listen {
+                    listen: config.server.listen.clone(),
+                    source,
+                })?,
+        };
+        let mut platforms = Vec::new();
+        if let Some(telegram) = &telegram {
+            platforms.push(("telegram", telegram.connection()));
+        }
+        if let Some(discord) = &discord {
+            platforms.push(("discord", discord.connection()));
+        }
+        let web = Arc::new(crate::web::Web {
+            services: services.clone(),
+            registry: registry.clone(),
+            platforms,
+            metrics,
+            token: config.server.dashboard_token(),
+            stop: stop.clone(),
+        });
+        if web.token.is_some()
+            && let Ok(address) = listener.local_addr()
+        {
+            tracing::info!(
+                "dashboard at http://{address}/ (put it behind TLS when not on loopback)"
+            );
+        }
+        let operator = crate::web::router(web);
+        let routes = match webhook {
+            Some(webhook) => operator.merge(webhook),
+            None => operator,
+        };
         tasks.spawn(crate::server::serve(
             listener,
-            crate::server::router(webhook),
+            crate::server::router(Some(routes)),
             stop.clone(),
         ));
     } else if telegram.as_ref().is_some_and(|t| t.uses_webhook()) {

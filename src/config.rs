@@ -57,8 +57,12 @@ pub struct Config {
     pub discord: DiscordConfig,
     /// MCP servers whose tools workers (and the orchestrator) may call.
     pub mcp: crate::tools::mcp::McpConfig,
+    /// Settings of the built-in tools (`[tools.fetch_url]`).
+    pub tools: crate::tools::ToolsConfig,
     /// Long-running projects.
     pub projects: crate::project::ProjectsConfig,
+    /// Logging.
+    pub log: LogConfig,
 }
 
 /// `[storage]`.
@@ -103,20 +107,90 @@ pub struct ProviderConfig {
     /// Seconds before one model call times out.
     #[serde(default = "default_request_timeout_secs")]
     pub timeout_secs: u64,
+    /// Seconds without a byte while an answer's body is being read before
+    /// the call fails (transient, so the orchestrator's call is retried).
+    /// The answers are not streamed: the wait for an answer to start is
+    /// bounded by `timeout_secs` alone.
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+    /// The largest answer body read, in bytes; a larger answer fails the
+    /// call (permanent) and is not read further.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: u64,
+    /// The most model calls in flight to this provider at once: a ceiling
+    /// under which the adaptive limit moves (see `agent/limiter`). Unset:
+    /// [`DEFAULT_HOSTED_CONCURRENCY`], or [`DEFAULT_LOOPBACK_CONCURRENCY`]
+    /// for a base URL on this machine (a local model server).
+    #[serde(default)]
+    pub max_concurrency: Option<usize>,
+    /// The key, when found in the variable list given to
+    /// [`Config::from_toml`] (or given by code); wins over the process
+    /// environment. Never read from the file.
+    #[serde(skip)]
+    pub api_key: Option<SecretString>,
 }
 
 fn default_request_timeout_secs() -> u64 {
     300
 }
 
+fn default_idle_timeout_secs() -> u64 {
+    60
+}
+
+fn default_max_response_bytes() -> u64 {
+    4_000_000
+}
+
+/// `max_concurrency` of a hosted API when the config does not say.
+pub const DEFAULT_HOSTED_CONCURRENCY: usize = 256;
+/// `max_concurrency` of a provider on loopback (`localhost`, `127.0.0.1`,
+/// `[::1]`: Ollama or vLLM on one GPU) when the config does not say.
+pub const DEFAULT_LOOPBACK_CONCURRENCY: usize = 4;
+
 impl ProviderConfig {
-    /// The API key from the environment, if the variable is named and set.
+    /// The API key: given by code or found when the config was read, else
+    /// from the environment, if the variable is named and set.
     pub fn api_key(&self) -> Option<SecretString> {
-        let var = self.api_key_env.as_deref()?;
-        std::env::var(var)
-            .ok()
-            .filter(|key| !key.trim().is_empty())
-            .map(SecretString::from)
+        if let Some(key) = &self.api_key {
+            return Some(key.clone());
+        }
+        env_secret(self.api_key_env.as_deref()?)
+    }
+
+    /// `idle_timeout_secs` as a duration.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    /// `max_concurrency`, or its default for where `base_url` points.
+    pub fn max_concurrency(&self) -> usize {
+        self.max_concurrency.unwrap_or_else(|| {
+            if is_loopback_url(&self.base_url) {
+                DEFAULT_LOOPBACK_CONCURRENCY
+            } else {
+                DEFAULT_HOSTED_CONCURRENCY
+            }
+        })
+    }
+}
+
+/// Whether `url`'s host is this machine (`localhost`, a loopback address).
+fn is_loopback_url(url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    // An IPv6 host comes in brackets.
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => {
+            let name = host.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
     }
 }
 
@@ -298,8 +372,11 @@ impl<'de> Deserialize<'de> for ModeSetting {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineConfig {
-    /// Model calls in flight at once across all conversations; orchestrator
-    /// calls go ahead of worker calls when all are taken.
+    /// Model calls in flight at once across all conversations and
+    /// providers: a ceiling for memory and cost over the providers' own
+    /// adaptive limits (`[providers.NAME] max_concurrency`). Orchestrator
+    /// calls go ahead of worker calls, and those of project calls, when
+    /// slots are short.
     pub max_concurrent_model_calls: usize,
     /// Events waiting in one conversation's queue; past it, new messages
     /// wait in the store (never holding up other conversations).
@@ -307,6 +384,9 @@ pub struct EngineConfig {
     /// Messages one user may send per minute (across conversations) before
     /// further ones are stored but not answered; 0 turns the limit off.
     pub max_messages_per_user_per_minute: u32,
+    /// The longest reply posted (and kept in the transcript), in
+    /// characters; a longer answer is cut, with a note saying so.
+    pub max_reply_chars: usize,
     /// Seconds an idle conversation actor stays in memory.
     pub idle_timeout_secs: u64,
     /// Attempts for one orchestrator model call (transient errors only).
@@ -315,18 +395,24 @@ pub struct EngineConfig {
     pub retry_base_delay_ms: u64,
     /// Longest retry delay in milliseconds (also caps Retry-After).
     pub retry_max_delay_ms: u64,
+    /// Seconds one chat turn (the orchestrator's loop, its retries and its
+    /// workers) may take; at the deadline it is stopped and the user told.
+    /// Projects have no such limit.
+    pub turn_deadline_secs: u64,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            max_concurrent_model_calls: 32,
+            max_concurrent_model_calls: 512,
             queue_capacity: 64,
             max_messages_per_user_per_minute: 30,
+            max_reply_chars: 16_000,
             idle_timeout_secs: 600,
             retry_attempts: 4,
             retry_base_delay_ms: 500,
             retry_max_delay_ms: 30_000,
+            turn_deadline_secs: 600,
         }
     }
 }
@@ -340,6 +426,11 @@ impl EngineConfig {
             max_delay: Duration::from_millis(self.retry_max_delay_ms),
         }
     }
+
+    /// `turn_deadline_secs` as a duration.
+    pub fn turn_deadline(&self) -> Duration {
+        Duration::from_secs(self.turn_deadline_secs)
+    }
 }
 
 /// `[server]`: Baton's own HTTP server.
@@ -350,6 +441,12 @@ pub struct ServerConfig {
     pub enabled: bool,
     /// The address to listen on (`127.0.0.1:0` picks a free port).
     pub listen: String,
+    /// The variable holding the dashboard's token; the dashboard and
+    /// `/api` are off when it is unset or empty.
+    pub dashboard_token_env: Option<String>,
+    /// A token given by code (tests, embedding); wins over `dashboard_token_env`.
+    #[serde(skip)]
+    pub dashboard_token: Option<SecretString>,
 }
 
 impl Default for ServerConfig {
@@ -357,8 +454,49 @@ impl Default for ServerConfig {
         Self {
             enabled: true,
             listen: "127.0.0.1:8080".into(),
+            dashboard_token_env: None,
+            dashboard_token: None,
         }
     }
+}
+
+impl ServerConfig {
+    /// The dashboard token: given by code, or from `dashboard_token_env`.
+    pub fn dashboard_token(&self) -> Option<SecretString> {
+        self.dashboard_token
+            .clone()
+            .or_else(|| self.dashboard_token_env.as_deref().and_then(env_secret))
+    }
+}
+
+/// `[log]`: how Baton logs (to stderr).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `pretty` (human-readable lines) or `json` (one object a line).
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `baton=debug,info`); `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            level: "info".into(),
+        }
+    }
+}
+
+/// `[log] format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Pretty,
+    /// tracing-subscriber's JSON: one object a line, with the spans.
+    Json,
 }
 
 /// How Telegram updates arrive.
@@ -548,25 +686,62 @@ impl Config {
     /// Parses `text` and applies `BATON__SECTION__KEY=value` overrides from
     /// `env` (values are TOML scalars or arrays where they parse as such,
     /// plain strings otherwise).
+    ///
+    /// A provider key whose `api_key_env` variable is in `env` is taken from
+    /// there; other secrets are read from the process environment when
+    /// needed.
     pub fn from_toml(
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
         let mut table: toml::Table =
             toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        for (name, raw) in env {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        for (name, raw) in &env {
             let Some(path) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
             let path: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
-            apply_override(&mut table, &path, parse_env_value(&raw))
+            apply_override(&mut table, &path, parse_env_value(raw))
                 .map_err(|why| ConfigError::Invalid(format!("{name}: {why}")))?;
         }
-        let config: Config = toml::Value::Table(table)
+        let mut config: Config = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        for provider in config.providers.values_mut() {
+            let Some(var) = provider.api_key_env.as_deref() else {
+                continue;
+            };
+            provider.api_key = env
+                .iter()
+                .find(|(name, value)| name == var && !value.trim().is_empty())
+                .map(|(_, value)| SecretString::from(value.clone()));
+        }
         config.validate()?;
         Ok(config)
+    }
+
+    /// Every secret the config can reach, for redaction: the provider keys,
+    /// the Telegram and Discord bot tokens, the Telegram webhook secret and
+    /// the MCP servers' bearer tokens (those that are set).
+    pub fn secrets(&self) -> Vec<SecretString> {
+        let providers = self.providers.values().filter_map(ProviderConfig::api_key);
+        let mcp = self
+            .mcp
+            .servers
+            .values()
+            .filter_map(|server| server.bearer_token_env.as_deref())
+            .filter_map(env_secret);
+        let adapters = [
+            self.telegram.token(),
+            self.telegram.webhook_secret(),
+            self.discord.token(),
+            self.server.dashboard_token(),
+        ];
+        providers
+            .chain(mcp)
+            .chain(adapters.into_iter().flatten())
+            .collect()
     }
 
     /// Checks what the types cannot: model references and limits.
@@ -596,6 +771,23 @@ impl Config {
         if self.engine.queue_capacity == 0 {
             return invalid("engine.queue_capacity");
         }
+        if self.engine.max_reply_chars == 0 {
+            return invalid("engine.max_reply_chars");
+        }
+        if self.engine.turn_deadline_secs == 0 {
+            return invalid("engine.turn_deadline_secs");
+        }
+        for (name, provider) in &self.providers {
+            if provider.idle_timeout_secs == 0 {
+                return invalid(&format!("providers.{name}.idle_timeout_secs"));
+            }
+            if provider.max_response_bytes == 0 {
+                return invalid(&format!("providers.{name}.max_response_bytes"));
+            }
+            if provider.max_concurrency == Some(0) {
+                return invalid(&format!("providers.{name}.max_concurrency"));
+            }
+        }
         if let Some(key) = self.projects.invalid_key() {
             return invalid(key);
         }
@@ -621,6 +813,7 @@ impl Config {
                 ));
             }
         }
+        self.tools.validate().map_err(ConfigError::Invalid)?;
         self.mcp.validate()
     }
 }
@@ -723,6 +916,113 @@ mod tests {
         );
         let err = Config::from_toml("[storage]\nurll = \"x\"\n", env(&[])).unwrap_err();
         assert!(err.to_string().contains("urll"), "{err}");
+    }
+
+    #[test]
+    fn the_fetch_url_proxy_is_off_unless_set_and_unknown_tool_keys_are_refused() {
+        let config = Config::from_toml("", env(&[])).unwrap();
+        assert_eq!(config.tools.fetch_url.proxy, None);
+        let config = Config::from_toml(
+            "[tools.fetch_url]\nproxy = \"http://127.0.0.1:3128\"\n",
+            env(&[]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.tools.fetch_url.proxy.as_deref(),
+            Some("http://127.0.0.1:3128")
+        );
+        let config = Config::from_toml(
+            "",
+            env(&[("BATON__TOOLS__FETCH_URL__PROXY", "http://10.0.0.1:8080")]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.tools.fetch_url.proxy.as_deref(),
+            Some("http://10.0.0.1:8080")
+        );
+        for bad in [
+            "[tools.fetch_url]\nproxyy = \"http://127.0.0.1:3128\"\n",
+            "[tools.fetch_urll]\nproxy = \"http://127.0.0.1:3128\"\n",
+            "[tools]\nproxy = \"http://127.0.0.1:3128\"\n",
+        ] {
+            let err = Config::from_toml(bad, env(&[])).unwrap_err();
+            assert!(err.to_string().contains("unknown field"), "{bad}: {err}");
+        }
+        let err = Config::from_toml("[tools.fetch_url]\nproxy = \"socks5://h:1\"\n", env(&[]))
+            .unwrap_err();
+        assert!(err.to_string().contains("tools.fetch_url.proxy"), "{err}");
+    }
+
+    #[test]
+    fn provider_limits_have_defaults_and_are_checked() {
+        let provider = "[providers.p]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\n";
+        let config = Config::from_toml(provider, env(&[])).unwrap();
+        assert_eq!(config.providers["p"].idle_timeout_secs, 60);
+        assert_eq!(config.providers["p"].max_response_bytes, 4_000_000);
+        assert_eq!(config.engine.turn_deadline_secs, 600);
+        for (key, text) in [
+            (
+                "providers.p.idle_timeout_secs",
+                format!("{provider}idle_timeout_secs = 0\n"),
+            ),
+            (
+                "providers.p.max_response_bytes",
+                format!("{provider}max_response_bytes = 0\n"),
+            ),
+            (
+                "providers.p.max_concurrency",
+                format!("{provider}max_concurrency = 0\n"),
+            ),
+            (
+                "engine.turn_deadline_secs",
+                "[engine]\nturn_deadline_secs = 0\n".to_owned(),
+            ),
+        ] {
+            let err = Config::from_toml(&text, env(&[])).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn provider_concurrency_defaults_to_a_handful_on_loopback() {
+        let ceiling = |base_url: &str, extra: &str| {
+            let text =
+                format!("[providers.p]\nkind = \"openai\"\nbase_url = \"{base_url}\"\n{extra}");
+            Config::from_toml(&text, env(&[])).unwrap().providers["p"].max_concurrency()
+        };
+        assert_eq!(ceiling("https://api.openai.com/v1", ""), 256);
+        assert_eq!(ceiling("http://127.0.0.1:11434/v1", ""), 4);
+        assert_eq!(ceiling("http://localhost:11434/v1", ""), 4);
+        assert_eq!(ceiling("http://[::1]:8000/v1", ""), 4);
+        assert_eq!(
+            ceiling("http://127.0.0.1:11434/v1", "max_concurrency = 16\n"),
+            16
+        );
+        assert_eq!(Config::default().engine.max_concurrent_model_calls, 512);
+    }
+
+    #[test]
+    fn a_provider_key_is_read_from_the_variable_list() {
+        use secrecy::ExposeSecret;
+        let text = "[providers.p]\nkind = \"openai\"\nbase_url = \"http://x/v1\"\n\
+                    api_key_env = \"BATON_CONFIG_TEST_KEY_7\"\n";
+        let config = Config::from_toml(
+            text,
+            env(&[("BATON_CONFIG_TEST_KEY_7", "sk-from-the-list")]),
+        )
+        .unwrap();
+        let key = config.providers["p"].api_key().unwrap();
+        assert_eq!(key.expose_secret(), "sk-from-the-list");
+        assert!(!format!("{config:?}").contains("sk-from-the-list"));
+        let secrets: Vec<String> = config
+            .secrets()
+            .iter()
+            .map(|secret| secret.expose_secret().to_owned())
+            .collect();
+        assert!(
+            secrets.contains(&"sk-from-the-list".to_owned()),
+            "{secrets:?}"
+        );
     }
 
     #[test]

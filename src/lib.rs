@@ -21,7 +21,10 @@
 //! - [`project`]: long-running projects: a boss agent with the delegation
 //!   tools in the background, posting through its conversation's actor.
 //! - [`tools`]: worker-safe tools.
+//! - [`web`]: `/readyz`, `/metrics`, and the dashboard with its JSON API;
+//!   [`metrics`]: the metric names and the recorder; [`logging`]: `[log]`.
 //! - [`budget`]: today's spending, and the daily budgets that limit it.
+//! - [`redact`]: secrets taken out of provider error messages.
 //! - [`store`]: the sqlx repository (SQLite by default, Postgres too).
 //! - [`chat`] and [`check`]: the `baton chat` terminal channel and
 //!   `baton check`.
@@ -37,9 +40,14 @@ pub mod check;
 pub mod config;
 pub mod conversation;
 pub mod llm;
+pub mod logging;
+pub mod metrics;
+pub mod newcomer;
 pub mod orchestrator;
 pub mod project;
+pub mod redact;
 pub mod server;
 pub mod services;
 pub mod store;
 pub mod tools;
+pub mod web;

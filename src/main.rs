@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use baton::config::Config;
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 /// Baton: an LLM chat bot for Discord and Telegram, one orchestrator per
 /// conversation with parallel workers.
@@ -42,13 +41,18 @@ enum Commands {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let chatting = matches!(cli.command, Some(Commands::Chat { .. }));
-    let default_level = if chatting { "warn" } else { "info" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // The config says how to log ([log]), so it is read first.
+    let config = match load_config(&cli.config) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {}", error_text(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    baton::logging::init(&config.log, chatting);
+    if !cli.config.exists() {
+        tracing::warn!("no {DEFAULT_CONFIG}; using the built-in defaults");
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -56,22 +60,43 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, config)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text(&e));
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = load_config(&cli.config)?;
+/// An error and its causes on one line, each said once: many errors
+/// already include their cause's text in their own, so a cause whose text
+/// is already there is left out (`{:#}` would repeat it).
+fn error_text(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
+}
+
+async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
     match cli.command.unwrap_or(Commands::Run) {
         Commands::Run => {
             baton::app::run(config, shutdown_signal()).await?;
         }
         Commands::Chat { conversation } => {
+            // Said before the first message, not after failed attempts.
+            if let Some(missing) = baton::newcomer::missing_api_key(&config) {
+                eprintln!("warning: {missing}");
+            }
             let services = baton::app::services(config).await?;
             let stdin = tokio::io::BufReader::new(tokio::io::stdin());
             baton::chat::chat(services.clone(), &conversation, stdin, tokio::io::stdout()).await?;
@@ -99,7 +124,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Loads the config; a missing file at the default path means defaults.
 fn load_config(path: &Path) -> anyhow::Result<Config> {
     if !path.exists() && path == Path::new(DEFAULT_CONFIG) {
-        tracing::warn!("no {DEFAULT_CONFIG}; using the built-in defaults");
         return Ok(Config::from_toml("", std::env::vars())?);
     }
     Config::load(path).with_context(|| format!("loading {}", path.display()))
@@ -127,4 +151,30 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("database error: {0}")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let inner = std::io::Error::other("unable to open database file");
+        let error = anyhow::Error::new(Outer(inner)).context("cannot open the database");
+        assert_eq!(
+            format!("{error:#}").matches("unable to open").count(),
+            2,
+            "the chain repeats itself"
+        );
+        assert_eq!(
+            error_text(&error),
+            "cannot open the database: database error: unable to open database file"
+        );
+        let plain = anyhow::anyhow!("one").context("two");
+        assert_eq!(error_text(&plain), "two: one");
+    }
 }

@@ -1,5 +1,6 @@
-//! Baton's own HTTP server (axum): `/healthz`, and the Telegram webhook
-//! route when webhook mode is on. It runs until its stop token is
+//! Baton's own HTTP server (axum): `/healthz`, the operator's routes
+//! (`crate::web`: `/readyz`, `/metrics`, the dashboard), and the Telegram
+//! webhook route when webhook mode is on. It runs until its stop token is
 //! cancelled, then finishes the requests in flight.
 
 use axum::Router;
@@ -7,7 +8,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// `/healthz`, plus `extra` routes (the Telegram webhook).
+/// `/healthz`, plus `extra` routes (the operator's routes, the Telegram webhook).
 pub fn router(extra: Option<Router>) -> Router {
     let router = Router::new().route("/healthz", get(|| async { "ok" }));
     match extra {

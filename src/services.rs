@@ -19,7 +19,8 @@ pub struct Services {
     pub store: Store,
     /// The orchestrator's and workers' models.
     pub models: Models,
-    /// Caps model calls in flight engine-wide.
+    /// Limits model calls in flight per provider (adaptively) and
+    /// engine-wide.
     pub limiter: ModelCallLimiter,
     /// Tools offered to workers (and to the orchestrator).
     pub tools: ToolRegistry,
@@ -36,10 +37,10 @@ impl Services {
     /// Builds the services from a config, a connected store and the models.
     pub fn new(config: Config, store: Store, models: Models) -> Self {
         Self {
-            limiter: ModelCallLimiter::new(config.engine.max_concurrent_model_calls),
+            limiter: ModelCallLimiter::from_config(&config),
             retry: config.engine.retry_policy(),
             projects: ProjectSlots::new(config.projects.max_running),
-            tools: ToolRegistry::worker_defaults(),
+            tools: ToolRegistry::worker_defaults(&config.tools),
             mcp: McpServers::default(),
             config,
             store,

@@ -1,7 +1,8 @@
-//! Backpressure and flood control end to end, through the fake Telegram:
-//! one busy chat never holds up another, a flooded conversation still
-//! answers every message in order, and a user past the per-minute limit is
-//! told once instead of costing a model call per message.
+//! Backpressure, flood control and bounded replies end to end, through the
+//! fake Telegram: one busy chat never holds up another, a flooded
+//! conversation still answers every message in order, a user past the
+//! per-minute limit is told once instead of costing a model call per
+//! message, and a huge answer is cut instead of flooding the chat.
 
 use std::time::Duration;
 
@@ -155,4 +156,52 @@ async fn past_the_per_user_limit_messages_are_stored_and_answered_once_with_a_no
         );
     }
     store.close().await;
+}
+
+#[tokio::test]
+async fn a_huge_answer_is_cut_to_a_few_messages_and_does_not_fill_the_next_context() {
+    let telegram = FakeTelegram::start().await;
+    let llm = FakeLlm::start(Wire::OpenAi, |request| {
+        if request.last_user_text() == Some("Ada: tell me everything") {
+            // 50,000 characters in 10-character words over many lines.
+            let line = "everything ".repeat(10);
+            FakeReply::Text(format!("{line}\n").repeat(455))
+        } else {
+            FakeReply::Text("short".into())
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = start_app(
+        &telegram,
+        &llm,
+        &dir.path().join("baton.db"),
+        "max_reply_chars = 6000",
+    );
+
+    telegram.dm(ADA, "tell me everything");
+    telegram
+        .wait_for("the cut answer", |calls| {
+            calls
+                .iter()
+                .any(|c| c.text().contains("This answer was cut"))
+        })
+        .await;
+    telegram.dm(ADA, "and now?");
+    telegram
+        .wait_for("the next answer", |calls| {
+            calls.iter().any(|c| c.text() == "short")
+        })
+        .await;
+    app.stop().await;
+
+    let sent = telegram.sent_to(ADA as i64);
+    // 6,000 characters fit in two Telegram messages; then the short answer.
+    assert_eq!(sent.len(), 3, "{} messages", sent.len());
+    let posted: usize = sent[..2].iter().map(|c| c.text().chars().count()).sum();
+    assert!(posted < 6_200, "{posted} characters posted");
+    // The next request carries the cut answer, not 50,000 characters.
+    let next = llm.requests().pop().unwrap();
+    let context: usize = next.messages.iter().map(|m| m.text.len()).sum();
+    assert!(context < 7_000, "{context} bytes of context");
 }

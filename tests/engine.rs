@@ -7,8 +7,8 @@ use std::time::Duration;
 use baton_channel::{WorkerEventKind, WorkerStatus};
 use serde_json::{Value, json};
 
-use baton::conversation::Dispatched;
 use baton::store::EventKind;
+use baton_channel::Accepted;
 use baton_channel::ChannelEvent;
 
 use crate::support::bot::{ORCHESTRATOR_MODEL, Shown, TestBot, WORKER_MODEL};
@@ -415,7 +415,14 @@ async fn transient_errors_are_retried_for_the_orchestrator() {
     bot.say("hello").await;
     bot.drain().await;
     assert_eq!(bot.llm.requests().len(), 3);
-    assert_eq!(bot.channel.replies(), ["Third time lucky."]);
+    // One notice for the two retries, then the answer.
+    let replies = bot.channel.replies();
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    assert!(
+        replies[0].contains("rate limiting") && replies[0].contains("retrying"),
+        "{replies:?}"
+    );
+    assert_eq!(replies[1], "Third time lucky.");
 }
 
 #[tokio::test]
@@ -772,10 +779,7 @@ async fn a_message_delivered_twice_is_answered_once() {
         .dispatch(ChannelEvent::Message(message))
         .await
         .unwrap();
-    assert_eq!(
-        (first, again),
-        (Dispatched::Accepted, Dispatched::Duplicate)
-    );
+    assert_eq!((first, again), (Accepted::New, Accepted::Duplicate));
     bot.drain().await;
     assert_eq!(bot.channel.replies(), ["once"]);
     assert_eq!(bot.llm.requests().len(), 1);

@@ -103,6 +103,22 @@ fn boss(request: &SeenRequest) -> FakeReply {
     )
 }
 
+/// The fake model of most tests: [`boss`], its [`worker`]s behind `gate`,
+/// and [`chat`] turns.
+async fn team(gate: &Gate) -> FakeLlm {
+    let workers = gate.clone();
+    FakeLlm::start(Wire::OpenAi, move |request| {
+        if request.model == WORKER_MODEL {
+            worker(request, &workers)
+        } else if is_boss(request) {
+            boss(request)
+        } else {
+            chat(request)
+        }
+    })
+    .await
+}
+
 /// Chat turns echo the user.
 fn chat(request: &SeenRequest) -> FakeReply {
     FakeReply::Text(format!(
@@ -153,18 +169,8 @@ async fn open_store(dir: &tempfile::TempDir) -> Store {
 #[tokio::test]
 async fn a_project_started_by_command_runs_while_the_chat_goes_on_and_posts_its_result_once() {
     let gate = Gate::new();
-    let workers = gate.clone();
     let telegram = FakeTelegram::start().await;
-    let llm = FakeLlm::start(Wire::OpenAi, move |request| {
-        if request.model == WORKER_MODEL {
-            worker(request, &workers)
-        } else if is_boss(request) {
-            boss(request)
-        } else {
-            chat(request)
-        }
-    })
-    .await;
+    let llm = team(&gate).await;
     let dir = tempfile::tempdir().unwrap();
     let app = start_app(&telegram, &llm, &dir, "");
 
@@ -300,18 +306,8 @@ async fn the_orchestrator_starts_a_project_with_start_project_and_its_result_is_
 #[tokio::test]
 async fn a_paused_project_lets_its_workers_finish_and_completes_when_resumed() {
     let gate = Gate::new();
-    let workers = gate.clone();
     let telegram = FakeTelegram::start().await;
-    let llm = FakeLlm::start(Wire::OpenAi, move |request| {
-        if request.model == WORKER_MODEL {
-            worker(request, &workers)
-        } else if is_boss(request) {
-            boss(request)
-        } else {
-            chat(request)
-        }
-    })
-    .await;
+    let llm = team(&gate).await;
     let dir = tempfile::tempdir().unwrap();
     let app = start_app(&telegram, &llm, &dir, "");
 
@@ -350,18 +346,8 @@ async fn a_paused_project_lets_its_workers_finish_and_completes_when_resumed() {
 #[tokio::test]
 async fn a_cancelled_project_leaves_no_worker_running() {
     let gate = Gate::new();
-    let workers = gate.clone();
     let telegram = FakeTelegram::start().await;
-    let llm = FakeLlm::start(Wire::OpenAi, move |request| {
-        if request.model == WORKER_MODEL {
-            worker(request, &workers)
-        } else if is_boss(request) {
-            boss(request)
-        } else {
-            chat(request)
-        }
-    })
-    .await;
+    let llm = team(&gate).await;
     let dir = tempfile::tempdir().unwrap();
     let app = start_app(&telegram, &llm, &dir, "");
 
@@ -498,17 +484,7 @@ async fn a_project_survives_kill_9_and_posts_its_result_once() {
     // The first run's workers never answer; after the restart the boss is
     // told they were interrupted and completes from that.
     let gate = Gate::new();
-    let workers = gate.clone();
-    let llm = FakeLlm::start(Wire::OpenAi, move |request| {
-        if request.model == WORKER_MODEL {
-            worker(request, &workers)
-        } else if is_boss(request) {
-            boss(request)
-        } else {
-            chat(request)
-        }
-    })
-    .await;
+    let llm = team(&gate).await;
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("baton.toml");
     let extra = telegram_extra(&telegram, "");
@@ -584,10 +560,17 @@ async fn with_verbose_on_progress_reports_appear_tagged_with_the_project() {
     let sent = telegram.sent_to(CHAT);
     let progress: Vec<&Call> = sent
         .iter()
-        .filter(|c| c.text().contains("[project 1] working: Planning the report"))
+        .filter(|c| {
+            c.text()
+                .contains("[project 1] working: Planning the report")
+        })
         .collect();
     assert_eq!(progress.len(), 1, "{:?}", texts(&sent));
-    assert_eq!(progress[0].reply_to(), Some(start), "under the /project message");
+    assert_eq!(
+        progress[0].reply_to(),
+        Some(start),
+        "under the /project message"
+    );
 }
 
 #[tokio::test]
@@ -616,7 +599,8 @@ async fn baton_chat_waits_for_a_projects_result() {
         "{output}"
     );
     assert!(
-        output.contains("Project 1 is complete: write a haiku") && output.contains("Five, seven, five."),
+        output.contains("Project 1 is complete: write a haiku")
+            && output.contains("Five, seven, five."),
         "{output}"
     );
 }

@@ -1,6 +1,7 @@
 //! The three real providers (OpenAI, Anthropic, Gemini) against the scripted
 //! fake model server: text and usage, tool-call round trips, system prompt,
-//! effort mapping, error classification, and retries.
+//! effort mapping, error classification, retries, redaction of echoed keys
+//! and the bounds on answers (size, idle body).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,8 +12,8 @@ use baton::llm::gemini::GeminiProvider;
 use baton::llm::openai::OpenAiProvider;
 use baton::llm::retry::{RetryPolicy, with_retry};
 use baton::llm::{
-    Completion, CompletionRequest, Effort, Message, Provider, ProviderError, StopReason,
-    ToolChoice, ToolResult, ToolSpec,
+    Completion, CompletionRequest, Effort, Message, Provider, ProviderError, ProviderOptions,
+    StopReason, ToolChoice, ToolResult, ToolSpec,
 };
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -590,4 +591,178 @@ async fn delayed_replies_are_answered_in_parallel() {
     }
     assert_eq!(fake.requests().len(), 3);
     assert_eq!(fake.max_in_flight(), 3);
+}
+
+/// A 401 (Gemini: its real 400 `API_KEY_INVALID`) whose body quotes the key
+/// the request carried, in each provider's words.
+fn echo_the_key(wire: Wire) -> impl Fn(&SeenRequest) -> FakeReply + Send + Sync + 'static {
+    move |seen| {
+        let auth = seen.auth.clone().unwrap_or_default();
+        let key = auth.strip_prefix("Bearer ").unwrap_or(&auth).to_owned();
+        let (status, body) = match wire {
+            Wire::OpenAi => (
+                401,
+                json!({"error": {
+                    "message": format!("Incorrect API key provided: {key}. You can find your API key at https://platform.openai.com/account/api-keys."),
+                    "type": "invalid_request_error",
+                    "code": "invalid_api_key",
+                }}),
+            ),
+            Wire::Anthropic => (
+                401,
+                json!({"type": "error", "error": {
+                    "type": "authentication_error",
+                    "message": format!("invalid x-api-key {key}"),
+                }}),
+            ),
+            Wire::Gemini => (
+                400,
+                json!({"error": {
+                    "code": 400,
+                    "message": format!("API key not valid ({key}). Please pass a valid API key."),
+                    "status": "INVALID_ARGUMENT",
+                    "details": [{
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "API_KEY_INVALID",
+                        "domain": "googleapis.com",
+                    }],
+                }}),
+            ),
+        };
+        FakeReply::Error {
+            status,
+            body,
+            retry_after: None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_key_echoed_in_an_error_body_is_redacted_from_the_error() {
+    for wire in WIRES {
+        let fake = FakeLlm::start(wire, echo_the_key(wire)).await;
+        let options = ProviderOptions {
+            key_env: Some("TEST_PROVIDER_KEY".into()),
+            ..ProviderOptions::default()
+        };
+        let provider = provider_with(wire, &fake, options);
+        let error = provider
+            .complete(&request(vec![Message::user("hi")], Effort::Off))
+            .await
+            .expect_err("the key is refused");
+        assert!(
+            matches!(error, ProviderError::Auth { .. }),
+            "{wire:?}: {error:?}"
+        );
+        let logged = error.to_string();
+        assert!(
+            !logged.contains(KEY) && logged.contains("[redacted]"),
+            "{wire:?}: {logged}"
+        );
+        assert!(!format!("{error:?}").contains(KEY), "{wire:?}");
+        let told = error.user_message();
+        assert!(
+            !told.contains(KEY)
+                && told.contains(
+                    "rejected Baton's API key; the operator must check TEST_PROVIDER_KEY"
+                ),
+            "{wire:?}: {told}"
+        );
+        assert!(!error.is_transient());
+    }
+}
+
+#[tokio::test]
+async fn an_answer_over_max_response_bytes_fails_permanently() {
+    let options = ProviderOptions {
+        max_response_bytes: 2_000,
+        ..ProviderOptions::default()
+    };
+    for chunked in [false, true] {
+        for wire in WIRES {
+            let fake = FakeLlm::start(wire, move |_| {
+                let text = FakeReply::Text("x".repeat(20_000));
+                if chunked {
+                    FakeReply::Chunked {
+                        stall: None,
+                        reply: Box::new(text),
+                    }
+                } else {
+                    text
+                }
+            })
+            .await;
+            let provider = provider_with(wire, &fake, options.clone());
+            let error = provider
+                .complete(&request(vec![Message::user("say a lot")], Effort::Off))
+                .await
+                .expect_err("the answer is too large");
+            assert_eq!(
+                error,
+                ProviderError::TooLarge {
+                    provider: provider.name().to_owned(),
+                    limit: 2_000
+                },
+                "{wire:?}, chunked {chunked}"
+            );
+            assert!(!error.is_transient());
+            assert!(error.to_string().contains("max_response_bytes"));
+            assert!(error.user_message().contains("2000 bytes"));
+        }
+    }
+    // Just under the limit is fine, in chunks too.
+    let fake = FakeLlm::start(Wire::OpenAi, |_| FakeReply::Chunked {
+        stall: None,
+        reply: Box::new(FakeReply::Text("y".repeat(1_000))),
+    })
+    .await;
+    let provider = provider_with(Wire::OpenAi, &fake, options);
+    let completion = complete(
+        provider.as_ref(),
+        &request(vec![Message::user("a little")], Effort::Off),
+    )
+    .await;
+    assert_eq!(completion.message.text, Some("y".repeat(1_000)));
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_fails_as_transient_at_the_idle_timeout() {
+    let options = ProviderOptions {
+        idle_timeout: Duration::from_millis(200),
+        ..ProviderOptions::default()
+    };
+    for wire in WIRES {
+        let fake = FakeLlm::start(wire, |_| FakeReply::Chunked {
+            stall: Some(Duration::from_secs(60)),
+            reply: Box::new(FakeReply::Text("too late".into())),
+        })
+        .await;
+        let provider = provider_with(wire, &fake, options.clone());
+        let error = provider
+            .complete(&request(vec![Message::user("hello?")], Effort::Off))
+            .await
+            .expect_err("the stalled answer is given up");
+        assert!(
+            matches!(&error, ProviderError::Network { message, .. } if message.contains("idle_timeout_secs")),
+            "{wire:?}: {error:?}"
+        );
+        assert!(error.is_transient(), "{wire:?}");
+    }
+}
+
+fn provider_with(wire: Wire, fake: &FakeLlm, options: ProviderOptions) -> Box<dyn Provider> {
+    let key = Some(SecretString::from(KEY));
+    let http = reqwest::Client::new();
+    let url = fake.base_url();
+    match wire {
+        Wire::OpenAi => {
+            Box::new(OpenAiProvider::new("openai", url, key, http).with_options(options))
+        }
+        Wire::Anthropic => {
+            Box::new(AnthropicProvider::new("anthropic", url, key, http).with_options(options))
+        }
+        Wire::Gemini => {
+            Box::new(GeminiProvider::new("gemini", url, key, http).with_options(options))
+        }
+    }
 }

@@ -970,9 +970,17 @@ async fn a_project_and_its_turn_survive_a_restart_and_its_outcome_is_posted_once
     assert_eq!(project.reply_to.as_deref(), Some("m9"));
     let turn = store.load_turn(project.turn).await.unwrap().unwrap();
     assert_eq!((turn.status, turn.inbound), (TurnStatus::Running, None));
-    store.insert_worker(project.turn, &worker("w1")).await.unwrap();
     store
-        .save_project_transcript(project.id, r#"[{"role":"user","text":"go"}]"#, 3, usage(30, 7))
+        .insert_worker(project.turn, &worker("w1"))
+        .await
+        .unwrap();
+    store
+        .save_project_transcript(
+            project.id,
+            r#"[{"role":"user","text":"go"}]"#,
+            3,
+            usage(30, 7),
+        )
         .await
         .unwrap();
     store.close().await; // the "crash"
@@ -990,7 +998,10 @@ async fn a_project_and_its_turn_survive_a_restart_and_its_outcome_is_posted_once
     assert_eq!(resumed[0].rounds, 3);
     assert!(resumed[0].transcript.contains("go"));
 
-    store.complete_project(project.id, "Tides mapped.").await.unwrap();
+    store
+        .complete_project(project.id, "Tides mapped.")
+        .await
+        .unwrap();
     let done = store.load_project(project.id).await.unwrap().unwrap();
     assert_eq!(done.status, ProjectStatus::Completed);
     assert_eq!(done.result.as_deref(), Some("Tides mapped."));

@@ -19,13 +19,16 @@ mod limiter;
 #[cfg(test)]
 mod tests;
 
-pub use limiter::{CallPermit, ModelCallLimiter, Priority};
+pub use limiter::{
+    CallPermit, Caller, LimiterLoad, MAX_PAUSE, ModelCallLimiter, Priority, ProviderLoad,
+};
 
+use baton_channel::ConversationKey;
 use futures::future::join_all;
 
 use crate::config::ModelRef;
 use crate::llm::models::ModelHandle;
-use crate::llm::retry::{RetryPolicy, with_retry};
+use crate::llm::retry::{RetryPolicy, with_retry_notify};
 use crate::llm::{
     AssistantMessage, Completion, CompletionRequest, Effort, Message, ProviderError, ToolCall,
     ToolChoice, ToolResult, ToolSpec, Usage,
@@ -49,6 +52,17 @@ pub enum AgentError {
     /// Transient when the provider error is.
     #[error(transparent)]
     Provider(#[from] ProviderError),
+}
+
+impl AgentError {
+    /// What a chat user is told (see [`ProviderError::user_message`]); the
+    /// `Display` form, with the provider's redacted words, is for the log
+    /// and the store.
+    pub fn user_message(&self) -> String {
+        match self {
+            AgentError::Provider(error) => error.user_message(),
+        }
+    }
 }
 
 /// What a finished loop produced.
@@ -78,6 +92,12 @@ pub trait AgentObserver: Send + Sync {
     /// A round of tool calls ended; `history` holds it whole (a project's
     /// boss saves its context here).
     async fn on_round(&self, _history: &[Message]) {}
+
+    /// A model call failed for a transient reason and is about to be tried
+    /// again: `attempt` is the attempt that starts next (2 for the first
+    /// retry), `reason` a few plain words (no provider text). Called before
+    /// the backoff wait; it must not block.
+    fn on_retry(&self, _attempt: u32, _reason: &str) {}
 }
 
 /// An observer that ignores everything.
@@ -101,6 +121,9 @@ pub struct Agent<'a> {
     pub limiter: &'a ModelCallLimiter,
     /// Its place in the limiter's queue.
     pub priority: Priority,
+    /// The conversation it works for (the limiter shares slots fairly
+    /// between conversations).
+    pub conversation: &'a ConversationKey,
     /// Retries for transient provider errors; `None` means one attempt.
     pub retry: Option<&'a RetryPolicy>,
     /// Who watches it work.
@@ -214,6 +237,12 @@ impl Agent<'_> {
             max_output_tokens: None,
         };
         let completion = self.call_model(&request).await?;
+        crate::metrics::model_usage(
+            &self.model.model,
+            &self.model.spec,
+            self.priority,
+            completion.usage,
+        );
         usage.add(completion.usage);
         self.observer
             .on_usage(&self.model.model, completion.usage)
@@ -222,12 +251,28 @@ impl Agent<'_> {
     }
 
     async fn call_model(&self, request: &CompletionRequest) -> Result<Completion, ProviderError> {
+        let caller = Caller {
+            provider: &self.model.model.provider,
+            priority: self.priority,
+            conversation: self.conversation,
+        };
         let attempt = || async {
-            let _slot = self.limiter.acquire(self.priority).await;
-            self.model.provider.complete(request).await
+            let slot = self.limiter.acquire(caller).await;
+            let started = std::time::Instant::now();
+            let result = self.model.provider.complete(request).await;
+            // The provider's limit learns from every attempt.
+            slot.finish(&result);
+            let (ok, took) = (result.is_ok(), started.elapsed());
+            crate::metrics::model_call(&self.model.model, self.priority, ok, took);
+            result
         };
         match self.retry {
-            Some(policy) => with_retry(policy, attempt).await,
+            Some(policy) => {
+                let on_retry = |next: u32, error: &ProviderError| {
+                    self.observer.on_retry(next, error.retry_reason());
+                };
+                with_retry_notify(policy, attempt, on_retry).await
+            }
             None => attempt().await,
         }
     }

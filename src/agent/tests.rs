@@ -44,6 +44,7 @@ impl Provider for Scripted {
                 input_tokens: 10,
                 output_tokens: 1,
             },
+            quota: crate::llm::Quota::default(),
         })
     }
 }
@@ -129,6 +130,7 @@ async fn run(
         spec: ModelSpec::default(),
     };
     let limiter = ModelCallLimiter::new(1);
+    let conversation = baton_channel::ConversationKey::new(baton_channel::Platform::Terminal, "t");
     let agent = Agent {
         model: &model,
         system: "be brief",
@@ -137,6 +139,7 @@ async fn run(
         max_rounds,
         limiter: &limiter,
         priority: Priority::Worker,
+        conversation: &conversation,
         retry: None,
         observer: &Unobserved,
     };

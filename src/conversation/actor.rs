@@ -13,11 +13,13 @@ use dashmap::DashMap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
+use tracing::Instrument;
 
 use super::backlog::{Backlog, Overflow};
 use super::commands;
 use super::context::{self, RecentTranscript};
 use super::projects::ActorProjects;
+use super::reply_cap::cap_reply;
 use super::turn::{TurnOutcome, TurnRequest, run_turn};
 use crate::budget::{self, Allowance, Spend, UsageMeter};
 use crate::llm::models::ModelHandle;
@@ -374,6 +376,7 @@ impl Actor {
             }),
             today,
             turn,
+            model_calls: self.services.limiter.load(),
         })
     }
 
@@ -475,8 +478,16 @@ impl Actor {
             model,
             meter: meter.clone(),
         };
-        let outcome = self.drive(plan, context, &origin).await;
+        // Every line of the turn (its task and workers too) carries these.
+        let span = tracing::info_span!("turn", conversation = %self.key, turn = turn.map(|t| t.0), message = message_id.0);
+        let started = std::time::Instant::now();
+        let outcome = self
+            .drive(plan, context, &origin)
+            .instrument(span.clone())
+            .await;
+        crate::metrics::turn_ended(row.mode, &outcome, started.elapsed());
         self.finish(row, outcome, meter.orchestrator(), &origin, notice)
+            .instrument(span)
             .await;
         let spend = Spend::of(&meter.snapshot(), &self.services.config.models);
         self.last_turn = Some(spend);
@@ -542,6 +553,8 @@ impl Actor {
     ) -> TurnOutcome {
         let cancel = CancellationToken::new();
         let (events_tx, mut events) = mpsc::channel(EVENT_BUFFER);
+        // The turn's notices (a retry of a slow model): at most one a turn.
+        let (notices_tx, mut notices) = mpsc::channel::<String>(1);
         // Projects the orchestrator starts (`start_project`) come back here
         // to run; single-mode turns cannot start any.
         let (started_tx, mut started_rx) = match plan.settings.mode {
@@ -565,11 +578,12 @@ impl Actor {
             context,
             services: self.services.clone(),
             events: events_tx,
+            notices: notices_tx,
             started: started_tx,
             reply_to: origin.message_id.clone(),
             cancel: cancel.clone(),
         };
-        let mut task = AbortOnDropHandle::new(tokio::spawn(run_turn(request)));
+        let mut task = AbortOnDropHandle::new(tokio::spawn(run_turn(request).in_current_span()));
         let mut typing = tokio::time::interval(TYPING_REFRESH);
         let mut stop_deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
         let outcome = loop {
@@ -601,6 +615,7 @@ impl Actor {
                     queued => self.pending = Some(Box::new(queued)),
                 },
                 Some(event) = events.recv() => self.worker_event(event, origin, &mut running).await,
+                Some(notice) = notices.recv() => self.post(origin, &notice).await,
                 Some(started) = recv_some(&mut started_rx) => self.run_project(started, None),
                 event = self.projects.next_event() => self.project_event(event).await,
                 _ = typing.tick() => {
@@ -610,7 +625,10 @@ impl Actor {
                 }
             }
         };
-        // Show what the workers said before the reply that sums it up.
+        // Show a notice and what the workers said before the reply.
+        if let Ok(notice) = notices.try_recv() {
+            self.post(origin, &notice).await;
+        }
         while let Ok(event) = events.try_recv() {
             self.worker_event(event, origin, &mut running).await;
         }
@@ -671,17 +689,27 @@ impl Actor {
                     Some(notice) => format!("_{notice}_\n\n{text}"),
                     None => text,
                 };
+                let text = cap_reply(text, self.services.config.engine.max_reply_chars);
                 (TurnStatus::Done, None, text)
             }
             TurnOutcome::Failed(error) => {
+                // Redacted where it was built; the user gets plain words.
                 let message = error.to_string();
                 tracing::warn!(conversation = %self.key, error = %message, "turn failed");
                 (
                     TurnStatus::Failed,
-                    Some(message.clone()),
-                    format!("Sorry, I could not answer: {message}"),
+                    Some(message),
+                    format!("Sorry, I could not answer: {}", error.user_message()),
                 )
             }
+            TurnOutcome::TimedOut { deadline } => (
+                TurnStatus::Failed,
+                Some(format!(
+                    "stopped at the turn deadline ({} s, engine.turn_deadline_secs)",
+                    deadline.as_secs()
+                )),
+                super::turn::took_too_long(deadline),
+            ),
             TurnOutcome::Cancelled => (TurnStatus::Cancelled, None, "Stopped.".to_owned()),
             TurnOutcome::Crashed => (
                 TurnStatus::Failed,

@@ -2,6 +2,7 @@
 
 use baton_channel::{Command, ModelChoice};
 
+use crate::agent::LimiterLoad;
 use crate::budget::Spend;
 use crate::config::ModelRef;
 use crate::llm::models::Models;
@@ -158,6 +159,8 @@ pub struct StatusView<'a> {
     pub today: Spend,
     /// The running turn's totals, or else the last turn's.
     pub turn: Option<TurnSpend>,
+    /// Model calls across the service: each provider's limit and load.
+    pub model_calls: LimiterLoad,
 }
 
 /// The `/status` answer.
@@ -221,7 +224,36 @@ pub fn status_text(view: StatusView<'_>) -> String {
         "Today: {} in / {} out tokens, ${:.4}",
         view.today.usage.input_tokens, view.today.usage.output_tokens, view.today.usd
     ));
+    lines.extend(model_call_lines(&view.model_calls));
     lines.join("\n")
+}
+
+/// Model calls across the service, then one line per provider: its
+/// current limit (of its `max_concurrency`), calls in flight and waiting,
+/// and a pause it asked for.
+fn model_call_lines(load: &LimiterLoad) -> Vec<String> {
+    let mut lines = vec![format!(
+        "Model calls (all conversations): {} in flight, at most {}",
+        load.in_flight, load.ceiling
+    )];
+    for provider in &load.providers {
+        let mut line = format!(
+            "- {}: limit {} of {}, {} in flight, {} waiting",
+            provider.provider,
+            provider.limit,
+            provider.max_concurrency,
+            provider.in_flight,
+            provider.waiting
+        );
+        if let Some((wait, why)) = provider.paused {
+            line.push_str(&format!(
+                "; paused {} s more ({why})",
+                wait.as_secs_f64().ceil()
+            ));
+        }
+        lines.push(line);
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -307,6 +339,41 @@ output_price = 8.0
         );
         let (next, text) = apply_to(settings(), Command::Autonomy(Some(true)));
         assert!(next.autonomy && !next.greedy, "{text}");
+    }
+
+    #[test]
+    fn status_shows_each_providers_limit_and_load() {
+        use crate::agent::ProviderLoad;
+        let load = LimiterLoad {
+            ceiling: 512,
+            in_flight: 21,
+            providers: vec![
+                ProviderLoad {
+                    provider: "local".into(),
+                    limit: 4,
+                    max_concurrency: 4,
+                    in_flight: 1,
+                    waiting: 2,
+                    paused: Some((std::time::Duration::from_millis(2500), "Retry-After")),
+                },
+                ProviderLoad {
+                    provider: "openai".into(),
+                    limit: 20,
+                    max_concurrency: 256,
+                    in_flight: 20,
+                    waiting: 7,
+                    paused: None,
+                },
+            ],
+        };
+        assert_eq!(
+            model_call_lines(&load),
+            [
+                "Model calls (all conversations): 21 in flight, at most 512",
+                "- local: limit 4 of 4, 1 in flight, 2 waiting; paused 3 s more (Retry-After)",
+                "- openai: limit 20 of 256, 20 in flight, 7 waiting",
+            ]
+        );
     }
 
     #[test]

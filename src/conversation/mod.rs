@@ -18,7 +18,9 @@ mod context;
 mod flood;
 mod projects;
 mod registry;
+mod reply_cap;
+mod store_trouble;
 mod turn;
 
-pub use registry::{Dispatched, EngineError, Registry};
+pub use registry::{EngineError, Registry};
 pub use turn::{TurnOutcome, TurnRequest, run_turn};

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::task::AbortOnDropHandle;
 
 use super::actor::Actor;
+use super::reply_cap::cap_reply;
 use crate::budget::{self, Allowance};
 use crate::project::{
     ProjectControl, ProjectEvent, ProjectRun, ProjectSlot, StartedProject, Starter, outcome_text,
@@ -360,7 +361,9 @@ impl Actor {
         let origin = Origin {
             message_id: reply_to,
         };
-        if let Err(e) = self.reply.post(&origin, text).await {
+        let max = self.services.config.engine.max_reply_chars;
+        let text = cap_reply(text.to_owned(), max);
+        if let Err(e) = self.reply.post(&origin, &text).await {
             tracing::warn!(project = %project, error = %e, "could not post a project's outcome; it is posted again after a restart");
             return;
         }

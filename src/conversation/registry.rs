@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use baton_channel::{Channel, ChannelEvent, Command, ConversationKey, Platform};
+use baton_channel::{Accepted, Channel, ChannelEvent, Command, ConversationKey, Platform};
 use dashmap::mapref::entry::Entry;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
@@ -23,6 +23,7 @@ use super::actor::{
 };
 use super::backlog::{Overflow, stored_inbound};
 use super::flood::{FloodGate, SLOW_DOWN, Verdict};
+use super::store_trouble::{CANNOT_STORE, StoreTrouble};
 use crate::services::Services;
 use crate::store::{
     ConversationSettings, MessageId, Mode, StoreError, TurnEnd, TurnStatus, now_ms,
@@ -60,16 +61,6 @@ impl EngineError {
     }
 }
 
-/// What became of a dispatched event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dispatched {
-    /// It is stored (messages) and queued for its conversation.
-    Accepted,
-    /// A message with this platform id was seen before; it is not answered
-    /// again.
-    Duplicate,
-}
-
 /// All live conversations, keyed by [`ConversationKey`].
 pub struct Registry {
     services: Arc<Services>,
@@ -77,6 +68,8 @@ pub struct Registry {
     live: Arc<LiveActors>,
     generation: AtomicU64,
     flood: FloodGate,
+    /// When each conversation was last told its messages cannot be stored.
+    store_trouble: StoreTrouble,
     shutdown: CancellationToken,
     actors: TaskTracker,
 }
@@ -91,6 +84,7 @@ impl Registry {
             live: Arc::new(LiveActors::default()),
             generation: AtomicU64::new(0),
             flood,
+            store_trouble: StoreTrouble::default(),
             shutdown: CancellationToken::new(),
             actors: TaskTracker::new(),
         }
@@ -112,11 +106,22 @@ impl Registry {
         self.live.len()
     }
 
+    /// Messages waiting in the live conversations' queues (for `/metrics`).
+    pub fn queued_messages(&self) -> usize {
+        self.live
+            .iter()
+            .map(|entry| {
+                let queue = &entry.value().queue;
+                queue.max_capacity() - queue.capacity()
+            })
+            .sum()
+    }
+
     /// Hands an event to its conversation's actor, starting the actor if it
     /// is not live. A message is stored before this returns (so a platform
-    /// may confirm it); one seen before is [`Dispatched::Duplicate`] and is
+    /// may confirm it); one seen before is [`Accepted::Duplicate`] and is
     /// not answered again. Never waits for a busy conversation.
-    pub async fn dispatch(&self, event: ChannelEvent) -> Result<Dispatched, EngineError> {
+    pub async fn dispatch(&self, event: ChannelEvent) -> Result<Accepted, EngineError> {
         if self.shutdown.is_cancelled() {
             return Err(EngineError::ShuttingDown);
         }
@@ -125,12 +130,30 @@ impl Registry {
             ChannelEvent::Message(inbound) => {
                 let store = &self.services.store;
                 let platform_id = inbound.origin.message_id.as_deref();
-                let stored = store
+                let stored = match store
                     .record_inbound(&key, &inbound.author, &inbound.text, platform_id)
-                    .await?;
+                    .await
+                {
+                    Ok(stored) => stored,
+                    Err(e) => {
+                        // Not confirmed to the platform: it comes again.
+                        // The user hears why, once in a while.
+                        if e.is_transient() && self.store_trouble.should_tell(&key) {
+                            let notice = Control::Notice {
+                                origin: inbound.origin,
+                                text: CANNOT_STORE.to_owned(),
+                            };
+                            if let Err(e) = self.deliver(&key, Delivery::Control(Box::new(notice)))
+                            {
+                                tracing::warn!(conversation = %key, error = %e, "cannot tell the user the store is failing");
+                            }
+                        }
+                        return Err(e.into());
+                    }
+                };
                 let Some(id) = stored else {
                     tracing::info!(conversation = %key, "duplicate message ignored");
-                    return Ok(Dispatched::Duplicate);
+                    return Ok(Accepted::Duplicate);
                 };
                 match self.flood.check(key.platform, &inbound.author.id) {
                     Verdict::Admit => {
@@ -146,7 +169,7 @@ impl Registry {
                                 text: SLOW_DOWN.to_owned(),
                             }))
                         } else {
-                            return Ok(Dispatched::Accepted);
+                            return Ok(Accepted::New);
                         }
                     }
                 }
@@ -173,7 +196,7 @@ impl Registry {
             }
         };
         self.deliver(&key, delivery)?;
-        Ok(Dispatched::Accepted)
+        Ok(Accepted::New)
     }
 
     /// Answers what an earlier stop left unanswered: messages of the last

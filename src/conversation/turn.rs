@@ -4,18 +4,24 @@
 //!
 //! The loop ends with an answer: at its round limit (raised by `/greedy`)
 //! the orchestrator answers from what it has, and workers still running at
-//! the answer are cancelled by the delegation tools (after one note).
+//! the answer are cancelled by the delegation tools (after one note). The
+//! whole turn has a deadline (`[engine] turn_deadline_secs`): past it the
+//! turn is given up as [`TurnOutcome::TimedOut`]. When a model call is
+//! retried, the user gets one notice a turn ([`RETRY_NOTICE`]).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use baton_channel::{ConversationKey, WorkerEvent};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::{Agent, AgentError, Priority};
+use crate::agent::{Agent, AgentError, AgentObserver, Priority};
 use crate::budget::UsageMeter;
+use crate::config::ModelRef;
 use crate::llm::models::ModelHandle;
-use crate::llm::{Message, Usage};
+use crate::llm::{Message, ToolCall, Usage};
 use crate::orchestrator::{DelegationTools, Limits, WorkerPool, prompt};
 use crate::project::{StartedProject, Starter, TurnTools};
 use crate::services::Services;
@@ -41,6 +47,9 @@ pub struct TurnRequest {
     pub services: Arc<Services>,
     /// Where worker events go (the actor forwards them when verbose is on).
     pub events: mpsc::Sender<WorkerEvent>,
+    /// Short notices the actor posts while the turn runs (a slow model's
+    /// call is retried); at most one a turn.
+    pub notices: mpsc::Sender<String>,
     /// Where projects the orchestrator starts go (the actor runs them);
     /// `None` in single mode, which cannot start projects.
     pub started: Option<mpsc::Sender<StartedProject>>,
@@ -60,14 +69,74 @@ pub enum TurnOutcome {
         usage: Usage,
         cut_short: bool,
     },
-    /// The orchestrator's model failed; the user gets the error's message.
+    /// The orchestrator's model failed; the user gets the error's
+    /// [`AgentError::user_message`].
     Failed(AgentError),
+    /// The turn passed its deadline (`[engine] turn_deadline_secs`) and
+    /// was given up; the user gets [`took_too_long`].
+    TimedOut { deadline: Duration },
     /// `/stop` cancelled it.
     Cancelled,
     /// The turn's task panicked (a bug); the user gets an apology.
     Crashed,
     /// The service stopped during the turn; the next start answers again.
     Interrupted,
+}
+
+/// The notice a user gets when the orchestrator's model call is retried;
+/// `{reason}` is [`crate::llm::ProviderError::retry_reason`].
+pub const RETRY_NOTICE: &str = "_The model is slow to answer ({reason}); retrying…_";
+
+/// What a user is told when the turn passed its `deadline`.
+pub fn took_too_long(deadline: Duration) -> String {
+    let seconds = deadline.as_secs();
+    let span = match seconds {
+        120.. if seconds.is_multiple_of(60) => format!("{} minutes", seconds / 60),
+        60 => "1 minute".to_owned(),
+        1 => "1 second".to_owned(),
+        _ => format!("{seconds} seconds"),
+    };
+    format!(
+        "Sorry, this took too long (more than {span}), so I stopped. Please try again, perhaps \
+         with a smaller request."
+    )
+}
+
+/// The orchestrator's observer: counts its tokens on the turn's meter and
+/// sends one retry notice a turn.
+struct TurnObserver<'a> {
+    meter: &'a UsageMeter,
+    notices: &'a mpsc::Sender<String>,
+    noticed: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl AgentObserver for TurnObserver<'_> {
+    async fn on_text(&self, text: &str) {
+        self.meter.on_text(text).await;
+    }
+
+    async fn on_tool_call(&self, call: &ToolCall) {
+        self.meter.on_tool_call(call).await;
+    }
+
+    async fn on_usage(&self, model: &ModelRef, usage: Usage) {
+        self.meter.on_usage(model, usage).await;
+    }
+
+    async fn on_round(&self, history: &[Message]) {
+        self.meter.on_round(history).await;
+    }
+
+    fn on_retry(&self, attempt: u32, reason: &str) {
+        tracing::info!(attempt, reason, "the orchestrator's model call is retried");
+        if !self.noticed.swap(true, Ordering::Relaxed) {
+            // A full channel only means a notice is already waiting.
+            let _ = self
+                .notices
+                .try_send(RETRY_NOTICE.replace("{reason}", reason));
+        }
+    }
 }
 
 /// Runs one turn to its end. No worker outlives it.
@@ -111,6 +180,11 @@ pub async fn run_turn(request: TurnRequest) -> TurnOutcome {
         None => &services.tools,
     };
     let limits = Limits::new(&services.config.orchestrator, request.settings.greedy);
+    let observer = TurnObserver {
+        meter: &request.meter,
+        notices: &request.notices,
+        noticed: AtomicBool::new(false),
+    };
     let agent = Agent {
         model: &request.model,
         system: &system,
@@ -119,18 +193,24 @@ pub async fn run_turn(request: TurnRequest) -> TurnOutcome {
         max_rounds: limits.orchestrator_rounds,
         limiter: &services.limiter,
         priority: Priority::Orchestrator,
+        conversation: &request.key,
         retry: Some(&services.retry),
-        observer: &*request.meter,
+        observer: &observer,
     };
+    let deadline = services.config.engine.turn_deadline();
     let outcome = tokio::select! {
-        result = agent.run(&mut context) => match result {
-            Ok(output) => {
+        result = tokio::time::timeout(deadline, agent.run(&mut context)) => match result {
+            Ok(Ok(output)) => {
                 if output.cut_short {
                     tracing::info!(conversation = %request.key, rounds = limits.orchestrator_rounds, "the orchestrator answered at its round limit");
                 }
                 TurnOutcome::Answered { text: output.text, usage: output.usage, cut_short: output.cut_short }
             }
-            Err(error) => TurnOutcome::Failed(error),
+            Ok(Err(error)) => TurnOutcome::Failed(error),
+            Err(_elapsed) => {
+                tracing::warn!(conversation = %request.key, deadline_secs = deadline.as_secs(), "the turn passed its deadline; giving it up");
+                TurnOutcome::TimedOut { deadline }
+            }
         },
         () = request.cancel.cancelled() => TurnOutcome::Cancelled,
     };

@@ -10,10 +10,10 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http::Endpoint;
+use super::http::{Endpoint, ProviderOptions};
 use super::{
     AssistantMessage, Completion, CompletionRequest, Effort, Message, Provider, ProviderError,
-    StopReason, ToolCall, ToolChoice, Usage,
+    Quota, StopReason, ToolCall, ToolChoice, Usage,
 };
 
 /// The API version sent in `anthropic-version`.
@@ -45,6 +45,13 @@ impl AnthropicProvider {
         AnthropicProvider {
             endpoint: Endpoint::new(name, base_url, api_key, http),
         }
+    }
+
+    /// This provider with `options`: the bounds on its answers, and what
+    /// its error messages are cleaned of.
+    pub fn with_options(mut self, options: ProviderOptions) -> Self {
+        self.endpoint = self.endpoint.with_options(options);
+        self
     }
 
     /// The request body for `request`, in the Messages format.
@@ -217,6 +224,7 @@ impl AnthropicProvider {
             },
             usage,
             stop,
+            quota: Quota::default(),
         })
     }
 
@@ -257,8 +265,11 @@ impl Provider for AnthropicProvider {
                 http.header("x-api-key", key)
             })
             .header("anthropic-version", ANTHROPIC_VERSION);
-        let wire: MessagesResponse = self.endpoint.send(http).await?;
-        self.completion_from_wire(wire)
+        let (wire, quota): (MessagesResponse, _) = self.endpoint.send(http).await?;
+        Ok(Completion {
+            quota,
+            ..self.completion_from_wire(wire)?
+        })
     }
 }
 

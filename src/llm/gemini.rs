@@ -11,10 +11,10 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::http::Endpoint;
+use super::http::{Endpoint, ProviderOptions};
 use super::{
     AssistantMessage, Completion, CompletionRequest, Effort, Message, Provider, ProviderError,
-    StopReason, ToolCall, ToolChoice, ToolResult, Usage,
+    Quota, StopReason, ToolCall, ToolChoice, ToolResult, Usage,
 };
 
 /// The key under which this provider keeps its state in
@@ -42,6 +42,13 @@ impl GeminiProvider {
         GeminiProvider {
             endpoint: Endpoint::new(name, base_url, api_key, http),
         }
+    }
+
+    /// This provider with `options`: the bounds on its answers, and what
+    /// its error messages are cleaned of.
+    pub fn with_options(mut self, options: ProviderOptions) -> Self {
+        self.endpoint = self.endpoint.with_options(options);
+        self
     }
 
     /// The request body for `request`, in the generateContent format.
@@ -281,6 +288,7 @@ impl GeminiProvider {
             },
             usage,
             stop,
+            quota: Quota::default(),
         })
     }
 
@@ -319,8 +327,11 @@ impl Provider for GeminiProvider {
         let http = self
             .endpoint
             .post(&path, &body, |http, key| http.header("x-goog-api-key", key));
-        let wire: GenerateContentResponse = self.endpoint.send(http).await?;
-        self.completion_from_wire(wire)
+        let (wire, quota): (GenerateContentResponse, _) = self.endpoint.send(http).await?;
+        Ok(Completion {
+            quota,
+            ..self.completion_from_wire(wire)?
+        })
     }
 }
 

@@ -1,6 +1,9 @@
-//! The HTTP exchange every provider shares: sending a JSON request, and
-//! turning HTTP statuses, `Retry-After` headers, JSON error bodies and
-//! transport failures into [`ProviderError`]s, the same way for all wires.
+//! The HTTP exchange every provider shares: sending a JSON request, reading
+//! the answer within its bounds ([`ProviderOptions`]: an idle timeout and a
+//! size limit), reading its quota headers ([`Quota`]), and turning HTTP
+//! statuses, `Retry-After` headers, JSON error bodies and transport
+//! failures into [`ProviderError`]s, the same way for all wires. Every error message is redacted ([`Redactor`]) before it
+//! leaves this module: provider error bodies may quote the key.
 
 use std::time::Duration;
 
@@ -10,9 +13,41 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use super::ProviderError;
+use super::quota::Quota;
+use crate::redact::Redactor;
+
+/// How a provider's answers are bounded and its errors cleaned; from its
+/// `[providers.NAME]` section (see [`crate::llm::models::build_provider`]).
+#[derive(Debug, Clone)]
+pub struct ProviderOptions {
+    /// The environment variable holding the key, named in the message a
+    /// user gets when the provider refuses the key.
+    pub key_env: Option<String>,
+    /// No byte of an answer's body for this long fails the call as
+    /// [`ProviderError::Network`] (transient).
+    pub idle_timeout: Duration,
+    /// The largest answer body read; a larger one fails the call as
+    /// [`ProviderError::TooLarge`] (permanent) and is not read further.
+    pub max_response_bytes: usize,
+    /// Secrets to take out of error messages; the provider's own key is
+    /// always added.
+    pub redactor: Redactor,
+}
+
+impl Default for ProviderOptions {
+    /// No key variable, 60 s idle timeout, 4 MB answers, key shapes only.
+    fn default() -> Self {
+        ProviderOptions {
+            key_env: None,
+            idle_timeout: Duration::from_secs(60),
+            max_response_bytes: 4_000_000,
+            redactor: Redactor::default(),
+        }
+    }
+}
 
 /// Where and as whom a provider calls: its configured name, base URL, API
-/// key and HTTP client.
+/// key, HTTP client and the bounds on its answers.
 #[derive(Debug, Clone)]
 pub(crate) struct Endpoint {
     /// The name the config gives the provider (used in error messages).
@@ -20,22 +55,36 @@ pub(crate) struct Endpoint {
     base_url: String,
     api_key: Option<SecretString>,
     http: reqwest::Client,
+    options: ProviderOptions,
 }
 
 impl Endpoint {
-    /// An endpoint at `base_url` (a trailing `/` is ignored).
+    /// An endpoint at `base_url` (a trailing `/` is ignored), with the
+    /// default [`ProviderOptions`].
     pub fn new(
         name: impl Into<String>,
         base_url: impl Into<String>,
         api_key: Option<SecretString>,
         http: reqwest::Client,
     ) -> Self {
+        let options = ProviderOptions {
+            redactor: Redactor::default().with_secret(api_key.as_ref()),
+            ..ProviderOptions::default()
+        };
         Endpoint {
             name: name.into(),
             base_url: base_url.into().trim_end_matches('/').to_owned(),
             api_key,
             http,
+            options,
         }
+    }
+
+    /// This endpoint with `options` (its own key added to the redactor).
+    pub fn with_options(mut self, mut options: ProviderOptions) -> Self {
+        options.redactor = options.redactor.with_secret(self.api_key.as_ref());
+        self.options = options;
+        self
     }
 
     /// A POST of the JSON `body` to `path` under the base URL; `authorize`
@@ -56,55 +105,152 @@ impl Endpoint {
         }
     }
 
-    /// Sends `request` and parses a 2xx answer as `T` (see [`send_json`]).
+    /// Sends `request` and parses a 2xx answer as `T`, with its quota
+    /// headers (see [`send_json`]); an [`ProviderError::Auth`] names the
+    /// key's variable.
     pub async fn send<T: DeserializeOwned>(
         &self,
         request: RequestBuilder,
-    ) -> Result<T, ProviderError> {
-        send_json(&self.name, request).await
+    ) -> Result<(T, Quota), ProviderError> {
+        send_json(&self.name, request, &self.options)
+            .await
+            .map_err(|mut error| {
+                if let ProviderError::Auth { key_env, .. } = &mut error {
+                    key_env.clone_from(&self.options.key_env);
+                }
+                error
+            })
     }
 }
 
-/// The longest provider error message passed on to users, in characters.
-pub(crate) const MAX_ERROR_MESSAGE_CHARS: usize = 500;
+/// The longest provider message kept in an error, in characters.
+pub(crate) const MAX_ERROR_MESSAGE_CHARS: usize = 300;
+/// The most of an error answer's body read, in bytes (the status decides;
+/// the body only adds words).
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 
-/// Sends `request` and parses a 2xx answer as `T`.
+/// Sends `request` and parses a 2xx answer as `T`, reading its body within
+/// `options`' bounds; the answer's quota headers come with it.
 ///
 /// Non-2xx answers become the matching [`ProviderError`] (see
-/// [`classify_status`]); transport failures become
-/// [`ProviderError::Network`]; a 2xx body that is not a `T` becomes
-/// [`ProviderError::InvalidResponse`].
+/// [`classify_status`]); transport failures and an idle body become
+/// [`ProviderError::Network`]; a body over `max_response_bytes` becomes
+/// [`ProviderError::TooLarge`]; a 2xx body that is not a `T` becomes
+/// [`ProviderError::InvalidResponse`]. Every message is redacted. A 429
+/// without `Retry-After` waits for the used-up budget its quota headers
+/// name, if they name one.
 pub(crate) async fn send_json<T: DeserializeOwned>(
     provider: &str,
     request: reqwest::RequestBuilder,
-) -> Result<T, ProviderError> {
-    let response = request
+    options: &ProviderOptions,
+) -> Result<(T, Quota), ProviderError> {
+    let redactor = &options.redactor;
+    let mut response = request
         .send()
         .await
-        .map_err(|error| transport_error(provider, &error))?;
+        .map_err(|error| transport_error(provider, &error, redactor))?;
     let status = response.status().as_u16();
+    let quota = Quota::from_headers(response.headers());
     let retry_after = retry_after_from_headers(response.headers());
-    let body = response
-        .text()
-        .await
-        .map_err(|error| transport_error(provider, &error))?;
     if !(200..300).contains(&status) {
-        return Err(classify_status(provider, status, retry_after, &body));
+        let retry_after = retry_after.or(quota.exhausted_for.filter(|_| status == 429));
+        // The status decides; a body that cannot be read only adds nothing.
+        let limit = options.max_response_bytes.min(MAX_ERROR_BODY_BYTES);
+        let body = read_body(provider, &mut response, options, Overflow::Truncate(limit))
+            .await
+            .unwrap_or_default();
+        let body = redactor.redact(&String::from_utf8_lossy(&body));
+        return Err(classify_status(provider, status, retry_after, &body).redacted(redactor));
     }
-    serde_json::from_str(&body).map_err(|error| ProviderError::InvalidResponse {
+    let limit = options.max_response_bytes;
+    let body = read_body(provider, &mut response, options, Overflow::Fail(limit)).await?;
+    let parsed = serde_json::from_slice(&body).map_err(|error| {
+        let start = redactor.redact(&String::from_utf8_lossy(&body[..body.len().min(4096)]));
+        ProviderError::InvalidResponse {
+            provider: provider.to_owned(),
+            message: format!("{error}; body starts with {:?}", cap_message(&start, 200)),
+        }
+    })?;
+    Ok((parsed, quota))
+}
+
+/// What [`read_body`] does at its limit.
+#[derive(Debug, Clone, Copy)]
+enum Overflow {
+    /// Fail with [`ProviderError::TooLarge`].
+    Fail(usize),
+    /// Keep what fits and stop reading.
+    Truncate(usize),
+}
+
+/// Reads `response`'s body chunk by chunk, never holding more than the
+/// limit, and failing when no chunk comes for `options.idle_timeout`.
+async fn read_body(
+    provider: &str,
+    response: &mut reqwest::Response,
+    options: &ProviderOptions,
+    overflow: Overflow,
+) -> Result<Vec<u8>, ProviderError> {
+    let too_large = |limit: usize| ProviderError::TooLarge {
         provider: provider.to_owned(),
-        message: format!("{error}; body starts with {:?}", cap_message(&body, 200)),
-    })
+        limit,
+    };
+    let limit = match overflow {
+        Overflow::Fail(limit) | Overflow::Truncate(limit) => limit,
+    };
+    let announced = response.content_length().unwrap_or(0);
+    if let Overflow::Fail(limit) = overflow
+        && usize::try_from(announced).map_or(true, |announced| announced > limit)
+    {
+        return Err(too_large(limit));
+    }
+    let mut body = Vec::with_capacity(usize::try_from(announced).unwrap_or(0).min(limit));
+    loop {
+        let chunk = match tokio::time::timeout(options.idle_timeout, response.chunk()).await {
+            Err(_idle) => {
+                return Err(ProviderError::Network {
+                    provider: provider.to_owned(),
+                    connect_timeout: false,
+                    message: format!(
+                        "the answer stalled: no data for {} s (idle_timeout_secs)",
+                        options.idle_timeout.as_secs_f64()
+                    ),
+                });
+            }
+            Ok(Err(error)) => return Err(transport_error(provider, &error, &options.redactor)),
+            Ok(Ok(None)) => return Ok(body),
+            Ok(Ok(Some(chunk))) => chunk,
+        };
+        let room = limit - body.len();
+        if chunk.len() > room {
+            return match overflow {
+                Overflow::Fail(limit) => Err(too_large(limit)),
+                Overflow::Truncate(_) => {
+                    body.extend_from_slice(&chunk[..room]);
+                    Ok(body)
+                }
+            };
+        }
+        body.extend_from_slice(&chunk);
+    }
 }
 
 /// Maps a reqwest failure (no usable HTTP answer) to a [`ProviderError`].
 ///
 /// Timeouts, refused or reset connections and broken bodies are
-/// [`ProviderError::Network`] (transient); a request that could not even be
+/// [`ProviderError::Network`] (transient; `connect_timeout` when no
+/// connection was made in time); a request that could not even be
 /// built (a malformed base URL, say) is a permanent
 /// [`ProviderError::BadRequest`] with status 0.
-pub(crate) fn transport_error(provider: &str, error: &reqwest::Error) -> ProviderError {
-    let message = cap_message(&error_chain(error), MAX_ERROR_MESSAGE_CHARS);
+pub(crate) fn transport_error(
+    provider: &str,
+    error: &reqwest::Error,
+    redactor: &Redactor,
+) -> ProviderError {
+    let message = cap_message(
+        &redactor.redact(&error_chain(error)),
+        MAX_ERROR_MESSAGE_CHARS,
+    );
     if error.is_builder() {
         return ProviderError::BadRequest {
             provider: provider.to_owned(),
@@ -114,6 +260,7 @@ pub(crate) fn transport_error(provider: &str, error: &reqwest::Error) -> Provide
     }
     ProviderError::Network {
         provider: provider.to_owned(),
+        connect_timeout: error.is_connect() && error.is_timeout(),
         message,
     }
 }
@@ -141,7 +288,8 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 /// - 500–599 (Anthropic's 529 "overloaded" included):
 ///   [`ProviderError::Server`];
 /// - 408: [`ProviderError::Network`] (the request timed out on the way);
-/// - 401, 403: [`ProviderError::Auth`];
+/// - 401, 403, and Gemini's 400 `API_KEY_INVALID`: [`ProviderError::Auth`]
+///   (its `key_env` is left for the endpoint to fill in);
 /// - 400, 413 whose body says the prompt is longer than the context:
 ///   [`ProviderError::ContextTooLong`];
 /// - any other 4xx: [`ProviderError::BadRequest`];
@@ -172,11 +320,23 @@ pub(crate) fn classify_status(
             status,
             message,
         },
-        408 => ProviderError::Network { provider, message },
+        408 => ProviderError::Network {
+            provider,
+            connect_timeout: false,
+            message,
+        },
         401 | 403 => ProviderError::Auth {
             provider,
             status,
             message,
+            key_env: None,
+        },
+        // Gemini refuses a bad key with 400 INVALID_ARGUMENT.
+        400 if is_invalid_key(parsed.as_ref()) => ProviderError::Auth {
+            provider,
+            status,
+            message,
+            key_env: None,
         },
         400 | 413 if says_context_too_long(parsed.as_ref(), body) => {
             ProviderError::ContextTooLong { provider, message }
@@ -232,6 +392,19 @@ fn is_insufficient_quota(parsed: Option<&serde_json::Value>) -> bool {
     };
     field("/error/code") == Some("insufficient_quota")
         || field("/error/type") == Some("insufficient_quota")
+}
+
+/// Whether a 400 body is Gemini's refusal of the key
+/// (`error.details[].reason = "API_KEY_INVALID"`).
+fn is_invalid_key(parsed: Option<&serde_json::Value>) -> bool {
+    parsed
+        .and_then(|value| value.pointer("/error/details"))
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(|details| {
+            details.iter().any(|detail| {
+                detail.get("reason").and_then(serde_json::Value::as_str) == Some("API_KEY_INVALID")
+            })
+        })
 }
 
 /// Whether an error body says the prompt does not fit the context window,
@@ -351,6 +524,15 @@ mod tests {
         assert!(matches!(
             classify_status("x", 404, None, r#"{"error":"model not found"}"#),
             ProviderError::BadRequest { status: 404, ref message, .. } if message == "model not found"
+        ));
+    }
+
+    #[test]
+    fn gemini_refuses_a_bad_key_with_400() {
+        let body = r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID"}]}}"#;
+        assert!(matches!(
+            classify_status("gemini", 400, None, body),
+            ProviderError::Auth { status: 400, .. }
         ));
     }
 

@@ -3,7 +3,9 @@
 //! The engine speaks the provider-neutral types below; `openai.rs` (also
 //! Ollama, OpenRouter, vLLM), `anthropic.rs` and `gemini.rs` translate them to
 //! their wire formats over reqwest; `http.rs` owns what they share (sending
-//! JSON, classifying HTTP errors). `retry.rs` owns the retry policy for
+//! JSON, reading answers within their bounds, classifying and redacting
+//! HTTP errors); `quota.rs` reads the rate-limit headers an answer carries.
+//! `retry.rs` owns the retry policy for
 //! transient errors; `effort.rs` clamps reasoning effort (each provider maps
 //! it to its own wire field).
 
@@ -14,11 +16,14 @@ pub mod gemini;
 mod http;
 pub mod models;
 pub mod openai;
+mod quota;
 pub mod retry;
 pub mod routing;
 
 pub use baton_channel::Effort;
 pub use error::ProviderError;
+pub use http::ProviderOptions;
+pub use quota::Quota;
 
 use serde::{Deserialize, Serialize};
 
@@ -186,6 +191,9 @@ pub struct Completion {
     pub usage: Usage,
     /// Why it stopped.
     pub stop: StopReason,
+    /// What the answer's rate-limit headers said (empty where there were
+    /// none, or no HTTP).
+    pub quota: Quota,
 }
 
 /// A language-model API.

@@ -9,7 +9,8 @@ use crate::llm::anthropic::AnthropicProvider;
 use crate::llm::gemini::GeminiProvider;
 use crate::llm::openai::OpenAiProvider;
 use crate::llm::routing::{AgentRole, RouteLevel, RouteRequest};
-use crate::llm::{Effort, Provider, effort};
+use crate::llm::{Effort, Provider, ProviderOptions, effort};
+use crate::redact::Redactor;
 
 /// A model ready to call: its provider, its name, and what it supports.
 #[derive(Debug, Clone)]
@@ -142,9 +143,23 @@ pub fn build_provider(config: &Config, name: &str) -> Result<Arc<dyn Provider>, 
         .map_err(|e| ConfigError::Invalid(format!("cannot build an HTTP client: {e}")))?;
     let key = section.api_key();
     let base_url = section.base_url.trim_end_matches('/').to_owned();
+    let options = ProviderOptions {
+        key_env: section.api_key_env.clone(),
+        idle_timeout: section.idle_timeout(),
+        max_response_bytes: usize::try_from(section.max_response_bytes).unwrap_or(usize::MAX),
+        // Every secret the config reaches, not only this provider's key:
+        // an error body may quote anything the request or a proxy carried.
+        redactor: Redactor::from_config(config),
+    };
     Ok(match section.kind {
-        ProviderKind::Openai => Arc::new(OpenAiProvider::new(name, base_url, key, http)),
-        ProviderKind::Anthropic => Arc::new(AnthropicProvider::new(name, base_url, key, http)),
-        ProviderKind::Gemini => Arc::new(GeminiProvider::new(name, base_url, key, http)),
+        ProviderKind::Openai => {
+            Arc::new(OpenAiProvider::new(name, base_url, key, http).with_options(options))
+        }
+        ProviderKind::Anthropic => {
+            Arc::new(AnthropicProvider::new(name, base_url, key, http).with_options(options))
+        }
+        ProviderKind::Gemini => {
+            Arc::new(GeminiProvider::new(name, base_url, key, http).with_options(options))
+        }
     })
 }

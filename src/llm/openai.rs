@@ -8,10 +8,10 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http::Endpoint;
+use super::http::{Endpoint, ProviderOptions};
 use super::{
     AssistantMessage, Completion, CompletionRequest, Effort, Message, Provider, ProviderError,
-    StopReason, ToolCall, ToolChoice, Usage,
+    Quota, StopReason, ToolCall, ToolChoice, Usage,
 };
 
 /// A provider speaking OpenAI Chat Completions (non-streaming).
@@ -33,6 +33,13 @@ impl OpenAiProvider {
         OpenAiProvider {
             endpoint: Endpoint::new(name, base_url, api_key, http),
         }
+    }
+
+    /// This provider with `options`: the bounds on its answers, and what
+    /// its error messages are cleaned of.
+    pub fn with_options(mut self, options: ProviderOptions) -> Self {
+        self.endpoint = self.endpoint.with_options(options);
+        self
     }
 
     /// The request body for `request`, in the Chat Completions format.
@@ -206,6 +213,7 @@ impl OpenAiProvider {
             },
             usage,
             stop,
+            quota: Quota::default(),
         })
     }
 }
@@ -221,8 +229,11 @@ impl Provider for OpenAiProvider {
         let http = self.endpoint.post("/chat/completions", &body, |http, key| {
             http.bearer_auth(key)
         });
-        let wire: ChatCompletion = self.endpoint.send(http).await?;
-        self.completion_from_wire(wire)
+        let (wire, quota): (ChatCompletion, _) = self.endpoint.send(http).await?;
+        Ok(Completion {
+            quota,
+            ..self.completion_from_wire(wire)?
+        })
     }
 }
 

@@ -79,8 +79,22 @@ fn random_u64(salt: u32) -> u64 {
 /// attempts are used up; returns the last error then.
 ///
 /// Only [`ProviderError::is_transient`] errors are retried. Each retry is
-/// logged at warn level with the error (which never holds a secret).
-pub async fn with_retry<T, F, Fut>(policy: &RetryPolicy, mut call: F) -> Result<T, ProviderError>
+/// logged at warn level with the error (redacted where it was built).
+pub async fn with_retry<T, F, Fut>(policy: &RetryPolicy, call: F) -> Result<T, ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ProviderError>>,
+{
+    with_retry_notify(policy, call, |_, _| {}).await
+}
+
+/// [`with_retry`], calling `on_retry(next_attempt, &error)` when a retry is
+/// decided, before its backoff (`next_attempt` is 2 for the first retry).
+pub async fn with_retry_notify<T, F, Fut>(
+    policy: &RetryPolicy,
+    mut call: F,
+    mut on_retry: impl FnMut(u32, &ProviderError),
+) -> Result<T, ProviderError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, ProviderError>>,
@@ -99,6 +113,7 @@ where
                     %error,
                     "model call failed; retrying"
                 );
+                on_retry(attempt + 1, &error);
                 tokio::time::sleep(delay).await;
                 attempt += 1;
             }
@@ -152,6 +167,7 @@ mod tests {
             provider: "test".into(),
             status: 401,
             message: "bad key".into(),
+            key_env: None,
         };
         let result: Result<(), _> = with_retry(&policy(), || async {
             calls.fetch_add(1, Ordering::SeqCst);
@@ -169,6 +185,7 @@ mod tests {
             let call = calls.fetch_add(1, Ordering::SeqCst) + 1;
             Err(ProviderError::Network {
                 provider: "test".into(),
+                connect_timeout: false,
                 message: format!("reset {call}"),
             })
         })
@@ -208,6 +225,32 @@ mod tests {
         assert_eq!(
             policy().delay_before_retry(1, &long),
             Duration::from_secs(5)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_retry_is_announced_with_its_attempt_number() {
+        let calls = AtomicU32::new(0);
+        let mut announced = Vec::new();
+        let result = with_retry_notify(
+            &policy(),
+            || async {
+                if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+                    Err(server_error())
+                } else {
+                    Ok(())
+                }
+            },
+            |attempt, error| announced.push((attempt, error.retry_reason())),
+        )
+        .await;
+        assert_eq!(result, Ok(()));
+        assert_eq!(
+            announced,
+            [
+                (2, "the provider is overloaded"),
+                (3, "the provider is overloaded")
+            ]
         );
     }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
+use tracing::Instrument;
 
 use baton_channel::{ConversationKey, Effort, WorkerEvent, WorkerId, WorkerStatus};
 use futures::future::select_all;
@@ -221,7 +222,9 @@ impl WorkerPool {
         };
         // The channel is new and holds one brief: this cannot fail.
         let _ = briefs_tx.try_send(brief);
-        let handle = AbortOnDropHandle::new(tokio::spawn(task.run()));
+        let handle = AbortOnDropHandle::new(tokio::spawn(
+            crate::metrics::count_worker(task.run()).in_current_span(),
+        ));
         self.slots().insert(
             id.clone(),
             Slot {

@@ -184,6 +184,7 @@ impl WorkerTask {
             max_rounds: self.max_rounds,
             limiter: &services.limiter,
             priority: self.priority,
+            conversation: &self.key,
             // Workers are single-shot: a failure goes straight back to the
             // orchestrator, which decides what to do.
             retry: None,

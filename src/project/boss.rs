@@ -179,6 +179,7 @@ async fn boss(run: &ProjectRun) -> Ending {
         max_rounds: limits.orchestrator_rounds,
         limiter: &services.limiter,
         priority: Priority::Project,
+        conversation: &project.key,
         retry: Some(&services.retry),
         observer: &observer,
     };
@@ -200,13 +201,14 @@ async fn boss(run: &ProjectRun) -> Ending {
                 Some(event) = worker_events_rx.recv() => forward(run, event),
                 result = &mut working => break match result {
                     Ok(output) => Stop::Asked(BossEnd::Complete(output.text)),
-                    Err(e) => Stop::Failed(format!("its model failed ({e})")),
+                    Err(e) => {
+                        tracing::warn!(project = %project.id, error = %e, "a project's boss failed");
+                        Stop::Failed(e.user_message())
+                    }
                 },
             }
         }
     };
-    // The boss's context as of its last whole round.
-    observer.save(&history).await;
     match &ending {
         Stop::Paused | Stop::Asked(BossEnd::Blocked(_)) => {
             // Running workers finish their current call first.
@@ -221,7 +223,8 @@ async fn boss(run: &ProjectRun) -> Ending {
     while let Ok(event) = worker_events_rx.try_recv() {
         forward(run, event);
     }
-    observer.save_usage().await;
+    // The boss's context as of its last whole round, and all its tokens.
+    observer.save(&history).await;
     match ending {
         Stop::Cancelled => Ending::now(
             ProjectStatus::Cancelled,
@@ -359,14 +362,6 @@ impl BossObserver<'_> {
             .await
         {
             tracing::warn!(project = %self.run.project.id, error = %e, "could not save a project's context");
-        }
-    }
-
-    async fn save_usage(&self) {
-        let store = &self.run.services.store;
-        let project = &self.run.project;
-        if let Err(e) = store.save_project_usage(project.id, self.usage()).await {
-            tracing::warn!(project = %project.id, error = %e, "could not record a project's tokens");
         }
     }
 }

@@ -67,6 +67,19 @@ impl Db {
             + Send
             + 'static,
     {
+        let started = std::time::Instant::now();
+        let result = self.run_job(job).await;
+        crate::metrics::store_statement(started.elapsed());
+        result
+    }
+
+    async fn run_job<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>
+            + Send
+            + 'static,
+    {
         match self {
             Db::Pool(pool) => {
                 let mut conn = pool.acquire().await?;

@@ -1,7 +1,7 @@
 //! [`StoreError`]: what can go wrong talking to the database, and whether a
 //! retry may help.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sqlx::error::DatabaseError;
 
@@ -39,6 +39,24 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A SQLite database file could not be opened, created or written:
+    /// the folder is missing or read-only, or the file is read-only.
+    /// Permanent. The message names the file once and says what to check
+    /// (it carries SQLite's reason as text, not as a source, so that it is
+    /// not repeated when the causes are printed).
+    #[error(
+        "SQLite database {}: {reason}; check that the folder {} exists and that \
+         the user Baton runs as may create and write files in it and write the \
+         database file (SQLite keeps -wal and -shm files beside it)",
+        path.display(),
+        folder(path).display()
+    )]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's (or the system's) reason.
+        reason: String,
+    },
     /// Applying the migrations failed. Permanent.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -59,6 +77,64 @@ impl StoreError {
             self,
             StoreError::PoolTimeout | StoreError::Busy(_) | StoreError::Io(_)
         )
+    }
+}
+
+/// The folder a database file is in, as the message names it.
+fn folder(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+/// `error`, met while opening the SQLite database `file`, as
+/// [`StoreError::Open`] when it says the file or its folder cannot be
+/// opened or written (SQLite's `CANTOPEN`, `READONLY` or `PERM`, or the
+/// system's "permission denied" or "not found"); otherwise unchanged.
+pub(super) fn open_error(file: Option<&Path>, error: StoreError) -> StoreError {
+    let Some(path) = file else {
+        return error;
+    };
+    const SQLITE_PERM: i64 = 3;
+    const SQLITE_READONLY: i64 = 8;
+    const SQLITE_CANTOPEN: i64 = 14;
+    // The sqlx error among the causes: it holds SQLite's code or the
+    // system's I/O error.
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    let mut reason = None;
+    while let Some(current) = cause {
+        if let Some(sqlx_error) = current.downcast_ref::<sqlx::Error>() {
+            reason = match sqlx_error {
+                sqlx::Error::Io(io)
+                    if matches!(
+                        io.kind(),
+                        std::io::ErrorKind::PermissionDenied
+                            | std::io::ErrorKind::NotFound
+                            | std::io::ErrorKind::ReadOnlyFilesystem
+                    ) =>
+                {
+                    Some(io.to_string())
+                }
+                sqlx::Error::Database(db) => db
+                    .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+                    .and_then(|sqlite| {
+                        let code = sqlite.code()?.parse::<i64>().ok()?;
+                        matches!(code & 0xff, SQLITE_PERM | SQLITE_READONLY | SQLITE_CANTOPEN)
+                            .then(|| format!("{} (SQLite code {code})", sqlite.message()))
+                    }),
+                _ => None,
+            };
+            break;
+        }
+        cause = current.source();
+    }
+    match reason {
+        Some(reason) => StoreError::Open {
+            path: path.to_path_buf(),
+            reason,
+        },
+        None => error,
     }
 }
 
@@ -95,14 +171,30 @@ fn is_busy(db: &dyn DatabaseError) -> bool {
     false
 }
 
-/// Postgres errors that mean the server or the connection is in trouble
-/// rather than the statement: connection exceptions (class 08), too many
-/// connections, a server shutting down or starting up.
+/// Errors that mean the disk, the server or the connection is in trouble
+/// rather than the statement: SQLite's full disk (`SQLITE_FULL`) and I/O
+/// errors (`SQLITE_IOERR`); Postgres connection exceptions (class 08), a
+/// full disk, out of memory, too many connections, a server shutting down
+/// or starting up. All may pass, so a message that hit one is not
+/// confirmed to its platform and comes again.
 fn is_connection_trouble(db: &dyn DatabaseError) -> bool {
+    if let Some(sqlite) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+        const SQLITE_IOERR: i64 = 10;
+        const SQLITE_FULL: i64 = 13;
+        let primary = sqlite
+            .code()
+            .and_then(|code| code.parse::<i64>().ok())
+            .map(|code| code & 0xff);
+        return matches!(primary, Some(SQLITE_IOERR | SQLITE_FULL));
+    }
     match db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
         Some(pg) => {
             let code = pg.code();
-            code.starts_with("08") || matches!(code, "53300" | "57P01" | "57P02" | "57P03")
+            code.starts_with("08")
+                || matches!(
+                    code,
+                    "53100" | "53200" | "53300" | "57P01" | "57P02" | "57P03"
+                )
         }
         None => false,
     }

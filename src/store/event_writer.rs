@@ -5,9 +5,10 @@
 //! Order is kept: entries are written in the order they were sent.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::db::Db;
 use super::upkeep::{KnownConversations, ensure_conversation};
@@ -41,19 +42,40 @@ enum Command {
 #[derive(Debug, Clone)]
 pub(super) struct EventWriter {
     commands: mpsc::Sender<Command>,
+    /// Entries whose write failed (they are lost; the log says so).
+    lost: Arc<AtomicU64>,
+    /// Counts entries queued, to wake live readers (`/api/events/stream`).
+    appended: Arc<watch::Sender<u64>>,
 }
 
 impl EventWriter {
     /// Starts the writer task on `db`.
     pub(super) fn start(db: Db, known: Arc<KnownConversations>) -> EventWriter {
         let (commands, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(write_batches(db, known, queue));
-        EventWriter { commands }
+        let lost = Arc::new(AtomicU64::new(0));
+        tokio::spawn(write_batches(db, known, queue, lost.clone()));
+        EventWriter {
+            commands,
+            lost,
+            appended: Arc::new(watch::channel(0).0),
+        }
+    }
+
+    /// Changes after every entry queued (flush, then read, to see it).
+    pub(super) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
+    /// How many entries could not be written since the store started.
+    pub(super) fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
     }
 
     /// Queues an entry; `false` if the writer is gone.
     pub(super) async fn append(&self, event: NewEvent) -> bool {
-        self.commands.send(Command::Append(event)).await.is_ok()
+        let sent = self.commands.send(Command::Append(event)).await.is_ok();
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+        sent
     }
 
     /// Waits until everything queued so far is written (or failed).
@@ -65,7 +87,12 @@ impl EventWriter {
     }
 }
 
-async fn write_batches(db: Db, known: Arc<KnownConversations>, mut queue: mpsc::Receiver<Command>) {
+async fn write_batches(
+    db: Db,
+    known: Arc<KnownConversations>,
+    mut queue: mpsc::Receiver<Command>,
+    lost: Arc<AtomicU64>,
+) {
     let mut flushes = Vec::new();
     while let Some(command) = queue.recv().await {
         let mut batch = Vec::new();
@@ -96,7 +123,8 @@ async fn write_batches(db: Db, known: Arc<KnownConversations>, mut queue: mpsc::
                 .run(move |conn| Box::pin(async move { insert(conn, &known, &batch).await }))
                 .await;
             if let Err(e) = written {
-                tracing::warn!(error = %e, entries, "could not write to the event log");
+                let total = lost.fetch_add(entries as u64, Ordering::Relaxed) + entries as u64;
+                tracing::warn!(error = %e, entries, lost = total, "could not write to the event log");
             }
         }
         for done in flushes.drain(..) {

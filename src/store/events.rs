@@ -39,6 +39,12 @@ impl Store {
     }
 
     /// Waits until every event recorded so far is written.
+    /// Event log entries that could not be written since the store
+    /// started (a full disk, say); each failure is also logged.
+    pub fn events_lost(&self) -> u64 {
+        self.events.lost()
+    }
+
     pub async fn flush_events(&self) {
         self.events.flush().await;
     }

@@ -23,7 +23,9 @@
 //! - `projects.rs`: long-running projects (each with its boss's turn);
 //! - `usage.rs`: token totals per model (costs, budgets, `/status`);
 //! - `upkeep.rs`: the cache of known conversations, WAL checkpoints;
+//! - `health.rs`: [`StoreHealth`], whether the SQLite file is still there;
 //! - `events.rs` and `event_writer.rs`: the event log, written in batches;
+//! - `browse.rs`: paged read-only queries for the dashboard and `/api`;
 //! - `db.rs`: the connections statements run on (SQLite: one connection
 //!   owned by a task; Postgres: a pool);
 //! - `error.rs`: [`StoreError`]; `model.rs`: the record types.
@@ -32,11 +34,13 @@
 //! each worker row its worker's cumulative tokens, so [`Store::usage_since`]
 //! adds both.
 
+mod browse;
 mod conversations;
 mod db;
 mod error;
 mod event_writer;
 mod events;
+mod health;
 mod model;
 mod projects;
 mod recovery;
@@ -45,7 +49,7 @@ mod turns;
 mod upkeep;
 mod usage;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -56,7 +60,9 @@ use sqlx::{AnyConnection, Connection, Executor};
 
 use db::Db;
 
+pub use browse::{ConversationRow, EventRow, ProjectRow, TurnRow, TurnTree, WorkerRow};
 pub use error::StoreError;
+pub use health::StoreHealth;
 pub use model::{
     ConversationSettings, EventKind, MessageId, Mode, NewWorker, ProjectId, ProjectStatus, Role,
     StoredEvent, StoredMessage, StoredProject, StoredTurn, StoredWorker, TurnId, TurnStatus,
@@ -112,6 +118,9 @@ pub struct Store {
     events: event_writer::EventWriter,
     /// Stops the background WAL checkpoints (SQLite files) with the last clone.
     _checkpointer: Option<Arc<tokio_util::sync::DropGuard>>,
+    /// What the upkeep task last found about the SQLite file (always
+    /// [`StoreHealth::Ok`] without one).
+    health: tokio::sync::watch::Receiver<StoreHealth>,
 }
 
 impl Store {
@@ -124,17 +133,24 @@ impl Store {
     /// `sqlite::memory:` is a private in-memory database for tests (one
     /// connection, kept open until [`Store::close`]). `postgres://...`
     /// connects to a server whose database already exists.
+    ///
+    /// A SQLite file that cannot be opened, created or written (a missing
+    /// or read-only folder, a read-only file) is one
+    /// [`StoreError::Open`] naming the file and what to check; the store
+    /// tries a write before it answers, so this shows here and not at the
+    /// first message.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         install_drivers();
-        let (backend, url, in_memory) = prepare_url(url)?;
+        let (backend, url, file) = prepare_url(url)?;
         let db = match backend {
             Backend::Sqlite => {
                 // One connection serves every statement (see `db.rs`); an
                 // in-memory database lives exactly as long as it.
-                let mut conn = connect_sqlite(&url).await?;
-                if let Err(error) = migrate_sqlite(&mut conn).await {
+                let open_error = |error| error::open_error(file.as_deref(), error);
+                let mut conn = connect_sqlite(&url).await.map_err(open_error)?;
+                if let Err(error) = prepare_sqlite(&mut conn).await {
                     let _ = conn.close().await;
-                    return Err(error);
+                    return Err(open_error(error));
                 }
                 Db::own(conn)
             }
@@ -150,8 +166,24 @@ impl Store {
                 Db::Pool(pool)
             }
         };
-        let checkpointer = (backend == Backend::Sqlite && !in_memory)
-            .then(|| Arc::new(upkeep::start_checkpointer(url, db.clone())));
+        let (checkpointer, health) = match file {
+            Some(file) => {
+                let (watch, health) = health::FileWatch::new(&file);
+                // Opened now, while the file is surely the store's: opened
+                // later, after the file was deleted, it would create an
+                // empty one.
+                let side = match connect_sqlite(&url).await {
+                    Ok(conn) => Some(conn),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no connection for background WAL checkpoints");
+                        None
+                    }
+                };
+                let guard = upkeep::start_checkpointer(side, db.clone(), watch);
+                (Some(Arc::new(guard)), health)
+            }
+            None => (None, tokio::sync::watch::channel(StoreHealth::Ok).1),
+        };
         let known = Arc::new(upkeep::KnownConversations::default());
         let events = event_writer::EventWriter::start(db.clone(), known.clone());
         Ok(Store {
@@ -160,7 +192,16 @@ impl Store {
             known,
             events,
             _checkpointer: checkpointer,
+            health,
         })
+    }
+
+    /// Whether the database file is still the one the store opened, and
+    /// its last background checkpoint worked (checked every few seconds;
+    /// always [`StoreHealth::Ok`] for Postgres and in-memory SQLite). For a
+    /// readiness check.
+    pub fn health(&self) -> StoreHealth {
+        self.health.borrow().clone()
     }
 
     /// Writes the queued event log entries, then closes the connections
@@ -188,6 +229,23 @@ impl Store {
     {
         self.db.run(job).await
     }
+}
+
+/// Migrates a freshly opened SQLite database, then makes a write that it
+/// rolls back, so that a database that can be read but not written (a
+/// read-only file, or folder) fails here rather than at the first message.
+/// (A statement that would change no row is not enough: SQLite runs it
+/// without taking the write lock.)
+async fn prepare_sqlite(conn: &mut AnyConnection) -> Result<(), StoreError> {
+    migrate_sqlite(conn).await?;
+    conn.execute("BEGIN").await?;
+    let written = conn
+        .execute("CREATE TABLE baton_write_check (x INTEGER)")
+        .await;
+    let rolled_back = conn.execute("ROLLBACK").await;
+    written?;
+    rolled_back?;
+    Ok(())
 }
 
 /// Applies the SQLite migrations with foreign keys off, SQLite's way to
@@ -230,11 +288,11 @@ fn install_drivers() {
 
 /// Picks the backend from the URL and, for a SQLite file, creates its folder
 /// and asks SQLite to create the file (`mode=rwc`) unless the URL sets a
-/// mode. Returns the backend, the URL to connect with, and whether it is an
-/// in-memory SQLite database.
-fn prepare_url(url: &str) -> Result<(Backend, String, bool), StoreError> {
+/// mode. Returns the backend, the URL to connect with, and the SQLite
+/// database's file (`None` for Postgres and in-memory SQLite).
+fn prepare_url(url: &str) -> Result<(Backend, String, Option<PathBuf>), StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok((Backend::Postgres, url.to_owned(), false));
+        return Ok((Backend::Postgres, url.to_owned(), None));
     }
     let Some(rest) = url
         .strip_prefix("sqlite://")
@@ -254,8 +312,11 @@ fn prepare_url(url: &str) -> Result<(Backend, String, bool), StoreError> {
         })
     };
     let in_memory = path == ":memory:" || params.is_some_and(|p| p.contains("mode=memory"));
-    if in_memory || has_param("mode") {
-        return Ok((Backend::Sqlite, url.to_owned(), in_memory));
+    if in_memory {
+        return Ok((Backend::Sqlite, url.to_owned(), None));
+    }
+    if has_param("mode") {
+        return Ok((Backend::Sqlite, url.to_owned(), Some(PathBuf::from(path))));
     }
     if path.is_empty() {
         return Err(StoreError::UnsupportedUrl(url.to_owned()));
@@ -269,7 +330,11 @@ fn prepare_url(url: &str) -> Result<(Backend, String, bool), StoreError> {
         })?;
     }
     let separator = if params.is_some() { '&' } else { '?' };
-    Ok((Backend::Sqlite, format!("{url}{separator}mode=rwc"), false))
+    Ok((
+        Backend::Sqlite,
+        format!("{url}{separator}mode=rwc"),
+        Some(PathBuf::from(path)),
+    ))
 }
 
 /// Now, in unix milliseconds.
@@ -285,6 +350,21 @@ fn tokens_to_db(tokens: u64) -> i64 {
     i64::try_from(tokens).unwrap_or(i64::MAX)
 }
 
+/// The first row an `INSERT … RETURNING` gave back, read with
+/// `fetch_all`: sqlx's `fetch_one` and `fetch_optional` stop after the
+/// first row, before SQLite commits the statement at its last step, and so
+/// never see a commit that failed (a full disk returned an id for a row
+/// that was never written). Every write that returns a row goes through
+/// this or through an explicit transaction.
+fn first_row<T>(rows: Vec<T>) -> Option<T> {
+    rows.into_iter().next()
+}
+
+/// Like [`first_row`], for a statement that always returns one.
+fn one_row<T>(rows: Vec<T>) -> Result<T, sqlx::Error> {
+    first_row(rows).ok_or(sqlx::Error::RowNotFound)
+}
+
 /// A stored token count (a negative one, which the service never writes,
 /// reads as 0).
 fn tokens_from_db(tokens: i64) -> u64 {
@@ -297,22 +377,23 @@ mod tests {
 
     #[test]
     fn urls_pick_the_backend_and_add_create_mode() {
-        let (backend, url, memory) = prepare_url("sqlite::memory:").unwrap();
+        let (backend, url, file) = prepare_url("sqlite::memory:").unwrap();
         assert_eq!(
-            (backend, url.as_str(), memory),
-            (Backend::Sqlite, "sqlite::memory:", true)
+            (backend, url.as_str(), file),
+            (Backend::Sqlite, "sqlite::memory:", None)
         );
 
         let dir = std::env::temp_dir().join(format!("baton-store-url-{}", std::process::id()));
         let file = dir.join("sub/baton.db");
-        let (_, url, memory) = prepare_url(&format!("sqlite://{}", file.display())).unwrap();
+        let (_, url, path) = prepare_url(&format!("sqlite://{}", file.display())).unwrap();
         assert_eq!(url, format!("sqlite://{}?mode=rwc", file.display()));
-        assert!(!memory);
+        assert_eq!(path, Some(file.clone()));
         assert!(dir.join("sub").is_dir());
         std::fs::remove_dir_all(&dir).unwrap();
 
-        let (_, url, _) = prepare_url("sqlite://x.db?mode=ro").unwrap();
+        let (_, url, path) = prepare_url("sqlite://x.db?mode=ro").unwrap();
         assert_eq!(url, "sqlite://x.db?mode=ro");
+        assert_eq!(path, Some(PathBuf::from("x.db")));
 
         let (backend, _, _) = prepare_url("postgresql://u@localhost/baton").unwrap();
         assert_eq!(backend, Backend::Postgres);

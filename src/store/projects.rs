@@ -191,7 +191,7 @@ impl Store {
         Ok(rows.into_iter().filter_map(read).collect())
     }
 
-    /// Saves the boss's context after a round.
+    /// Saves the boss's context and its tokens so far (on its turn).
     pub async fn save_project_transcript(
         &self,
         id: ProjectId,
@@ -226,26 +226,6 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                     tx.commit().await
-                })
-            })
-            .await?;
-        Ok(())
-    }
-
-    /// Records the boss's tokens so far on its turn.
-    pub async fn save_project_usage(&self, id: ProjectId, usage: Usage) -> Result<(), StoreError> {
-        self.db
-            .run(move |conn| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "UPDATE turns SET input_tokens = $1, output_tokens = $2 \
-                         WHERE id = (SELECT turn_id FROM projects WHERE id = $3)",
-                    )
-                    .bind(tokens_to_db(usage.input_tokens))
-                    .bind(tokens_to_db(usage.output_tokens))
-                    .bind(id.0)
-                    .execute(conn)
-                    .await
                 })
             })
             .await?;

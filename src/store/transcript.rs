@@ -4,7 +4,9 @@
 
 use baton_channel::{Author, ConversationKey};
 
-use super::{MessageId, Role, Store, StoreError, StoredMessage, TurnId, now_ms};
+use super::{
+    MessageId, Role, Store, StoreError, StoredMessage, TurnId, first_row, now_ms, one_row,
+};
 
 impl Store {
     /// Records a user's message. Returns `None` when `platform_message_id`
@@ -40,8 +42,9 @@ impl Store {
                     .bind(text)
                     .bind(platform_message_id)
                     .bind(now)
-                    .fetch_optional(conn)
+                    .fetch_all(conn)
                     .await
+                    .map(first_row)
                 })
             })
             .await?;
@@ -70,8 +73,9 @@ impl Store {
                     .bind(text)
                     .bind(turn.0)
                     .bind(now)
-                    .fetch_one(conn)
+                    .fetch_all(conn)
                     .await
+                    .and_then(one_row)
                 })
             })
             .await?;

@@ -11,7 +11,7 @@ use sqlx::Connection;
 
 use super::{
     MessageId, Mode, NewWorker, Store, StoreError, StoredTurn, StoredWorker, TurnId, TurnStatus,
-    now_ms, tokens_from_db, tokens_to_db,
+    now_ms, one_row, tokens_from_db, tokens_to_db,
 };
 use crate::llm::Usage;
 
@@ -54,8 +54,9 @@ impl Store {
                     .bind(model)
                     .bind(TurnStatus::Running.as_str())
                     .bind(now)
-                    .fetch_one(conn)
+                    .fetch_all(conn)
                     .await
+                    .and_then(one_row)
                 })
             })
             .await?;
@@ -97,8 +98,9 @@ impl Store {
                     .bind(error)
                     .bind(started_at)
                     .bind(now)
-                    .fetch_one(conn)
+                    .fetch_all(conn)
                     .await
+                    .and_then(one_row)
                 })
             })
             .await?;

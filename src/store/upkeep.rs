@@ -1,5 +1,7 @@
-//! Keeping the store fast: remembering which conversation rows exist, and
-//! checkpointing SQLite's write-ahead log off the commit path.
+//! Keeping the store fast and watched: remembering which conversation rows
+//! exist, checkpointing SQLite's write-ahead log off the commit path, and
+//! on the same tick noticing a database file deleted or replaced under the
+//! store (`health.rs`).
 
 use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
@@ -9,6 +11,7 @@ use sqlx::{AnyConnection, Connection};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::db::Db;
+use super::health::FileWatch;
 
 /// Creates the conversation's row (without settings) if it does not exist
 /// yet, so rows that reference it can be inserted. Rows are never deleted,
@@ -40,6 +43,9 @@ const KNOWN_LIMIT: usize = 100_000;
 /// enough that each pass has little to copy and sync (under the engine
 /// benchmark's load, once a second meant syncs of about 100 MB).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// How often the upkeep task checks that the database file is still the one
+/// the store opened (a cheap `stat`; after a failed checkpoint at once).
+const FILE_CHECK_EVERY: Duration = Duration::from_secs(2);
 
 /// Conversation keys known to have a row. Rows are never deleted, so a key
 /// seen once needs no `INSERT .. ON CONFLICT DO NOTHING` again.
@@ -69,7 +75,8 @@ impl KnownConversations {
 /// Checkpoints a SQLite file database's write-ahead log every
 /// [`CHECKPOINT_EVERY`] from a background task, instead of inline in
 /// whichever commit crosses SQLite's threshold (its connections run with
-/// `wal_autocheckpoint = 0`).
+/// `wal_autocheckpoint = 0`), and watches the database file (`watch`)
+/// every [`FILE_CHECK_EVERY`] and after a failed checkpoint.
 ///
 /// In two steps, so that the store's statements wait for little of it:
 /// 1. PASSIVE checkpoints on the task's own connection, beside the store's
@@ -86,34 +93,53 @@ impl KnownConversations {
 /// as the last final pass left it.
 ///
 /// The task stops when the returned guard (held by every `Store` clone) is
-/// dropped, or when the store's `db` closes.
-pub(super) fn start_checkpointer(url: String, db: Db) -> DropGuard {
+/// dropped, or when the store's `db` closes. `side` is the task's own
+/// connection for the passes beside the writer (without one, only the file
+/// is watched).
+pub(super) fn start_checkpointer(
+    mut side: Option<AnyConnection>,
+    db: Db,
+    mut watch: FileWatch,
+) -> DropGuard {
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     tokio::spawn(async move {
-        let mut side = match super::connect_sqlite(&url).await {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::warn!(error = %e, "no connection for background WAL checkpoints");
-                return;
-            }
-        };
         let mut settled = None;
         let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_file_check = tokio::time::Instant::now();
         loop {
             tokio::select! {
+                biased;
                 () = stopped.cancelled() => break,
                 _ = ticks.tick() => {}
             }
             if db.is_closed() {
                 break;
             }
-            if let Err(e) = checkpoint(&mut side, &db, &mut settled).await {
-                tracing::debug!(error = %e, "background WAL checkpoint failed");
+            let mut check_file = last_file_check.elapsed() >= FILE_CHECK_EVERY;
+            if let Some(side) = &mut side {
+                match checkpoint(side, &db, &mut settled).await {
+                    Ok(()) => watch.checkpoint_succeeded(),
+                    // Closing (or closed) under the checkpoint: not a fault.
+                    Err(_) if db.is_closed() => break,
+                    Err(e @ (super::StoreError::Busy(_) | super::StoreError::Closed)) => {
+                        tracing::debug!(error = %e, "background WAL checkpoint failed");
+                    }
+                    Err(e) => {
+                        watch.checkpoint_failed(&e);
+                        check_file = true;
+                    }
+                }
+            }
+            if check_file {
+                watch.check_file().await;
+                last_file_check = tokio::time::Instant::now();
             }
         }
-        let _ = side.close().await;
+        if let Some(side) = side {
+            let _ = side.close().await;
+        }
     });
     stop.drop_guard()
 }
@@ -170,7 +196,11 @@ mod tests {
     async fn a_checkpoint_lets_the_log_start_over() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("wal.db").display());
-        let store = Store::connect(&url).await.unwrap();
+        let mut store = Store::connect(&url).await.unwrap();
+        // Stop the background checkpoints before their first (the task
+        // has not run yet): a checkpoint beside this test's would find the
+        // log busy.
+        store._checkpointer = None;
         let (_, url, _) = prepare_url(&url).unwrap();
         let mut side = connect_sqlite(&url).await.unwrap();
         let key = ConversationKey::new(Platform::Telegram, "1");

@@ -11,12 +11,29 @@ mod fetch;
 pub mod mcp;
 mod time;
 
-pub use fetch::{FetchPolicy, FetchUrl};
+pub use fetch::{FetchPolicy, FetchUrl, FetchUrlConfig};
 pub use time::CurrentTime;
 
 use std::sync::Arc;
 
+use serde::Deserialize;
+
 use crate::llm::ToolSpec;
+
+/// `[tools]`: settings of the built-in tools, one table per tool.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ToolsConfig {
+    /// `[tools.fetch_url]`.
+    pub fetch_url: FetchUrlConfig,
+}
+
+impl ToolsConfig {
+    /// Why the settings cannot be used, if they cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        self.fetch_url.validate()
+    }
+}
 
 /// Why a tool call failed. Every variant goes back to the model as an error
 /// result; none ends the turn.
@@ -93,11 +110,11 @@ impl std::fmt::Debug for ToolRegistry {
 }
 
 impl ToolRegistry {
-    /// The tools every worker gets by default.
-    pub fn worker_defaults() -> Self {
+    /// The tools every worker gets by default, set up by `config`.
+    pub fn worker_defaults(config: &ToolsConfig) -> Self {
         let mut registry = Self::default();
         registry.register(Arc::new(CurrentTime));
-        registry.register(Arc::new(FetchUrl::default()));
+        registry.register(Arc::new(FetchUrl::new(config.fetch_url.policy())));
         registry
     }
 

@@ -165,12 +165,29 @@ pub fn test_config_with_models(
     models_keys: &str,
     extra: &str,
 ) -> Config {
+    test_config_with_env(llm, wire, db, models_keys, extra, &[])
+}
+
+/// Like [`test_config_with_models`], with more variables in the list given
+/// to `Config::from_toml` (overrides such as
+/// `BATON__PROVIDERS__FAKE__API_KEY_ENV`, and the key variable itself).
+fn test_config_with_env(
+    llm: &FakeLlm,
+    wire: Wire,
+    db: &std::path::Path,
+    models_keys: &str,
+    extra: &str,
+    more_env: &[(String, String)],
+) -> Config {
     // Tiny retry delays, as overrides so that `extra` may hold an [engine] table.
     let env = [
         ("BATON__ENGINE__RETRY_BASE_DELAY_MS", "1"),
         ("BATON__ENGINE__RETRY_MAX_DELAY_MS", "5"),
     ];
-    let env = env.map(|(k, v)| (k.to_owned(), v.to_owned()));
+    let env = env
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .into_iter()
+        .chain(more_env.iter().cloned());
     let text = test_config_text_with_models(llm, wire, db, models_keys, extra);
     Config::from_toml(&text, env).expect("test config parses")
 }
@@ -246,6 +263,7 @@ impl TestBot {
             wire,
             models_keys: String::new(),
             extra: String::new(),
+            env: Vec::new(),
             dir: None,
         }
     }
@@ -306,6 +324,7 @@ pub struct TestBotBuilder {
     wire: Wire,
     models_keys: String,
     extra: String,
+    env: Vec<(String, String)>,
     dir: Option<Arc<tempfile::TempDir>>,
 }
 
@@ -321,6 +340,13 @@ impl TestBotBuilder {
     pub fn models(mut self, keys: &str) -> Self {
         self.models_keys.push_str(keys);
         self.models_keys.push('\n');
+        self
+    }
+
+    /// Adds a variable to the list the config is read with (a
+    /// `BATON__SECTION__KEY` override, or a variable a key is read from).
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
         self
     }
 
@@ -340,7 +366,14 @@ impl TestBotBuilder {
             .dir
             .unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
         let db: PathBuf = dir.path().join("baton.db");
-        let config = test_config_with_models(&llm, self.wire, &db, &self.models_keys, &self.extra);
+        let config = test_config_with_env(
+            &llm,
+            self.wire,
+            &db,
+            &self.models_keys,
+            &self.extra,
+            &self.env,
+        );
         let services = baton::app::services(config)
             .await
             .expect("the engine starts");

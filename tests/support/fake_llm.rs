@@ -19,6 +19,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use serde_json::{Value, json};
 
 /// Which wire format the fake speaks.
@@ -54,6 +55,15 @@ pub enum FakeReply {
     Delayed(Duration, Box<FakeReply>),
     /// The inner reply once the gate is open (at once if it already is).
     After(Gate, Box<FakeReply>),
+    /// The inner reply (its delays ignored) without a Content-Length, its
+    /// body in chunks: one byte, then up to 1 KiB each. With `stall`, the
+    /// headers and the first byte go out, then nothing for that long.
+    Chunked {
+        stall: Option<Duration>,
+        reply: Box<FakeReply>,
+    },
+    /// The inner reply with these headers added (rate-limit headers, say).
+    Headers(Vec<(&'static str, String)>, Box<FakeReply>),
 }
 
 /// A gate replies can wait on ([`FakeReply::After`]); the test (or its
@@ -209,6 +219,14 @@ struct Shared {
     requests: Mutex<Vec<SeenRequest>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    /// Requests answered at once beyond which a request gets a 429
+    /// (`usize::MAX`: no limit); see [`FakeLlm::limit_concurrency`].
+    capacity: AtomicUsize,
+    /// Requests being answered (not refused) now, and at most.
+    served: AtomicUsize,
+    max_served: AtomicUsize,
+    /// Requests refused for being over `capacity`.
+    refused: AtomicUsize,
 }
 
 /// A running fake model server; stops when dropped.
@@ -237,6 +255,10 @@ impl FakeLlm {
             requests: Mutex::new(Vec::new()),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
+            capacity: AtomicUsize::new(usize::MAX),
+            served: AtomicUsize::new(0),
+            max_served: AtomicUsize::new(0),
+            refused: AtomicUsize::new(0),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -275,6 +297,24 @@ impl FakeLlm {
     pub fn max_in_flight(&self) -> usize {
         self.shared.max_in_flight.load(Ordering::SeqCst)
     }
+
+    /// From now on, a request that arrives while `capacity` others are
+    /// being answered gets a 429 at once (a rate-limit error body, no
+    /// `Retry-After`), is not kept in [`FakeLlm::requests`] and never
+    /// reaches the script. `usize::MAX` lifts the limit.
+    pub fn limit_concurrency(&self, capacity: usize) {
+        self.shared.capacity.store(capacity, Ordering::SeqCst);
+    }
+
+    /// Requests refused for being over the concurrency limit.
+    pub fn refused(&self) -> usize {
+        self.shared.refused.load(Ordering::SeqCst)
+    }
+
+    /// The most requests answered (not refused) at the same time.
+    pub fn max_served(&self) -> usize {
+        self.shared.max_served.load(Ordering::SeqCst)
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -300,6 +340,37 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Counts a request as being answered for as long as it lives; `None`
+/// (and a refusal counted) when the concurrency limit is reached.
+struct Served<'a>(&'a Shared);
+
+impl<'a> Served<'a> {
+    fn enter(shared: &'a Shared) -> Option<Self> {
+        let capacity = shared.capacity.load(Ordering::SeqCst);
+        let taken = shared
+            .served
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |served| {
+                (served < capacity).then_some(served + 1)
+            });
+        match taken {
+            Ok(before) => {
+                shared.max_served.fetch_max(before + 1, Ordering::SeqCst);
+                Some(Served(shared))
+            }
+            Err(_) => {
+                shared.refused.fetch_add(1, Ordering::SeqCst);
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Served<'_> {
+    fn drop(&mut self) {
+        self.0.served.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 async fn answer(
     State(shared): State<Arc<Shared>>,
     uri: Uri,
@@ -307,6 +378,10 @@ async fn answer(
     body: Bytes,
 ) -> Response {
     let _in_flight = InFlight::enter(&shared);
+    let Some(_served) = Served::enter(&shared) else {
+        let body = json!({"type": "error", "error": {"type": "rate_limit_error", "message": "fake LLM: too many requests at once"}});
+        return (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    };
     let raw: Value = match serde_json::from_slice(&body) {
         Ok(raw) => raw,
         Err(error) => {
@@ -333,8 +408,13 @@ async fn answer(
         requests.len()
     };
     let mut reply = (shared.script)(&seen);
-    loop {
+    let mut extra_headers = Vec::new();
+    let mut response = loop {
         match reply {
+            FakeReply::Headers(headers, inner) => {
+                extra_headers.extend(headers);
+                reply = *inner;
+            }
             FakeReply::Delayed(delay, inner) => {
                 tokio::time::sleep(delay).await;
                 reply = *inner;
@@ -343,9 +423,18 @@ async fn answer(
                 gate.wait().await;
                 reply = *inner;
             }
+            FakeReply::Chunked { stall, reply } => {
+                break chunked(render(shared.wire, &seen, *reply, sequence), stall).await;
+            }
             ready => break render(shared.wire, &seen, ready, sequence),
         }
+    };
+    for (name, value) in extra_headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
     }
+    response
 }
 
 /// Tool-call arguments as a JSON value; a string value when not valid JSON.
@@ -586,7 +675,10 @@ fn render(wire: Wire, seen: &SeenRequest, reply: FakeReply, sequence: usize) -> 
             body,
             retry_after,
         } => return error_response(status, body, retry_after),
-        FakeReply::Delayed(_, inner) | FakeReply::After(_, inner) => {
+        FakeReply::Delayed(_, inner)
+        | FakeReply::After(_, inner)
+        | FakeReply::Headers(_, inner)
+        | FakeReply::Chunked { reply: inner, .. } => {
             return render(wire, seen, *inner, sequence);
         }
     };
@@ -601,6 +693,31 @@ fn render(wire: Wire, seen: &SeenRequest, reply: FakeReply, sequence: usize) -> 
         Wire::Gemini => gemini_body(seen, answer, sequence, input_tokens, output_tokens),
     };
     axum::Json(body).into_response()
+}
+
+/// `response` with its body re-sent in chunks (see [`FakeReply::Chunked`]).
+async fn chunked(response: Response, stall: Option<Duration>) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    let (first, rest) = bytes.split_at(bytes.len().min(1));
+    let pieces: Vec<Bytes> = std::iter::once(first)
+        .chain(rest.chunks(1024))
+        .map(Bytes::copy_from_slice)
+        .collect();
+    let stream = futures::stream::iter(pieces.into_iter().enumerate()).then(
+        move |(index, piece)| async move {
+            if index == 1
+                && let Some(stall) = stall
+            {
+                tokio::time::sleep(stall).await;
+            }
+            Ok::<_, std::convert::Infallible>(piece)
+        },
+    );
+    Response::from_parts(parts, axum::body::Body::from_stream(stream))
 }
 
 fn error_response(status: u16, body: Value, retry_after: Option<u64>) -> Response {

@@ -24,6 +24,18 @@ impl App {
         }
     }
 
+    /// Like [`App::spawn`], serving HTTP on `listener` (bound by the test).
+    pub fn spawn_on(config: Config, listener: tokio::net::TcpListener) -> App {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(baton::app::run_on(config, Some(listener), async move {
+            let _ = stopped.await;
+        }));
+        App {
+            stop: Some(stop),
+            task,
+        }
+    }
+
     /// Waits (up to 20 s) for the service to end by itself, as it does
     /// when it cannot start.
     pub async fn exit(self) -> Result<(), baton::app::StartError> {

@@ -5,13 +5,16 @@
 //! [`ConversationKey`], and renders what the conversation actor hands back
 //! through the [`Reply`] trait; the engine takes events through
 //! [`Dispatch`]. Nothing here knows about agents or models, and nothing
-//! here knows about serenity or teloxide.
+//! here knows about serenity or teloxide. [`OncePerKey`] is a small tool
+//! the adapters share (to log a dropped message once per chat).
 
 mod chunk;
 mod command;
 mod dispatch;
 mod event;
+mod health;
 mod key;
+mod once;
 mod reply;
 
 pub use chunk::chunk_text;
@@ -21,5 +24,7 @@ pub use command::{
 };
 pub use dispatch::{Accepted, Dispatch, DispatchError};
 pub use event::{WorkerEvent, WorkerEventKind, WorkerId, WorkerStatus};
+pub use health::Connection;
 pub use key::{ConversationKey, ParseKeyError, Platform};
+pub use once::OncePerKey;
 pub use reply::{Author, Channel, ChannelError, ChannelEvent, Inbound, Origin, Reply};

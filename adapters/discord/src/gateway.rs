@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_channel::{ChannelEvent, ConversationKey, Dispatch, Platform, parse_command};
+use baton_channel::{ChannelEvent, ConversationKey, Dispatch, OncePerKey, Platform, parse_command};
 use serenity::all::{
     CommandInteraction, Context, EventHandler, GatewayIntents, Interaction, Message, Ready,
     ResumedEvent, ShardStageUpdateEvent,
@@ -50,6 +50,8 @@ pub struct Intake {
     pub(crate) engine: Arc<dyn Dispatch>,
     /// Keeps each channel's messages in order on their way to the engine.
     pub(crate) order: Sequencer<ChannelEvent>,
+    /// Channels whose unanswerable message was already logged at info.
+    pub(crate) noted: OncePerKey<u64>,
 }
 
 impl Intake {
@@ -63,6 +65,24 @@ impl Intake {
                     why,
                     "message ignored"
                 );
+            }
+            Action::Unanswerable(why) => {
+                let channel = message.channel_id.get();
+                if self.noted.first(channel) {
+                    tracing::info!(
+                        channel,
+                        message = message.id.get(),
+                        why,
+                        "message not answered (logged once per channel)"
+                    );
+                } else {
+                    tracing::debug!(
+                        channel,
+                        message = message.id.get(),
+                        why,
+                        "message not answered"
+                    );
+                }
             }
             Action::Answer(spot, text) => self.answer(spot, text),
             Action::Dispatch(event) => {
@@ -143,6 +163,8 @@ impl Intake {
 /// serenity's event handler over an [`Intake`].
 pub struct Handler {
     pub(crate) intake: Arc<Intake>,
+    /// Up while the gateway session is ready (for readiness).
+    pub(crate) connection: Arc<baton_channel::Connection>,
 }
 
 #[serenity::async_trait]
@@ -165,10 +187,12 @@ impl EventHandler for Handler {
             guilds = ready.guilds.len(),
             "connected to the Discord gateway"
         );
+        self.connection.up();
     }
 
     async fn resume(&self, ctx: Context, _event: ResumedEvent) {
         tracing::info!(shard = ctx.shard_id.0, "Discord gateway session resumed");
+        self.connection.up();
     }
 
     async fn shard_stage_update(&self, _ctx: Context, event: ShardStageUpdateEvent) {
@@ -178,5 +202,10 @@ impl EventHandler for Handler {
             to = %event.new,
             "Discord gateway connection stage changed"
         );
+        if event.new == serenity::gateway::ConnectionStage::Connected {
+            self.connection.up();
+        } else {
+            self.connection.down();
+        }
     }
 }

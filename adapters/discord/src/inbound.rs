@@ -44,8 +44,12 @@ pub struct Spot {
 /// What to do with a message.
 #[derive(Debug)]
 pub enum Action {
-    /// Nothing (the reason is logged).
+    /// Nothing (the reason is logged at debug).
     Ignore(&'static str),
+    /// Nothing, though it was meant for the bot: it has no text (nothing
+    /// but white space or the mention, or the MESSAGE_CONTENT intent is
+    /// missing). Logged at info, once per channel.
+    Unanswerable(&'static str),
     /// The adapter answers by itself.
     Answer(Spot, &'static str),
     /// Hand it to the engine.
@@ -111,7 +115,9 @@ pub fn decide(message: &Message, me: &BotIdentity, settings: &Settings) -> Actio
         return Action::Ignore("sender not allowed");
     }
     if text.is_empty() {
-        return Action::Ignore("no text (MESSAGE_CONTENT intent missing, or only a mention)");
+        return Action::Unanswerable(
+            "no text (nothing but white space or the mention, or the MESSAGE_CONTENT intent is missing)",
+        );
     }
     Action::Dispatch(ChannelEvent::Message(Inbound {
         key,
@@ -353,6 +359,30 @@ mod tests {
                 &s
             ),
             Action::Dispatch(ChannelEvent::Command { .. })
+        ));
+    }
+
+    #[test]
+    fn blank_messages_for_the_bot_are_unanswerable() {
+        let s = settings();
+        let mention = json!({"mentions": [user(BOT, true)]});
+        for text in ["<@999>", "<@999>  \n ", ""] {
+            assert!(
+                matches!(
+                    decide(&message(Some(GUILD), BOB, text, mention.clone()), &me(), &s),
+                    Action::Unanswerable(_)
+                ),
+                "{text:?}"
+            );
+        }
+        assert!(matches!(
+            decide(&message(None, ADA, " \t ", json!({})), &me(), &s),
+            Action::Unanswerable(_)
+        ));
+        // A stranger's is just ignored.
+        assert!(matches!(
+            decide(&message(None, BOB, " ", json!({})), &me(), &s),
+            Action::Ignore(_)
         ));
     }
 }

@@ -96,6 +96,8 @@ pub struct Discord {
     client: reqwest::Client,
     outboxes: Arc<Outboxes>,
     interactions: Arc<Interactions>,
+    /// Up while the gateway session is ready (for readiness).
+    connection: Arc<baton_channel::Connection>,
 }
 
 impl Discord {
@@ -145,7 +147,13 @@ impl Discord {
             client,
             outboxes,
             interactions,
+            connection: Arc::default(),
         })
+    }
+
+    /// Whether the gateway session is ready (see [`baton_channel::Connection`]).
+    pub fn connection(&self) -> Arc<baton_channel::Connection> {
+        self.connection.clone()
     }
 
     /// Who the bot is.
@@ -185,9 +193,13 @@ impl Discord {
             interactions: self.interactions.clone(),
             engine,
             order: Default::default(),
+            noted: Default::default(),
         });
         let mut client = ClientBuilder::new_with_http(http, gateway::intents())
-            .event_handler(Handler { intake })
+            .event_handler(Handler {
+                intake,
+                connection: self.connection.clone(),
+            })
             .await
             .map_err(|e| StartError::Gateway(e.to_string()))?;
         let shards = client.shard_manager.clone();

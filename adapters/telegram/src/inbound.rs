@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use baton_channel::{
-    Author, ChannelEvent, Command, ConversationKey, Dispatch, DispatchError, Inbound, Origin,
-    Platform, parse_command,
+    Author, ChannelEvent, Command, ConversationKey, Dispatch, DispatchError, Inbound, OncePerKey,
+    Origin, Platform, parse_command,
 };
 use teloxide::Bot;
 use teloxide::prelude::Requester;
@@ -42,13 +42,21 @@ pub struct Intake {
     pub(crate) settings: Arc<Settings>,
     pub(crate) outboxes: Arc<Outboxes>,
     pub(crate) engine: Arc<dyn Dispatch>,
+    /// Chats whose unanswerable message was already logged at info.
+    pub(crate) noted: OncePerKey<i64>,
+    /// Marked on every `getUpdates` that succeeds (readiness).
+    pub(crate) connection: Arc<baton_channel::Connection>,
 }
 
 /// What to do with one update.
 #[derive(Debug)]
 enum Action {
-    /// Nothing (not for this bot, not allowed, not a message).
+    /// Nothing (not for this bot, not allowed, not a message); logged at
+    /// debug.
     Ignore(&'static str),
+    /// Nothing, though it may have been meant for the bot (no sender,
+    /// nothing but white space): logged at info, once per chat.
+    Unanswerable(&'static str),
     /// Give the engine this event.
     Dispatch(ChannelEvent),
     /// Answer this by the adapter, without the engine.
@@ -72,6 +80,20 @@ impl Intake {
                     why,
                     "update ignored"
                 );
+                return Ok(());
+            }
+            Action::Unanswerable(why) => {
+                let chat = update.chat().map(|chat| chat.id.0);
+                if chat.is_some_and(|chat| self.noted.first(chat)) {
+                    tracing::info!(
+                        update = update.id.0,
+                        chat,
+                        why,
+                        "message not answered (logged once per chat)"
+                    );
+                } else {
+                    tracing::debug!(update = update.id.0, chat, why, "message not answered");
+                }
                 return Ok(());
             }
             Action::Answer(target, text) => {
@@ -132,7 +154,8 @@ fn decide(update: &Update, me: &BotIdentity, settings: &Settings) -> Action {
         _ => return Action::Ignore("not a message"),
     };
     let Some(user) = message.from.as_ref() else {
-        return Action::Ignore("no sender");
+        // Sent on behalf of a chat (an anonymous admin, a linked channel).
+        return Action::Unanswerable("no sender");
     };
     if user.is_bot {
         return Action::Ignore("from a bot");
@@ -201,7 +224,7 @@ fn decide(update: &Update, me: &BotIdentity, settings: &Settings) -> Action {
         return Action::Ignore("sender not allowed");
     }
     if text.is_empty() {
-        return Action::Ignore("empty after the mention");
+        return Action::Unanswerable("nothing but white space or the mention");
     }
     Action::Dispatch(ChannelEvent::Message(Inbound {
         key,
@@ -483,6 +506,34 @@ mod tests {
         assert!(matches!(
             decide(&sticker, &me(), &settings()),
             Action::Answer(_, TEXT_ONLY)
+        ));
+    }
+
+    #[test]
+    fn blank_messages_and_messages_without_a_sender_are_unanswerable() {
+        let s = settings();
+        assert!(matches!(
+            decide(&dm(42, " \n\t "), &me(), &s),
+            Action::Unanswerable(_)
+        ));
+        assert!(matches!(
+            decide(&group(42, "@baton_bot   ", json!({})), &me(), &s),
+            Action::Unanswerable(_)
+        ));
+        // A stranger's blank message is just ignored.
+        assert!(matches!(
+            decide(&dm(5, "   "), &me(), &s),
+            Action::Ignore(_)
+        ));
+        let anonymous: Update = parse(json!({"update_id": 4, "message": {
+            "message_id": 9, "date": 0,
+            "chat": {"id": -100, "type": "supergroup", "title": "G"},
+            "sender_chat": {"id": -100, "type": "supergroup", "title": "G"},
+            "text": "@baton_bot hello"
+        }}));
+        assert!(matches!(
+            decide(&anonymous, &me(), &s),
+            Action::Unanswerable("no sender")
         ));
     }
 

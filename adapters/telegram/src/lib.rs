@@ -83,6 +83,8 @@ pub struct Telegram {
     me: BotIdentity,
     settings: Arc<Settings>,
     outboxes: Arc<Outboxes>,
+    /// Whether the link to the Bot API works (for readiness).
+    connection: Arc<baton_channel::Connection>,
 }
 
 impl Telegram {
@@ -138,11 +140,17 @@ impl Telegram {
         tracing::info!(bot = %me.username, "connected to Telegram");
         let settings = Arc::new(settings);
         let outboxes = Arc::new(Outboxes::new(bot.clone(), settings.clone()));
+        let connection = Arc::new(baton_channel::Connection::default());
+        if matches!(settings.mode, UpdateMode::Webhook { .. }) {
+            // The webhook is set: Telegram delivers to it from now on.
+            connection.up();
+        }
         Ok(Telegram {
             bot,
             me,
             settings,
             outboxes,
+            connection,
         })
     }
 
@@ -154,6 +162,12 @@ impl Telegram {
     /// The engine's side: reply handles, one per conversation.
     pub fn channel(&self) -> Arc<dyn Channel> {
         Arc::new(TelegramChannel::new(self.outboxes.clone()))
+    }
+
+    /// Whether the link to the Bot API works: the webhook is set, or the
+    /// last `getUpdates` succeeded (see [`baton_channel::Connection`]).
+    pub fn connection(&self) -> Arc<baton_channel::Connection> {
+        self.connection.clone()
     }
 
     /// Whether updates come by webhook.
@@ -199,6 +213,8 @@ impl Telegram {
             settings: self.settings.clone(),
             outboxes: self.outboxes.clone(),
             engine,
+            noted: Default::default(),
+            connection: self.connection.clone(),
         }
     }
 }

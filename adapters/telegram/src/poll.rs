@@ -67,6 +67,7 @@ pub(crate) async fn poll(
         };
         let pause = match answer {
             Ok(updates) => {
+                intake.connection.succeeded();
                 failures = 0;
                 conflicts = 0;
                 let mut pause = None;

@@ -21,6 +21,7 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
 
 use crate::decode;
 use crate::inbound::Intake;
@@ -81,11 +82,10 @@ async fn receive(State(hook): State<Arc<Hook>>, request: Request) -> StatusCode 
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Whether `given` is the secret, in time that does not depend on where
+/// they differ.
+fn constant_time_eq(given: &[u8], secret: &[u8]) -> bool {
+    given.ct_eq(secret).into()
 }
 
 #[cfg(test)]

@@ -82,6 +82,22 @@ impl McpServers {
         &self.tools
     }
 
+    /// The enabled servers in `config` that are not up: skipped at start,
+    /// or closed since (for readiness).
+    pub fn down(&self, config: &McpConfig) -> Vec<String> {
+        let clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        config
+            .enabled_servers()
+            .map(|(name, _)| name)
+            .filter(|name| {
+                !clients
+                    .iter()
+                    .any(|(running, client)| running == name && !client.is_closed())
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Stops every server: closes its connection and waits a little for it
     /// to exit; a child process still running then is killed.
     pub async fn shutdown(&self) {

@@ -1,0 +1,201 @@
+//! Prometheus metrics: the names, the recorder, and small helpers that the
+//! engine's call sites use (the `metrics` facade's macros underneath).
+//!
+//! The recorder is `metrics-exporter-prometheus`'s, installed once per
+//! process by [`install`]; `/metrics` renders it. Before it is installed
+//! (unit tests, `baton chat`) the macros are no-ops. Gauges that describe
+//! state the service already holds (live conversations, queued messages,
+//! projects by status) are set when `/metrics` is scraped
+//! (`web/health.rs`), so they cost nothing between scrapes.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::agent::Priority;
+use crate::config::{ModelRef, ModelSpec};
+use crate::conversation::TurnOutcome;
+use crate::llm::Usage;
+use crate::store::Mode;
+
+/// Turns by `mode` and `outcome` (counter).
+pub const TURNS: &str = "baton_turns_total";
+/// Turn duration in seconds by `mode` (histogram).
+pub const TURN_DURATION: &str = "baton_turn_duration_seconds";
+/// Model calls by `provider`, `model`, `role` and `outcome` (counter).
+pub const MODEL_CALLS: &str = "baton_model_calls_total";
+/// Model call duration in seconds by `provider`, `model`, `role` (histogram).
+pub const MODEL_CALL_DURATION: &str = "baton_model_call_duration_seconds";
+/// Tokens by `model`, `role` and `direction` (`in`, `out`) (counter).
+pub const MODEL_TOKENS: &str = "baton_model_tokens_total";
+/// Cost in US dollars by `model` (a gauge that only grows: counters are integers).
+pub const COST: &str = "baton_cost_dollars";
+/// Workers running now (gauge).
+pub const WORKERS_RUNNING: &str = "baton_workers_running";
+/// Conversation actors alive now (gauge, set at scrape).
+pub const CONVERSATIONS_LIVE: &str = "baton_conversations_live";
+/// Messages waiting in conversation queues (gauge, set at scrape).
+pub const QUEUE_WAITING: &str = "baton_queue_waiting";
+/// Platform API requests by `platform`, `method` and `status` (counter).
+pub const PLATFORM_REQUESTS: &str = "baton_platform_requests_total";
+/// Platform 429 answers waited out, by `platform` (counter).
+pub const PLATFORM_RATE_LIMITED: &str = "baton_platform_rate_limited_total";
+/// Store statement duration in seconds (histogram).
+pub const STORE_STATEMENT_DURATION: &str = "baton_store_statement_duration_seconds";
+/// Projects by `status` (gauge, set at scrape).
+pub const PROJECTS: &str = "baton_projects";
+
+/// Every metric name, for the README and the tests.
+pub const NAMES: [&str; 13] = [
+    TURNS,
+    TURN_DURATION,
+    MODEL_CALLS,
+    MODEL_CALL_DURATION,
+    MODEL_TOKENS,
+    COST,
+    WORKERS_RUNNING,
+    CONVERSATIONS_LIVE,
+    QUEUE_WAITING,
+    PLATFORM_REQUESTS,
+    PLATFORM_RATE_LIMITED,
+    STORE_STATEMENT_DURATION,
+    PROJECTS,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the Prometheus recorder (once per process; later calls return
+/// the same handle). `None` if another recorder was installed first.
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(STORE_STATEMENT_DURATION.into()),
+                    &[0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0],
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Suffix("duration_seconds".into()),
+                        &[0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 180.0, 600.0],
+                    )
+                });
+            let recorder = match builder {
+                Ok(builder) => builder.build_recorder(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics buckets refused; using summaries");
+                    PrometheusBuilder::new().build_recorder()
+                }
+            };
+            let handle = recorder.handle();
+            match metrics::set_global_recorder(recorder) {
+                Ok(()) => {
+                    describe();
+                    Some(handle)
+                }
+                Err(_) => None,
+            }
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(TURNS, "Turns by mode and outcome");
+    describe_histogram!(TURN_DURATION, metrics::Unit::Seconds, "Turn duration");
+    describe_counter!(MODEL_CALLS, "Model calls by provider, model, role, outcome");
+    describe_histogram!(
+        MODEL_CALL_DURATION,
+        metrics::Unit::Seconds,
+        "Model call duration"
+    );
+    describe_counter!(MODEL_TOKENS, "Tokens by model, role and direction");
+    describe_counter!(COST, "Cost in US dollars by model");
+    describe_gauge!(WORKERS_RUNNING, "Workers running");
+    describe_gauge!(CONVERSATIONS_LIVE, "Conversation actors alive");
+    describe_gauge!(QUEUE_WAITING, "Messages waiting in conversation queues");
+    describe_counter!(
+        PLATFORM_REQUESTS,
+        "Platform API requests by platform, method, status"
+    );
+    describe_counter!(PLATFORM_RATE_LIMITED, "Platform 429 answers waited out");
+    describe_histogram!(
+        STORE_STATEMENT_DURATION,
+        metrics::Unit::Seconds,
+        "Store statement duration"
+    );
+    describe_gauge!(PROJECTS, "Projects by status");
+}
+
+/// A turn ended with `outcome` after `took`.
+pub fn turn_ended(mode: Mode, outcome: &TurnOutcome, took: Duration) {
+    let outcome = match outcome {
+        TurnOutcome::Answered {
+            cut_short: false, ..
+        } => "answered",
+        TurnOutcome::Answered {
+            cut_short: true, ..
+        } => "cut_short",
+        TurnOutcome::Failed(_) => "failed",
+        TurnOutcome::TimedOut { .. } => "timed_out",
+        TurnOutcome::Cancelled => "cancelled",
+        TurnOutcome::Crashed => "crashed",
+        TurnOutcome::Interrupted => "interrupted",
+    };
+    counter!(TURNS, "mode" => mode.as_str(), "outcome" => outcome).increment(1);
+    histogram!(TURN_DURATION, "mode" => mode.as_str()).record(took.as_secs_f64());
+}
+
+fn role(priority: Priority) -> &'static str {
+    match priority {
+        Priority::Orchestrator => "orchestrator",
+        Priority::Worker => "worker",
+        Priority::Project => "project",
+    }
+}
+
+/// One model call (one attempt) on `model` ended, `ok` or not, after `took`.
+pub fn model_call(model: &ModelRef, priority: Priority, ok: bool, took: Duration) {
+    let role = role(priority);
+    let outcome = if ok { "ok" } else { "error" };
+    let (provider, name) = (model.provider.clone(), model.model.clone());
+    counter!(MODEL_CALLS, "provider" => provider.clone(), "model" => name.clone(), "role" => role, "outcome" => outcome)
+        .increment(1);
+    histogram!(MODEL_CALL_DURATION, "provider" => provider, "model" => name, "role" => role)
+        .record(took.as_secs_f64());
+}
+
+/// A model call on `model` used `usage`, costing what `spec` says.
+pub fn model_usage(model: &ModelRef, spec: &ModelSpec, priority: Priority, usage: Usage) {
+    let role = role(priority);
+    let name = model.to_string();
+    counter!(MODEL_TOKENS, "model" => name.clone(), "role" => role, "direction" => "in")
+        .increment(usage.input_tokens);
+    counter!(MODEL_TOKENS, "model" => name.clone(), "role" => role, "direction" => "out")
+        .increment(usage.output_tokens);
+    let cost = spec.cost(usage);
+    if cost > 0.0 {
+        // Counters are integers: the cost is kept as a float gauge that only grows.
+        gauge!(COST, "model" => name).increment(cost);
+    }
+}
+
+/// Counts `task` among the running workers while it runs (aborted or not).
+pub async fn count_worker<F: std::future::Future>(task: F) -> F::Output {
+    struct Running;
+    impl Drop for Running {
+        fn drop(&mut self) {
+            gauge!(WORKERS_RUNNING).decrement(1.0);
+        }
+    }
+    gauge!(WORKERS_RUNNING).increment(1.0);
+    let _running = Running;
+    task.await
+}
+
+/// One store statement (or job) took `took`.
+pub fn store_statement(took: Duration) {
+    histogram!(STORE_STATEMENT_DURATION).record(took.as_secs_f64());
+}

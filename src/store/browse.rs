@@ -1,0 +1,475 @@
+//! Read-only, paged queries for the dashboard and `/api` (`src/web`):
+//! conversations, a conversation's turns, a turn's tree, projects, the
+//! event log after an id, and a wake-up when the log grows. Lists are paged
+//! by cursor (the last row's id or key); nothing here writes.
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use super::{Store, StoreError};
+
+/// One conversation in the list.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationRow {
+    /// The conversation key (`telegram/-100123/7`).
+    pub key: String,
+    /// The platform (the key's first part).
+    pub platform: String,
+    /// The last user who wrote there (a readable name).
+    pub name: Option<String>,
+    /// `single` or `orchestrator` (`None`: the defaults).
+    pub mode: Option<String>,
+    /// Whether verbose is on (`None`: the defaults).
+    pub verbose: Option<bool>,
+    /// The newest message's time (unix ms).
+    pub last_activity: Option<i64>,
+    /// Turns started since `since` (today).
+    pub turns_today: i64,
+    /// Tokens in and out since `since` (orchestrator and workers).
+    pub tokens_today: i64,
+}
+
+/// One turn in a conversation's list.
+#[derive(Debug, Clone, Serialize)]
+pub struct TurnRow {
+    pub id: i64,
+    pub conversation: String,
+    pub mode: String,
+    pub model: String,
+    pub status: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub error: Option<String>,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    /// The user's message that started it.
+    pub message: Option<String>,
+    /// The one reply posted.
+    pub reply: Option<String>,
+}
+
+/// One worker of a turn.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerRow {
+    pub worker_id: String,
+    pub label: String,
+    pub brief: String,
+    pub effort: String,
+    pub model: String,
+    pub status: String,
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One entry of the event log.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRow {
+    pub id: i64,
+    pub conversation: String,
+    pub turn: Option<i64>,
+    pub kind: String,
+    pub source: String,
+    pub body: String,
+    pub created_at: i64,
+}
+
+/// One project.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectRow {
+    pub id: i64,
+    pub conversation: String,
+    pub turn: i64,
+    pub goal: String,
+    pub status: String,
+    pub result: Option<String>,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+/// A turn's whole tree: the turn, its workers, and its log entries.
+#[derive(Debug, Clone, Serialize)]
+pub struct TurnTree {
+    pub turn: TurnRow,
+    pub workers: Vec<WorkerRow>,
+    pub events: Vec<EventRow>,
+}
+
+type TurnTuple = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
+
+const TURN_COLUMNS: &str = "t.id, t.conversation, t.mode, t.model, t.status, t.input_tokens, \
+     t.output_tokens, t.error, t.started_at, t.finished_at, \
+     (SELECT m.content FROM messages m WHERE m.id = t.inbound_message_id), \
+     (SELECT r.content FROM messages r WHERE r.turn_id = t.id AND r.role = 'assistant' \
+      ORDER BY r.id DESC LIMIT 1)";
+
+fn turn_row(row: TurnTuple) -> TurnRow {
+    let (id, conversation, mode, model, status, input, output, error, started, finished, m, r) =
+        row;
+    TurnRow {
+        id,
+        conversation,
+        mode,
+        model,
+        status,
+        input_tokens: input,
+        output_tokens: output,
+        error,
+        started_at: started,
+        finished_at: finished,
+        message: m,
+        reply: r,
+    }
+}
+
+type EventTuple = (i64, String, Option<i64>, String, String, String, i64);
+
+fn event_row(row: EventTuple) -> EventRow {
+    let (id, conversation, turn, kind, source, body, created_at) = row;
+    EventRow {
+        id,
+        conversation,
+        turn,
+        kind,
+        source,
+        body,
+        created_at,
+    }
+}
+
+fn limit(limit: usize) -> i64 {
+    i64::try_from(limit.clamp(1, 500)).unwrap_or(500)
+}
+
+impl Store {
+    /// Conversations in key order after `after` (a key), at most `max`;
+    /// the day's counts are of turns started at or after `since` (unix ms).
+    pub async fn browse_conversations(
+        &self,
+        after: Option<String>,
+        max: usize,
+        since: i64,
+    ) -> Result<Vec<ConversationRow>, StoreError> {
+        type Row = (
+            String,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
+            i64,
+            i64,
+        );
+        let after = after.unwrap_or_default();
+        let max = limit(max);
+        let rows: Vec<Row> = self
+            .db
+            .run(move |conn| {
+                Box::pin(async move {
+                    sqlx::query_as(
+                        "SELECT c.key, \
+                         (SELECT m.author_name FROM messages m WHERE m.conversation = c.key \
+                          AND m.role = 'user' ORDER BY m.id DESC LIMIT 1), \
+                         c.mode, \
+                         CASE WHEN c.\"verbose\" IS NULL THEN NULL WHEN c.\"verbose\" THEN 1 ELSE 0 END, \
+                         (SELECT MAX(m.created_at) FROM messages m WHERE m.conversation = c.key), \
+                         (SELECT COUNT(*) FROM turns t WHERE t.conversation = c.key AND t.started_at >= $2), \
+                         CAST(COALESCE((SELECT SUM(t.input_tokens + t.output_tokens) FROM turns t \
+                           WHERE t.conversation = c.key AND t.started_at >= $2), 0) \
+                          + COALESCE((SELECT SUM(w.input_tokens + w.output_tokens) FROM workers w \
+                           JOIN turns t ON t.id = w.turn_id \
+                           WHERE t.conversation = c.key AND t.started_at >= $2), 0) AS BIGINT) \
+                         FROM conversations c WHERE c.key > $1 ORDER BY c.key LIMIT $3",
+                    )
+                    .bind(after)
+                    .bind(since)
+                    .bind(max)
+                    .fetch_all(conn)
+                    .await
+                })
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(key, name, mode, verbose, last, turns, tokens)| ConversationRow {
+                    platform: key.split('/').next().unwrap_or_default().to_owned(),
+                    key,
+                    name,
+                    mode,
+                    verbose: verbose.map(|v| v != 0),
+                    last_activity: last,
+                    turns_today: turns,
+                    tokens_today: tokens,
+                },
+            )
+            .collect())
+    }
+
+    /// A conversation's turns, newest first, with ids below `before`.
+    pub async fn browse_turns(
+        &self,
+        key: &str,
+        before: Option<i64>,
+        max: usize,
+    ) -> Result<Vec<TurnRow>, StoreError> {
+        let key = key.to_owned();
+        let before = before.unwrap_or(i64::MAX);
+        let max = limit(max);
+        let sql = format!(
+            "SELECT {TURN_COLUMNS} FROM turns t WHERE t.conversation = $1 AND t.id < $2 \
+             ORDER BY t.id DESC LIMIT $3"
+        );
+        let rows: Vec<TurnTuple> = self
+            .db
+            .run(move |conn| {
+                Box::pin(async move {
+                    sqlx::query_as(&sql)
+                        .bind(key)
+                        .bind(before)
+                        .bind(max)
+                        .fetch_all(conn)
+                        .await
+                })
+            })
+            .await?;
+        Ok(rows.into_iter().map(turn_row).collect())
+    }
+
+    /// A turn with its workers and its event log entries; `None` if there
+    /// is no such turn.
+    pub async fn browse_turn(&self, turn: i64) -> Result<Option<TurnTree>, StoreError> {
+        self.flush_events().await;
+        type Worker = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            i64,
+            i64,
+            i64,
+            i64,
+        );
+        let sql = format!("SELECT {TURN_COLUMNS} FROM turns t WHERE t.id = $1");
+        let found: Option<(TurnTuple, Vec<Worker>, Vec<EventTuple>)> = self
+            .db
+            .run(move |conn| {
+                Box::pin(async move {
+                    let Some(row) = sqlx::query_as::<_, TurnTuple>(&sql)
+                        .bind(turn)
+                        .fetch_optional(&mut *conn)
+                        .await?
+                    else {
+                        return Ok(None);
+                    };
+                    let workers = sqlx::query_as(
+                        "SELECT worker_id, label, brief, effort, model, status, result, error, \
+                         input_tokens, output_tokens, created_at, updated_at FROM workers \
+                         WHERE turn_id = $1 ORDER BY created_at, worker_id",
+                    )
+                    .bind(turn)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    let events = sqlx::query_as(
+                        "SELECT id, conversation, turn_id, kind, source, body, created_at \
+                         FROM events WHERE turn_id = $1 ORDER BY id LIMIT 2000",
+                    )
+                    .bind(turn)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    Ok(Some((row, workers, events)))
+                })
+            })
+            .await?;
+        Ok(found.map(|(row, workers, events)| TurnTree {
+            turn: turn_row(row),
+            workers: workers
+                .into_iter()
+                .map(
+                    |(
+                        worker_id,
+                        label,
+                        brief,
+                        effort,
+                        model,
+                        status,
+                        result,
+                        error,
+                        i,
+                        o,
+                        c,
+                        u,
+                    )| {
+                        WorkerRow {
+                            worker_id,
+                            label,
+                            brief,
+                            effort,
+                            model,
+                            status,
+                            result,
+                            error,
+                            input_tokens: i,
+                            output_tokens: o,
+                            created_at: c,
+                            updated_at: u,
+                        }
+                    },
+                )
+                .collect(),
+            events: events.into_iter().map(event_row).collect(),
+        }))
+    }
+
+    /// Projects, newest first, with ids below `before`; of one conversation
+    /// or all.
+    pub async fn browse_projects(
+        &self,
+        key: Option<String>,
+        before: Option<i64>,
+        max: usize,
+    ) -> Result<Vec<ProjectRow>, StoreError> {
+        type Row = (
+            i64,
+            String,
+            i64,
+            String,
+            String,
+            Option<String>,
+            i64,
+            Option<i64>,
+        );
+        let before = before.unwrap_or(i64::MAX);
+        let max = limit(max);
+        let rows: Vec<Row> = self
+            .db
+            .run(move |conn| {
+                Box::pin(async move {
+                    sqlx::query_as(
+                        "SELECT id, conversation, turn_id, goal, status, result, created_at, \
+                         finished_at FROM projects WHERE id < $1 \
+                         AND ($2 = '' OR conversation = $2) ORDER BY id DESC LIMIT $3",
+                    )
+                    .bind(before)
+                    .bind(key.unwrap_or_default())
+                    .bind(max)
+                    .fetch_all(conn)
+                    .await
+                })
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, conversation, turn, goal, status, result, created_at, finished_at)| {
+                    ProjectRow {
+                        id,
+                        conversation,
+                        turn,
+                        goal,
+                        status,
+                        result,
+                        created_at,
+                        finished_at,
+                    }
+                },
+            )
+            .collect())
+    }
+
+    /// Projects counted by status (for `/metrics`).
+    pub async fn project_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.db
+            .run(move |conn| {
+                Box::pin(async move {
+                    sqlx::query_as("SELECT status, COUNT(*) FROM projects GROUP BY status")
+                        .fetch_all(conn)
+                        .await
+                })
+            })
+            .await
+    }
+
+    /// Event log entries with ids above `after`, oldest first; of one
+    /// conversation or all. Waits for the log's writer first.
+    pub async fn events_after(
+        &self,
+        after: i64,
+        key: Option<String>,
+        max: usize,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        self.flush_events().await;
+        let max = limit(max);
+        let rows: Vec<EventTuple> = self
+            .db
+            .run(move |conn| {
+                Box::pin(async move {
+                    sqlx::query_as(
+                        "SELECT id, conversation, turn_id, kind, source, body, created_at \
+                         FROM events WHERE id > $1 AND ($2 = '' OR conversation = $2) \
+                         ORDER BY id LIMIT $3",
+                    )
+                    .bind(after)
+                    .bind(key.unwrap_or_default())
+                    .bind(max)
+                    .fetch_all(conn)
+                    .await
+                })
+            })
+            .await?;
+        Ok(rows.into_iter().map(event_row).collect())
+    }
+
+    /// The newest event id (0 when the log is empty).
+    pub async fn last_event_id(&self) -> Result<i64, StoreError> {
+        self.flush_events().await;
+        self.db
+            .run(move |conn| {
+                Box::pin(async move {
+                    let (id,): (i64,) =
+                        sqlx::query_as("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM events")
+                            .fetch_one(conn)
+                            .await?;
+                    Ok(id)
+                })
+            })
+            .await
+    }
+
+    /// Changes whenever an entry is queued for the event log; read with
+    /// [`Store::events_after`] (which waits for the writer).
+    pub fn watch_events(&self) -> watch::Receiver<u64> {
+        self.events.subscribe()
+    }
+
+    /// Answers a trivial query (for readiness checks).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db
+            .run(move |conn| {
+                Box::pin(async move {
+                    let _: (i64,) = sqlx::query_as("SELECT 1").fetch_one(conn).await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+}

@@ -1,0 +1,248 @@
+//! The operator's HTTP routes through the real service on 127.0.0.1:0:
+//! `/readyz`, `/metrics`, the token check, the JSON API and the SSE stream.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use crate::support::bot::{ORCHESTRATOR_MODEL, WORKER_MODEL, test_config};
+use crate::support::fake_llm::{FakeLlm, FakeReply, Gate, SeenRequest, Wire};
+use crate::support::fake_telegram::FakeTelegram;
+use crate::support::service::App;
+
+pub(crate) const TOKEN: &str = "dashboard-test-token";
+pub(crate) const ADA: u64 = 42;
+
+/// The service with the dashboard on, against fake Telegram and `llm`.
+pub(crate) async fn start(
+    telegram: &FakeTelegram,
+    llm: &FakeLlm,
+    dir: &tempfile::TempDir,
+    extra: &str,
+) -> (App, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let extra = format!(
+        "[telegram]\napi_url = \"{}\"\nallowed_users = [{ADA}]\nmin_send_interval_ms = 10\npoll_timeout_secs = 1\n{extra}",
+        telegram.api_url()
+    );
+    let mut config = test_config(llm, Wire::OpenAi, &dir.path().join("baton.db"), &extra);
+    config.telegram.token = Some(SecretString::from("123456:TEST-TOKEN"));
+    config.server.dashboard_token = Some(SecretString::from(TOKEN));
+    (App::spawn_on(config, listener), base)
+}
+
+/// An orchestrator that starts two workers, awaits both, and answers.
+pub(crate) fn two_workers(gate: Gate) -> impl Fn(&SeenRequest) -> FakeReply + Send + Sync {
+    move |request| {
+        if request.model == WORKER_MODEL {
+            let brief = request.last_user_text().unwrap_or_default().to_owned();
+            return FakeReply::After(
+                gate.clone(),
+                Box::new(FakeReply::Text(format!("{brief} done"))),
+            );
+        }
+        assert_eq!(request.model, ORCHESTRATOR_MODEL);
+        if request.tool_results().is_empty() {
+            return FakeReply::ToolCalls(vec![
+                (
+                    "spawn_worker".into(),
+                    json!({"label": "alpha", "prompt": "research alpha"}),
+                ),
+                (
+                    "spawn_worker".into(),
+                    json!({"label": "beta", "prompt": "research beta"}),
+                ),
+            ]);
+        }
+        if request.awaited().len() < 2 {
+            return FakeReply::ToolCalls(vec![("await_workers".into(), json!({}))]);
+        }
+        FakeReply::Text("Summary: both done".into())
+    }
+}
+
+async fn get(client: &reqwest::Client, url: &str, token: Option<&str>) -> reqwest::Response {
+    let mut request = client.get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap()
+}
+
+/// Asks `url` until `done` holds for its JSON (bounded).
+async fn until(
+    client: &reqwest::Client,
+    url: &str,
+    what: &str,
+    done: impl Fn(u16, &Value) -> bool,
+) -> Value {
+    for _ in 0..400 {
+        let response = get(client, url, Some(TOKEN)).await;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if done(status, &body) {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never: {what}");
+}
+
+#[tokio::test]
+async fn readiness_metrics_api_and_stream_through_the_real_server() {
+    let telegram = FakeTelegram::start().await;
+    let gate = Gate::new();
+    let llm = FakeLlm::start(Wire::OpenAi, two_workers(gate.clone())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (app, base) = start(
+        &telegram,
+        &llm,
+        &dir,
+        "\n[mcp.servers.missing]\ncommand = \"/nonexistent/baton-mcp-server\"\n",
+    )
+    .await;
+    let client = reqwest::Client::new();
+
+    // Liveness at once; readiness names the MCP server that is down.
+    until(&client, &format!("{base}/healthz"), "liveness", |s, _| {
+        s == 200
+    })
+    .await;
+    let ready = until(
+        &client,
+        &format!("{base}/readyz"),
+        "telegram polled",
+        |s, b| s == 503 && b["checks"]["telegram"] == "ok",
+    )
+    .await;
+    assert_eq!(ready["not_ready"], json!(["mcp:missing"]), "{ready}");
+    assert_eq!(ready["checks"]["store"], "ok", "{ready}");
+
+    // The API: 401 without the token or with a wrong one, as JSON.
+    for token in [None, Some("wrong-token"), Some("dashboard-test-tokeN")] {
+        let response = get(&client, &format!("{base}/api/conversations"), token).await;
+        assert_eq!(response.status().as_u16(), 401, "{token:?}");
+    }
+    let page = get(&client, &format!("{base}/"), None).await;
+    assert_eq!(page.status().as_u16(), 401);
+    assert!(
+        page.text().await.unwrap().contains("name=\"token\""),
+        "the page asks for the token"
+    );
+
+    // The live stream, opened before the turn.
+    let mut stream = get(&client, &format!("{base}/api/events/stream"), Some(TOKEN)).await;
+    assert_eq!(stream.status().as_u16(), 200);
+
+    telegram.dm(ADA, "/orchestrator on");
+    telegram.wait_for_sent(ADA as i64, 1).await;
+    telegram.dm(ADA, "research two things");
+    let mut seen = String::new();
+    while !(seen.contains("\"delegation\"") && seen.matches("event: entry").count() >= 3) {
+        let chunk = stream
+            .chunk()
+            .await
+            .unwrap()
+            .expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("id: "), "entries carry ids: {seen}");
+    gate.open();
+    telegram.wait_for_sent(ADA as i64, 2).await;
+
+    let key = format!("telegram/{ADA}");
+    let list = until(
+        &client,
+        &format!("{base}/api/conversations"),
+        "the conversation",
+        |s, b| s == 200 && b["items"].as_array().is_some_and(|i| !i.is_empty()),
+    )
+    .await;
+    assert!(
+        list["items"][0]["key"].as_str().unwrap().starts_with(&key),
+        "{list}"
+    );
+    let conversation = list["items"][0]["key"].as_str().unwrap().to_owned();
+    let turns = until(
+        &client,
+        &format!(
+            "{base}/api/turns?conversation={}",
+            conversation.replace('/', "%2F")
+        ),
+        "the turn",
+        |s, b| {
+            s == 200
+                && b["items"]
+                    .as_array()
+                    .is_some_and(|i| i.iter().any(|t| t["status"] == "done"))
+        },
+    )
+    .await;
+    let turn = turns["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["mode"] == "orchestrator")
+        .unwrap();
+    assert_eq!(turn["reply"], "Summary: both done", "{turns}");
+    let tree: Value = get(
+        &client,
+        &format!("{base}/api/turns/{}", turn["id"]),
+        Some(TOKEN),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let labels: Vec<&str> = tree["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["alpha", "beta"], "{tree}");
+    assert!(
+        tree["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["status"] == "done"),
+        "{tree}"
+    );
+    let events: Value = get(
+        &client,
+        &format!("{base}/api/events?after=0&limit=2"),
+        Some(TOKEN),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(events["items"].as_array().unwrap().len(), 2);
+    assert!(
+        events["next"].is_string(),
+        "a full page has a cursor: {events}"
+    );
+
+    // Metrics, in Prometheus text.
+    let metrics = get(&client, &format!("{base}/metrics"), None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "baton_turns_total",
+        "baton_model_calls_total",
+        "baton_model_tokens_total",
+        "baton_workers_running",
+        "baton_conversations_live",
+        "baton_store_statement_duration_seconds_bucket",
+    ] {
+        assert!(metrics.contains(name), "{name} missing:\n{metrics}");
+    }
+    assert!(metrics.contains("outcome=\"answered\""), "{metrics}");
+    assert!(!metrics.contains(TOKEN) && !metrics.contains("TEST-TOKEN"));
+    app.stop().await;
+}
