@@ -46,9 +46,12 @@ pub const PLATFORM_RATE_LIMITED: &str = "baton_platform_rate_limited_total";
 pub const STORE_STATEMENT_DURATION: &str = "baton_store_statement_duration_seconds";
 /// Projects by `status` (gauge, set at scrape).
 pub const PROJECTS: &str = "baton_projects";
+/// Event log entries that could not be written since the start (gauge,
+/// set at scrape).
+pub const EVENTS_LOST: &str = "baton_event_log_lost";
 
 /// Every metric name, for the README and the tests.
-pub const NAMES: [&str; 13] = [
+pub const NAMES: [&str; 14] = [
     TURNS,
     TURN_DURATION,
     MODEL_CALLS,
@@ -62,6 +65,7 @@ pub const NAMES: [&str; 13] = [
     PLATFORM_RATE_LIMITED,
     STORE_STATEMENT_DURATION,
     PROJECTS,
+    EVENTS_LOST,
 ];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -127,6 +131,10 @@ fn describe() {
         "Store statement duration"
     );
     describe_gauge!(PROJECTS, "Projects by status");
+    describe_gauge!(
+        EVENTS_LOST,
+        "Event log entries that could not be written since the start"
+    );
 }
 
 /// A turn ended with `outcome` after `took`.

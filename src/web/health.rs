@@ -82,6 +82,7 @@ pub async fn metrics(State(web): State<Arc<Web>>) -> Response {
     metrics::gauge!(crate::metrics::CONVERSATIONS_LIVE)
         .set(web.registry.live_conversations() as f64);
     metrics::gauge!(crate::metrics::QUEUE_WAITING).set(web.registry.queued_messages() as f64);
+    metrics::gauge!(crate::metrics::EVENTS_LOST).set(web.services.store.events_lost() as f64);
     match web.services.store.project_counts().await {
         Ok(counts) => {
             for (status, count) in counts {
