@@ -38,10 +38,9 @@ pub const WORKERS_RUNNING: &str = "baton_workers_running";
 pub const CONVERSATIONS_LIVE: &str = "baton_conversations_live";
 /// Messages waiting in conversation queues (gauge, set at scrape).
 pub const QUEUE_WAITING: &str = "baton_queue_waiting";
-/// Platform API requests by `platform`, `method` and `status` (counter).
-pub const PLATFORM_REQUESTS: &str = "baton_platform_requests_total";
-/// Platform 429 answers waited out, by `platform` (counter).
-pub const PLATFORM_RATE_LIMITED: &str = "baton_platform_rate_limited_total";
+/// Platform API requests and 429s waited out: counted by the adapters,
+/// named in `baton-channel`.
+pub use baton_channel::metrics::{PLATFORM_RATE_LIMITED, PLATFORM_REQUESTS};
 /// Store statement duration in seconds (histogram).
 pub const STORE_STATEMENT_DURATION: &str = "baton_store_statement_duration_seconds";
 /// Projects by `status` (gauge, set at scrape).

@@ -14,6 +14,7 @@ mod dispatch;
 mod event;
 mod health;
 mod key;
+pub mod metrics;
 mod once;
 mod reply;
 

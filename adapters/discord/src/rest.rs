@@ -6,6 +6,7 @@
 //! a rate limit), 5xx answers and network failures are retried with
 //! backoff a few times, anything else is a permanent failure.
 
+use baton_channel::{Platform, metrics};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -229,6 +230,7 @@ impl Rest {
             let reason = match request.send().await {
                 Ok(response) => {
                     let status = response.status();
+                    metrics::platform_request(Platform::Discord, what, status.as_u16().to_string());
                     let headers = response.headers().clone();
                     self.limits.observe(&bucket, &headers);
                     let text = response.text().await.unwrap_or_default();
@@ -237,6 +239,7 @@ impl Rest {
                     }
                     let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
                     if status == StatusCode::TOO_MANY_REQUESTS {
+                        metrics::platform_rate_limited(Platform::Discord);
                         rate_limited += 1;
                         let wait = body["retry_after"]
                             .as_f64()

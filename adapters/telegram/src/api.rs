@@ -53,6 +53,19 @@ impl Failure {
         }
     }
 
+    /// The HTTP status a failed call stands for, for the request metrics
+    /// (`error` when no answer came).
+    pub fn status(&self) -> String {
+        match self {
+            Failure::RetryAfter(_) => "429",
+            Failure::Transient(_) => "error",
+            Failure::BadEntities(_) => "400",
+            Failure::Conflict => "409",
+            Failure::Permanent(_) => "4xx",
+        }
+        .to_owned()
+    }
+
     /// Whether trying again later may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, Failure::RetryAfter(_) | Failure::Transient(_))

@@ -16,7 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use baton_channel::ChannelError;
+use baton_channel::{ChannelError, Platform, metrics};
 use teloxide::Bot;
 use teloxide::payloads::{SendChatActionSetters, SendMessageSetters};
 use teloxide::prelude::Requester;
@@ -493,6 +493,14 @@ impl Outbox {
         }
         let result = request.await;
         let now = Instant::now();
+        let status = match &result {
+            Ok(_) => "200".to_owned(),
+            Err(error) => Failure::from_request(error, self.bot.token()).status(),
+        };
+        if status == "429" {
+            metrics::platform_rate_limited(Platform::Telegram);
+        }
+        metrics::platform_request(Platform::Telegram, "sendMessage", status);
         let failure = match result {
             Ok(_) => {
                 self.pace.sent(now);
