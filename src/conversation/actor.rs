@@ -19,16 +19,16 @@ use super::backlog::{Backlog, Overflow};
 use super::commands;
 use super::context::{self, RecentTranscript};
 use super::projects::ActorProjects;
-use super::reply_cap::cap_reply;
 use super::turn::{TurnOutcome, TurnRequest, run_turn};
+use super::turn_end::TurnRow;
 use crate::budget::{self, Allowance, Spend, UsageMeter};
+use crate::llm::Message;
 use crate::llm::models::ModelHandle;
 use crate::llm::routing::{self, AgentRole, RouteRequest};
-use crate::llm::{Message, Usage};
 use crate::services::Services;
 use crate::store::{
-    ConversationSettings, EventKind, MessageId, Mode, Role, StoredMessage, StoredProject, TurnEnd,
-    TurnId, TurnStatus, now_ms,
+    ConversationSettings, EventKind, MessageId, Mode, Role, StoredMessage, StoredProject, TurnId,
+    now_ms,
 };
 
 /// How often the typing indicator is refreshed while a turn runs.
@@ -125,16 +125,6 @@ struct TurnPlan {
     model: ModelHandle,
     /// Counts the turn's tokens as they are used.
     meter: Arc<UsageMeter>,
-}
-
-/// What `finish` records a turn's end with.
-struct TurnRow {
-    /// The row, when the turn was recorded at its start.
-    turn: Option<TurnId>,
-    message: MessageId,
-    mode: Mode,
-    model: String,
-    started_at: i64,
 }
 
 pub(crate) struct Actor {
@@ -514,35 +504,6 @@ impl Actor {
         }
     }
 
-    /// Answers without a model (the budget is used up); the turn is recorded
-    /// as failed so the message counts as handled.
-    async fn refuse(&mut self, message: MessageId, origin: &Origin, text: &str) {
-        let store = self.services.store.clone();
-        let model = self.services.models.orchestrator.model.to_string();
-        match store
-            .start_turn(&self.key, Some(message), self.settings.mode, &model)
-            .await
-        {
-            Ok(turn) => {
-                let finished = store
-                    .finish_turn(
-                        turn,
-                        TurnStatus::Failed,
-                        Usage::default(),
-                        Some("daily budget used up"),
-                    )
-                    .await;
-                if let Err(e) = finished {
-                    tracing::error!(conversation = %self.key, error = %e, "could not finish a turn");
-                }
-            }
-            Err(e) => {
-                tracing::error!(conversation = %self.key, error = %e, "could not record a turn")
-            }
-        }
-        self.post(origin, text).await;
-    }
-
     /// Runs the turn task to its end, forwarding worker events and handling
     /// commands (`/stop` cancels) in the meantime.
     async fn drive(
@@ -663,118 +624,6 @@ impl Actor {
         }
     }
 
-    /// Records how the turn ended (with the orchestrator's `usage`, also
-    /// for a failed or stopped turn) and posts its one reply.
-    async fn finish(
-        &mut self,
-        row: TurnRow,
-        outcome: TurnOutcome,
-        usage: Usage,
-        origin: &Origin,
-        notice: Option<String>,
-    ) {
-        let store = self.services.store.clone();
-        let (status, error, text) = match outcome {
-            TurnOutcome::Interrupted => {
-                tracing::info!(conversation = %self.key, "turn interrupted by shutdown; it resumes on the next start");
-                return;
-            }
-            TurnOutcome::Answered { text, .. } => {
-                let text = if text.trim().is_empty() {
-                    "(The model returned an empty answer.)".to_owned()
-                } else {
-                    text
-                };
-                let text = match notice {
-                    Some(notice) => format!("_{notice}_\n\n{text}"),
-                    None => text,
-                };
-                let text = cap_reply(text, self.services.config.engine.max_reply_chars);
-                (TurnStatus::Done, None, text)
-            }
-            TurnOutcome::Failed(error) => {
-                // Redacted where it was built; the user gets plain words.
-                let message = error.to_string();
-                tracing::warn!(conversation = %self.key, error = %message, "turn failed");
-                (
-                    TurnStatus::Failed,
-                    Some(message),
-                    format!("Sorry, I could not answer: {}", error.user_message()),
-                )
-            }
-            TurnOutcome::TimedOut { deadline } => (
-                TurnStatus::Failed,
-                Some(format!(
-                    "stopped at the turn deadline ({} s, engine.turn_deadline_secs)",
-                    deadline.as_secs()
-                )),
-                super::turn::took_too_long(deadline),
-            ),
-            TurnOutcome::Cancelled => (TurnStatus::Cancelled, None, "Stopped.".to_owned()),
-            TurnOutcome::Crashed => (
-                TurnStatus::Failed,
-                Some("the turn's task panicked".to_owned()),
-                "Sorry, something went wrong on my side; please try again.".to_owned(),
-            ),
-        };
-        let ended = TurnEnd {
-            status,
-            usage,
-            error: error.as_deref(),
-        };
-        let turn = match row.turn {
-            Some(turn) => store
-                .finish_turn(turn, status, usage, ended.error)
-                .await
-                .map(|()| turn),
-            None => {
-                store
-                    .record_turn(
-                        &self.key,
-                        Some(row.message),
-                        row.mode,
-                        &row.model,
-                        row.started_at,
-                        ended,
-                    )
-                    .await
-            }
-        };
-        let turn = match turn {
-            Ok(turn) => Some(turn),
-            Err(e) => {
-                tracing::error!(conversation = %self.key, error = %e, "could not record a turn's end");
-                None
-            }
-        };
-        match (status, turn) {
-            (TurnStatus::Done, Some(turn)) => {
-                match store.record_reply(&self.key, turn, &text).await {
-                    Ok(id) => {
-                        let reply = StoredMessage {
-                            id,
-                            role: Role::Assistant,
-                            author: None,
-                            content: text.clone(),
-                        };
-                        let limit = self.services.config.orchestrator.history_limit;
-                        self.recent.push(reply, limit);
-                    }
-                    Err(e) => {
-                        tracing::error!(conversation = %self.key, error = %e, "could not store a reply");
-                        self.recent.forget();
-                    }
-                }
-            }
-            // The reply cannot be stored without its turn (logged above).
-            (TurnStatus::Done, None) => self.recent.forget(),
-            _ => {}
-        }
-        self.log(turn, EventKind::Message, "orchestrator", &text)
-            .await;
-        self.post(origin, &text).await;
-    }
-
     pub(super) async fn post(&mut self, origin: &Origin, text: &str) {
         if let Err(e) = self.reply.post(origin, text).await {
             tracing::warn!(conversation = %self.key, error = %e, "could not deliver a reply");
@@ -784,7 +633,13 @@ impl Actor {
     }
 
     /// Appends to the conversation's event log; a failure is only logged.
-    async fn log(&self, turn: Option<TurnId>, kind: EventKind, source: &str, body: &str) {
+    pub(super) async fn log(
+        &self,
+        turn: Option<TurnId>,
+        kind: EventKind,
+        source: &str,
+        body: &str,
+    ) {
         let store = &self.services.store;
         if let Err(e) = store
             .record_event(&self.key, turn, kind, source, body)

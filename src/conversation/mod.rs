@@ -21,6 +21,7 @@ mod registry;
 mod reply_cap;
 mod store_trouble;
 mod turn;
+mod turn_end;
 
 pub use registry::{EngineError, Registry};
 pub use turn::{TurnOutcome, TurnRequest, run_turn};

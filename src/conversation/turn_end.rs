@@ -1,0 +1,167 @@
+//! How a turn ends: its row recorded (once, for a single-mode turn; at
+//! its start and now, for an orchestrator turn), its reply stored in the
+//! transcript, and the one text the actor posts for it, whatever the
+//! outcome (an answer, cut to `max_reply_chars`; a failure in plain words;
+//! a stop; a deadline). Also the answer without a model when a budget is
+//! used up.
+
+use baton_channel::Origin;
+
+use super::actor::Actor;
+use super::reply_cap::cap_reply;
+use super::turn::TurnOutcome;
+use crate::llm::Usage;
+use crate::store::{EventKind, MessageId, Mode, Role, StoredMessage, TurnEnd, TurnId, TurnStatus};
+
+/// What `finish` records a turn's end with.
+pub(super) struct TurnRow {
+    /// The row, when the turn was recorded at its start.
+    pub turn: Option<TurnId>,
+    pub message: MessageId,
+    pub mode: Mode,
+    pub model: String,
+    pub started_at: i64,
+}
+
+impl Actor {
+    /// Answers without a model (the budget is used up); the turn is recorded
+    /// as failed so the message counts as handled.
+    pub(super) async fn refuse(&mut self, message: MessageId, origin: &Origin, text: &str) {
+        let store = self.services.store.clone();
+        let model = self.services.models.orchestrator.model.to_string();
+        match store
+            .start_turn(&self.key, Some(message), self.settings.mode, &model)
+            .await
+        {
+            Ok(turn) => {
+                let finished = store
+                    .finish_turn(
+                        turn,
+                        TurnStatus::Failed,
+                        Usage::default(),
+                        Some("daily budget used up"),
+                    )
+                    .await;
+                if let Err(e) = finished {
+                    tracing::error!(conversation = %self.key, error = %e, "could not finish a turn");
+                }
+            }
+            Err(e) => {
+                tracing::error!(conversation = %self.key, error = %e, "could not record a turn")
+            }
+        }
+        self.post(origin, text).await;
+    }
+
+    /// Records how the turn ended (with the orchestrator's `usage`, also
+    /// for a failed or stopped turn) and posts its one reply.
+    pub(super) async fn finish(
+        &mut self,
+        row: TurnRow,
+        outcome: TurnOutcome,
+        usage: Usage,
+        origin: &Origin,
+        notice: Option<String>,
+    ) {
+        let store = self.services.store.clone();
+        let (status, error, text) = match outcome {
+            TurnOutcome::Interrupted => {
+                tracing::info!(conversation = %self.key, "turn interrupted by shutdown; it resumes on the next start");
+                return;
+            }
+            TurnOutcome::Answered { text, .. } => {
+                let text = if text.trim().is_empty() {
+                    "(The model returned an empty answer.)".to_owned()
+                } else {
+                    text
+                };
+                let text = match notice {
+                    Some(notice) => format!("_{notice}_\n\n{text}"),
+                    None => text,
+                };
+                let text = cap_reply(text, self.services.config.engine.max_reply_chars);
+                (TurnStatus::Done, None, text)
+            }
+            TurnOutcome::Failed(error) => {
+                // Redacted where it was built; the user gets plain words.
+                let message = error.to_string();
+                tracing::warn!(conversation = %self.key, error = %message, "turn failed");
+                (
+                    TurnStatus::Failed,
+                    Some(message),
+                    format!("Sorry, I could not answer: {}", error.user_message()),
+                )
+            }
+            TurnOutcome::TimedOut { deadline } => (
+                TurnStatus::Failed,
+                Some(format!(
+                    "stopped at the turn deadline ({} s, engine.turn_deadline_secs)",
+                    deadline.as_secs()
+                )),
+                super::turn::took_too_long(deadline),
+            ),
+            TurnOutcome::Cancelled => (TurnStatus::Cancelled, None, "Stopped.".to_owned()),
+            TurnOutcome::Crashed => (
+                TurnStatus::Failed,
+                Some("the turn's task panicked".to_owned()),
+                "Sorry, something went wrong on my side; please try again.".to_owned(),
+            ),
+        };
+        let ended = TurnEnd {
+            status,
+            usage,
+            error: error.as_deref(),
+        };
+        let turn = match row.turn {
+            Some(turn) => store
+                .finish_turn(turn, status, usage, ended.error)
+                .await
+                .map(|()| turn),
+            None => {
+                store
+                    .record_turn(
+                        &self.key,
+                        Some(row.message),
+                        row.mode,
+                        &row.model,
+                        row.started_at,
+                        ended,
+                    )
+                    .await
+            }
+        };
+        let turn = match turn {
+            Ok(turn) => Some(turn),
+            Err(e) => {
+                tracing::error!(conversation = %self.key, error = %e, "could not record a turn's end");
+                None
+            }
+        };
+        match (status, turn) {
+            (TurnStatus::Done, Some(turn)) => {
+                match store.record_reply(&self.key, turn, &text).await {
+                    Ok(id) => {
+                        let reply = StoredMessage {
+                            id,
+                            role: Role::Assistant,
+                            author: None,
+                            content: text.clone(),
+                        };
+                        let limit = self.services.config.orchestrator.history_limit;
+                        self.recent.push(reply, limit);
+                    }
+                    Err(e) => {
+                        tracing::error!(conversation = %self.key, error = %e, "could not store a reply");
+                        self.recent.forget();
+                    }
+                }
+            }
+            // The reply cannot be stored without its turn (logged above).
+            (TurnStatus::Done, None) => self.recent.forget(),
+            _ => {}
+        }
+        self.log(turn, EventKind::Message, "orchestrator", &text)
+            .await;
+        self.post(origin, &text).await;
+    }
+}
