@@ -14,12 +14,21 @@
 //!   conversations × 10 messages: turns per second, and the latency from
 //!   `dispatch` to the channel's `post` (all of it engine time).
 //!
+//! - **throughput**: single mode through the real OpenAI provider and the
+//!   fake model answering in 1 s, 100 chats × 5 messages: replies per
+//!   second with the default config, with the old fixed cap of 32, and
+//!   against a provider that takes only 20 calls at once
+//!   (`engine/throughput.rs`).
+//!
 //! `cargo bench --bench engine -- parallel` runs only the parts named.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/support/fake_llm.rs"]
 #[allow(dead_code)]
 mod fake_llm;
+
+#[path = "engine/throughput.rs"]
+mod throughput;
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
@@ -65,6 +74,9 @@ fn main() -> anyhow::Result<()> {
         }
         if runs("overhead") {
             overhead::run().await?;
+        }
+        if runs("throughput") {
+            throughput::run().await?;
         }
         anyhow::Ok(())
     })
@@ -246,6 +258,7 @@ impl Provider for ZeroDelay {
                 output_tokens: 1,
             },
             stop: StopReason::EndTurn,
+            quota: Default::default(),
         })
     }
 }

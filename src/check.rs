@@ -54,8 +54,8 @@ impl CheckReport {
     }
 }
 
-/// Checks models, providers (keys and reachability), storage, platforms
-/// and MCP servers.
+/// Checks models, providers (keys and reachability), storage, platforms,
+/// web search and MCP servers.
 pub async fn check(config: &Config) -> CheckReport {
     let mut report = CheckReport::default();
     let roles = [
@@ -181,6 +181,11 @@ pub async fn check(config: &Config) -> CheckReport {
         {
             report.problem("discord: require_mention_in keys must be guild ids".to_owned());
         }
+    }
+    match config.tools.web_search.as_ref().map(|s| s.status()) {
+        None => report.ok("web_search: off (no [tools.web_search])"),
+        Some(Ok(text)) => report.ok(text),
+        Some(Err(text)) => report.problem(text),
     }
     check_mcp(&config.mcp, &mut report).await;
     report

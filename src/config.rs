@@ -57,7 +57,8 @@ pub struct Config {
     pub discord: DiscordConfig,
     /// MCP servers whose tools workers (and the orchestrator) may call.
     pub mcp: crate::tools::mcp::McpConfig,
-    /// Settings of the built-in tools (`[tools.fetch_url]`).
+    /// Settings of the built-in tools (`[tools.fetch_url]`,
+    /// `[tools.web_search]`).
     pub tools: crate::tools::ToolsConfig,
     /// Long-running projects.
     pub projects: crate::project::ProjectsConfig,
@@ -717,13 +718,17 @@ impl Config {
                 .find(|(name, value)| name == var && !value.trim().is_empty())
                 .map(|(_, value)| SecretString::from(value.clone()));
         }
+        if let Some(search) = config.tools.web_search.as_mut() {
+            search.take_key_from(&env);
+        }
         config.validate()?;
         Ok(config)
     }
 
     /// Every secret the config can reach, for redaction: the provider keys,
     /// the Telegram and Discord bot tokens, the Telegram webhook secret and
-    /// the MCP servers' bearer tokens (those that are set).
+    /// the MCP servers' bearer tokens and the web search key (those that
+    /// are set).
     pub fn secrets(&self) -> Vec<SecretString> {
         let providers = self.providers.values().filter_map(ProviderConfig::api_key);
         let mcp = self
@@ -737,6 +742,7 @@ impl Config {
             self.telegram.webhook_secret(),
             self.discord.token(),
             self.server.dashboard_token(),
+            self.tools.web_search.as_ref().and_then(|s| s.api_key()),
         ];
         providers
             .chain(mcp)

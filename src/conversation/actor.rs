@@ -33,6 +33,9 @@ use crate::store::{
 
 /// How often the typing indicator is refreshed while a turn runs.
 const TYPING_REFRESH: Duration = Duration::from_secs(4);
+/// The notice of a turn whose budget could not be checked.
+const BUDGET_UNKNOWN: &str =
+    "I could not check today's budget, so I answer without workers this time.";
 /// How long a stopped turn gets to wind down before it is aborted.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Worker events buffered between a turn and its actor.
@@ -344,7 +347,10 @@ impl Actor {
             .usage_by_model_since(Some(&self.key), budget::start_of_today_ms())
             .await
             .map(|parts| Spend::of(&parts, &self.services.config.models))
-            .unwrap_or_default();
+            .inspect_err(|e| {
+                tracing::warn!(conversation = %self.key, error = %e, "cannot read today's usage")
+            })
+            .ok();
         let turn = match running {
             Some(running) => Some(commands::TurnSpend {
                 running: true,
@@ -409,8 +415,10 @@ impl Actor {
         let allowance = budget::allowance(&store, &config.models, &config.budget, &self.key)
             .await
             .unwrap_or_else(|e| {
+                // Neither refuse (a read glitch is no reason for silence)
+                // nor spend freely: answer without workers, and say why.
                 tracing::warn!(conversation = %self.key, error = %e, "cannot check the budget");
-                Allowance::Full
+                Allowance::SingleOnly(BUDGET_UNKNOWN.to_owned())
             });
         let mut settings = self.settings.clone();
         let mut notice = None;

@@ -155,8 +155,8 @@ pub struct StatusView<'a> {
     pub models: &'a Models,
     /// `(worker id, label)` of running workers, when a turn is running.
     pub running: Option<Vec<(&'a str, &'a str)>>,
-    /// What this conversation used today.
-    pub today: Spend,
+    /// What this conversation used today (`None`: the store could not say).
+    pub today: Option<Spend>,
     /// The running turn's totals, or else the last turn's.
     pub turn: Option<TurnSpend>,
     /// Model calls across the service: each provider's limit and load.
@@ -220,10 +220,13 @@ pub fn status_text(view: StatusView<'_>) -> String {
             turn.spend.usd
         ));
     }
-    lines.push(format!(
-        "Today: {} in / {} out tokens, ${:.4}",
-        view.today.usage.input_tokens, view.today.usage.output_tokens, view.today.usd
-    ));
+    lines.push(match view.today {
+        Some(today) => format!(
+            "Today: {} in / {} out tokens, ${:.4}",
+            today.usage.input_tokens, today.usage.output_tokens, today.usd
+        ),
+        None => "Today: unknown (the store could not be read)".to_owned(),
+    });
     lines.extend(model_call_lines(&view.model_calls));
     lines.join("\n")
 }

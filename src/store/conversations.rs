@@ -27,6 +27,7 @@ impl Store {
             i64,
         );
         let key = key.to_string();
+        let key_text = key.clone();
         let row: Option<Row> = self
             .db
             .run(move |conn| {
@@ -47,12 +48,23 @@ impl Store {
         Ok(
             row.and_then(|(mode, verbose, effort, model, greedy, autonomy)| {
                 let mode = mode?;
+                // A word this version does not know reads as the default,
+                // and the log says which.
+                let mode = Mode::parse(&mode).unwrap_or_else(|| {
+                    tracing::warn!(conversation = %key_text, mode, "unknown stored mode; using the default");
+                    Mode::default()
+                });
+                let effort = match effort {
+                    None => Effort::default(),
+                    Some(word) => word.parse::<Effort>().unwrap_or_else(|_| {
+                        tracing::warn!(conversation = %key_text, effort = word, "unknown stored effort; using the default");
+                        Effort::default()
+                    }),
+                };
                 Some(ConversationSettings {
-                    mode: Mode::parse(&mode).unwrap_or_default(),
+                    mode,
                     verbose: verbose != 0,
-                    effort: effort
-                        .and_then(|effort| effort.parse::<Effort>().ok())
-                        .unwrap_or_default(),
+                    effort,
                     model,
                     greedy: greedy != 0,
                     autonomy: autonomy != 0,

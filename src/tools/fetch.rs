@@ -370,7 +370,7 @@ fn error_chain(error: &reqwest::Error) -> String {
 
 /// Readable text from HTML: drops scripts, styles and tags, breaks lines at
 /// block elements, decodes the common entities, squeezes blank space.
-fn html_to_text(html: &str) -> String {
+pub(super) fn html_to_text(html: &str) -> String {
     let mut text = String::with_capacity(html.len() / 2);
     let mut rest = html;
     while let Some(start) = rest.find('<') {

@@ -5,14 +5,17 @@
 //! read the world but has no way to post to a channel or start workers. The
 //! orchestrator's delegation tools live in `orchestrator/` and are offered
 //! only to the orchestrator in orchestrator mode. The MCP servers' tools
-//! (`mcp/`) join them when servers are configured.
+//! (`mcp/`) join them when servers are configured, and `web_search`
+//! (`web_search.rs`) when `[tools.web_search]` is.
 
 mod fetch;
 pub mod mcp;
 mod time;
+mod web_search;
 
 pub use fetch::{FetchPolicy, FetchUrl, FetchUrlConfig};
 pub use time::CurrentTime;
+pub use web_search::{MAX_RESULTS_CAP, SearchBackend, SearchHit, WebSearch, WebSearchConfig};
 
 use std::sync::Arc;
 
@@ -26,12 +29,18 @@ use crate::llm::ToolSpec;
 pub struct ToolsConfig {
     /// `[tools.fetch_url]`.
     pub fetch_url: FetchUrlConfig,
+    /// `[tools.web_search]`; the tool is off without it.
+    pub web_search: Option<WebSearchConfig>,
 }
 
 impl ToolsConfig {
     /// Why the settings cannot be used, if they cannot.
     pub fn validate(&self) -> Result<(), String> {
-        self.fetch_url.validate()
+        self.fetch_url.validate()?;
+        match &self.web_search {
+            Some(search) => search.validate(),
+            None => Ok(()),
+        }
     }
 }
 
@@ -115,6 +124,12 @@ impl ToolRegistry {
         let mut registry = Self::default();
         registry.register(Arc::new(CurrentTime));
         registry.register(Arc::new(FetchUrl::new(config.fetch_url.policy())));
+        if let Some(search) = &config.web_search {
+            match WebSearch::from_config(search) {
+                Ok(tool) => registry.register(Arc::new(tool)),
+                Err(why) => tracing::warn!("web_search is off: {why}"),
+            }
+        }
         registry
     }
 

@@ -5,6 +5,7 @@
 pub mod bot;
 pub mod fake_discord;
 pub mod fake_llm;
+pub mod fake_search;
 pub mod fake_telegram;
 pub mod mcp;
 pub mod mcp_server;
