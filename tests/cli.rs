@@ -269,3 +269,111 @@ async fn a_missing_config_file_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// A config with a provider whose key variable is not set, no platform
+/// token, and no HTTP server.
+fn newcomer_config(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    let config = dir.path().join("baton.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[storage]
+url = "sqlite://{db}"
+
+[providers.openai]
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+api_key_env = "BATON_TEST_NEWCOMER_KEY"
+
+[models]
+orchestrator = "openai:gpt-5.1"
+worker = "openai:gpt-5.1"
+
+[server]
+enabled = false
+"#,
+            db = dir.path().join("baton.db").display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[tokio::test]
+async fn run_without_a_token_or_a_key_says_plainly_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = newcomer_config(&dir);
+    let mut child = baton()
+        .args(["run", "--config"])
+        .arg(&config)
+        .env_remove("BATON_TEST_NEWCOMER_KEY")
+        .env_remove("TELEGRAM_BOT_TOKEN")
+        .env_remove("DISCORD_BOT_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It keeps running (waiting for a token would be pointless, but the
+    // operator may be testing the config); read what it said at start.
+    let mut stderr = child.stderr.take().unwrap();
+    let said = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut text = String::new();
+        let mut buffer = [0u8; 4096];
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline
+            && !(text.contains("no platform token") && text.contains("no API key"))
+        {
+            match stderr.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => text.push_str(&String::from_utf8_lossy(&buffer[..n])),
+            }
+        }
+        text
+    });
+    let said = tokio::time::timeout(Duration::from_secs(25), said)
+        .await
+        .unwrap()
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        said.contains("no platform token")
+            && said.contains("TELEGRAM_BOT_TOKEN")
+            && said.contains("baton chat"),
+        "{said}"
+    );
+    assert!(
+        said.contains("no API key") && said.contains("BATON_TEST_NEWCOMER_KEY"),
+        "{said}"
+    );
+}
+
+#[tokio::test]
+async fn chat_without_a_key_says_so_before_the_first_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = newcomer_config(&dir);
+    let output = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = baton()
+            .args(["chat", "--config"])
+            .arg(&config)
+            .env_remove("BATON_TEST_NEWCOMER_KEY")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // End of input at once: the warning must come without a message.
+        child.stdin.take().unwrap().flush().unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no API key") && stderr.contains("BATON_TEST_NEWCOMER_KEY"),
+        "{stderr}"
+    );
+}
