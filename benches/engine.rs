@@ -256,6 +256,7 @@ impl Provider for ZeroDelay {
             usage: Usage {
                 input_tokens: 10,
                 output_tokens: 1,
+                ..Usage::default()
             },
             stop: StopReason::EndTurn,
             quota: Default::default(),

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use baton_channel::backoff::{self, Retryable};
 use baton_channel::{Accepted, ChannelEvent, Dispatch, DispatchError};
 use baton_telegram::{Settings as TelegramSettings, Telegram, UpdateMode};
 
@@ -92,25 +93,26 @@ fn enabled_token(
 }
 
 /// Runs `connect` until it succeeds, fails permanently, or has failed
-/// [`CONNECT_ATTEMPTS`] times.
+/// [`CONNECT_ATTEMPTS`] times, waiting 2 s, 4 s, 8 s, ... between attempts.
 async fn with_retries<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
     platform: &str,
     is_transient: impl Fn(&E) -> bool,
     connect: impl Fn() -> F,
 ) -> Result<T, E> {
+    let retries = CONNECT_ATTEMPTS - 1;
     let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match connect().await {
-            Ok(connected) => return Ok(connected),
-            Err(error) if is_transient(&error) && attempt < CONNECT_ATTEMPTS => {
-                let wait = Duration::from_secs(1 << attempt);
-                tracing::warn!(error = %error, attempt, "cannot reach {platform}; retrying in {wait:?}");
-                tokio::time::sleep(wait).await;
-            }
-            Err(error) => return Err(error),
-        }
-    }
+    connect
+        .retry(backoff::exponential(
+            Duration::from_secs(2),
+            Duration::from_secs(1 << retries),
+            retries,
+        ))
+        .when(is_transient)
+        .notify(|error, wait| {
+            attempt += 1;
+            tracing::warn!(error = %error, attempt, "cannot reach {platform}; retrying in {wait:?}");
+        })
+        .await
 }
 
 /// The adapter's settings from `[discord]`.

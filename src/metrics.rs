@@ -48,9 +48,15 @@ pub const PROJECTS: &str = "baton_projects";
 /// Event log entries that could not be written since the start (gauge,
 /// set at scrape).
 pub const EVENTS_LOST: &str = "baton_event_log_lost";
+/// Each provider's current model-call limit, by `provider` (gauge, set at scrape).
+pub const MODEL_CALL_LIMIT: &str = "baton_model_call_limit";
+/// Model calls in flight, by `provider` (gauge, set at scrape).
+pub const MODEL_CALLS_IN_FLIGHT: &str = "baton_model_calls_in_flight";
+/// Model calls waiting for a slot, by `provider` (gauge, set at scrape).
+pub const MODEL_CALLS_WAITING: &str = "baton_model_calls_waiting";
 
 /// Every metric name, for the README and the tests.
-pub const NAMES: [&str; 14] = [
+pub const NAMES: [&str; 17] = [
     TURNS,
     TURN_DURATION,
     MODEL_CALLS,
@@ -65,6 +71,9 @@ pub const NAMES: [&str; 14] = [
     STORE_STATEMENT_DURATION,
     PROJECTS,
     EVENTS_LOST,
+    MODEL_CALL_LIMIT,
+    MODEL_CALLS_IN_FLIGHT,
+    MODEL_CALLS_WAITING,
 ];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -134,6 +143,26 @@ fn describe() {
         EVENTS_LOST,
         "Event log entries that could not be written since the start"
     );
+    describe_gauge!(
+        MODEL_CALL_LIMIT,
+        "Each provider's adaptive model-call limit"
+    );
+    describe_gauge!(MODEL_CALLS_IN_FLIGHT, "Model calls in flight by provider");
+    describe_gauge!(
+        MODEL_CALLS_WAITING,
+        "Model calls waiting for a slot by provider"
+    );
+}
+
+/// Each provider's model-call limit, calls in flight and waiting (set when
+/// `/metrics` is scraped).
+pub fn model_call_load(load: &crate::agent::LimiterLoad) {
+    for provider in &load.providers {
+        let name = provider.provider.clone();
+        gauge!(MODEL_CALL_LIMIT, "provider" => name.clone()).set(provider.limit as f64);
+        gauge!(MODEL_CALLS_IN_FLIGHT, "provider" => name.clone()).set(provider.in_flight as f64);
+        gauge!(MODEL_CALLS_WAITING, "provider" => name).set(provider.waiting as f64);
+    }
 }
 
 /// A turn ended with `outcome` after `took`.

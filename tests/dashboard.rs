@@ -240,6 +240,8 @@ async fn readiness_metrics_api_and_stream_through_the_real_server() {
         "baton_conversations_live",
         "baton_store_statement_duration_seconds_bucket",
         "baton_event_log_lost 0",
+        "baton_model_call_limit{provider=\"fake\"} 4",
+        "baton_model_calls_waiting{provider=\"fake\"} 0",
         "baton_platform_requests_total{platform=\"telegram\",method=\"sendMessage\",status=\"200\"}",
     ] {
         assert!(metrics.contains(name), "{name} missing:\n{metrics}");

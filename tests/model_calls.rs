@@ -314,15 +314,27 @@ async fn orchestrator_calls_go_ahead_of_waiting_workers() {
         .start(team(&["w1", "w2", "w3"], gate.clone()))
         .await;
     // Conversation a starts three workers: one holds the only slot (its
-    // model waits on the gate), two queue, and so does a's next round.
+    // model waits on the gate) and two queue. a's next round either went
+    // first (it is awaiting its workers) or queues too.
     say_in(&bot, "a", 1, "split it").await;
-    wait_until("a's workers and its next round to queue", || {
-        fake_load(&bot, "fake").waiting == 3
-    })
-    .await;
+    let a_settled = || {
+        let requests = bot.llm.requests();
+        let rounds = requests.iter().filter(|r| r.model != WORKER_MODEL).count();
+        let holding = requests.iter().any(|r| r.model == WORKER_MODEL);
+        match fake_load(&bot, "fake").waiting {
+            3 => holding,
+            2 => holding && rounds == 2,
+            _ => false,
+        }
+    };
+    wait_until("a's workers to start and queue", a_settled).await;
+    let queued = fake_load(&bot, "fake").waiting;
     // Conversation b's first call queues after them.
     say_in(&bot, "b", 1, "just answer").await;
-    wait_until("b's call to queue", || fake_load(&bot, "fake").waiting == 4).await;
+    wait_until("b's call to queue", || {
+        fake_load(&bot, "fake").waiting == queued + 1
+    })
+    .await;
     gate.open();
     wait_for_answers(&bot, 2).await;
 
@@ -432,6 +444,7 @@ async fn quota_headers_reach_the_limiter_and_a_429_without_retry_after() {
         tool_choice: ToolChoice::Auto,
         effort: Effort::Off,
         max_output_tokens: None,
+        cache_key: None,
     };
     let headers = |pairs: &[(&'static str, &str)]| {
         pairs

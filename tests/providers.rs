@@ -63,6 +63,7 @@ fn request(messages: Vec<Message>, effort: Effort) -> CompletionRequest {
         tool_choice: ToolChoice::Auto,
         effort,
         max_output_tokens: None,
+        cache_key: None,
     }
 }
 
@@ -127,12 +128,120 @@ async fn text_answer_with_usage_and_system_prompt() {
         match wire {
             Wire::OpenAi => assert_eq!(seen.raw["messages"][0]["role"], "system"),
             Wire::Anthropic => {
-                assert_eq!(seen.raw["system"], SYSTEM);
+                assert_eq!(seen.raw["system"][0]["text"], SYSTEM);
                 assert_eq!(seen.raw["max_tokens"], 8192);
             }
             Wire::Gemini => assert_eq!(seen.raw["systemInstruction"]["parts"][0]["text"], SYSTEM),
         }
     }
+}
+
+#[tokio::test]
+async fn cached_tokens_are_read_from_each_wire() {
+    // An earlier turn, then the newest user message.
+    let history = vec![
+        Message::user("first question"),
+        Message::assistant("first answer"),
+        Message::user("second question"),
+    ];
+    for wire in WIRES {
+        let fake = FakeLlm::start(wire, |_| FakeReply::Text("ok".into())).await;
+        let provider = provider_for(wire, &fake);
+        let mut request = request(history.clone(), Effort::Off);
+        request.cache_key = Some("baton-conversation".into());
+        let usage = complete(provider.as_ref(), &request).await.usage;
+        // The fake: 10 tokens a message; on Anthropic the breakpoint on the
+        // last message is written and those before it read.
+        assert_eq!(usage.input_tokens, 30, "{wire:?}");
+        assert_eq!(usage.cached_input_tokens, 20, "{wire:?}");
+        let written = if wire == Wire::Anthropic { 10 } else { 0 };
+        assert_eq!(usage.cache_write_tokens, written, "{wire:?}");
+        let mut total = baton::llm::Usage::default();
+        total.add(usage);
+        total.add(usage);
+        assert_eq!(total.cached_input_tokens, 40, "{wire:?}");
+        assert_eq!(total.cache_write_tokens, 2 * written, "{wire:?}");
+
+        let seen = only_request(&fake);
+        let cache_key = seen.raw.get("prompt_cache_key").and_then(Value::as_str);
+        match wire {
+            Wire::OpenAi => assert_eq!(cache_key, Some("baton-conversation")),
+            Wire::Anthropic | Wire::Gemini => assert_eq!(cache_key, None, "{wire:?}"),
+        }
+    }
+}
+
+/// The `cache_control` breakpoints of an Anthropic body: the system block's
+/// (`None`) and each message block's (`Some((message, block))`).
+fn anthropic_breakpoints(raw: &Value) -> Vec<Option<(usize, usize)>> {
+    let mut found = Vec::new();
+    let blocks = |value: &Value| value.as_array().cloned().unwrap_or_default();
+    for block in blocks(&raw["system"]) {
+        if block.get("cache_control").is_some() {
+            assert_eq!(block["cache_control"], json!({"type": "ephemeral"}));
+            found.push(None);
+        }
+    }
+    for (m, message) in blocks(&raw["messages"]).iter().enumerate() {
+        for (b, block) in blocks(&message["content"]).iter().enumerate() {
+            if block.get("cache_control").is_some() {
+                assert_eq!(block["cache_control"], json!({"type": "ephemeral"}));
+                found.push(Some((m, b)));
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn anthropic_caches_the_system_prompt_and_the_stable_history() {
+    let fake = FakeLlm::start(Wire::Anthropic, tool_script).await;
+    let provider = provider_for(Wire::Anthropic, &fake);
+    let mut history = vec![
+        Message::user("what is rust?"),
+        Message::assistant("a language"),
+        Message::user("look it up"),
+    ];
+    // Round one: the tool call; round two, with its result: the answer.
+    let first = complete(provider.as_ref(), &request(history.clone(), Effort::Off)).await;
+    history.push(Message::Assistant(first.message.clone()));
+    for call in &first.message.tool_calls {
+        history.push(Message::ToolResult(ToolResult {
+            call_id: call.id.clone(),
+            name: call.name.clone(),
+            content: "a systems language".into(),
+            is_error: false,
+        }));
+    }
+    complete(provider.as_ref(), &request(history, Effort::Off)).await;
+
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 2);
+    for seen in &requests {
+        assert_eq!(seen.raw["system"][0]["type"], "text");
+        assert_eq!(seen.raw["system"][0]["text"], SYSTEM);
+        let found = anthropic_breakpoints(&seen.raw);
+        assert!(found.len() <= 4, "{found:?}");
+        assert_eq!(found[0], None, "the system prompt is cached");
+        // The stable prefix: "a language", the end of the earlier turn.
+        assert_eq!(found[1], Some((1, 0)), "{found:?}");
+    }
+    // Round one ends on the newest user message; round two on the tool
+    // results, so that a third round would read all of round two.
+    let last_message = |seen: &SeenRequest| seen.raw["messages"].as_array().map_or(0, Vec::len) - 1;
+    assert_eq!(
+        anthropic_breakpoints(&requests[0].raw)[2],
+        Some((last_message(&requests[0]), 0))
+    );
+    let second = &requests[1];
+    let last = last_message(second);
+    let last_blocks = second.raw["messages"][last]["content"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(
+        anthropic_breakpoints(&second.raw),
+        vec![None, Some((1, 0)), Some((last, last_blocks - 1))]
+    );
 }
 
 #[tokio::test]

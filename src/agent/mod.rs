@@ -41,6 +41,18 @@ pub const ROUND_LIMIT_NOTE: &str = "You have reached your limit of {rounds} tool
 so you cannot call tools any more. Answer now, from what you have so far. If the work is \
 unfinished, give what you have and say briefly what is missing.";
 
+/// The prompt-cache key of a conversation's model calls (OpenAI
+/// `prompt_cache_key`): stable for the conversation, and a hash so that no
+/// chat id leaves for the provider. The orchestrator and its workers share
+/// it; their system prompts tell their prefixes apart.
+pub fn prompt_cache_key(conversation: &ConversationKey) -> String {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: the same in every run of the same build.
+    let mut hasher = std::hash::DefaultHasher::new();
+    conversation.to_string().hash(&mut hasher);
+    format!("baton-{:016x}", hasher.finish())
+}
+
 /// The answer of an agent cut short whose last call returned no text.
 pub const CUT_SHORT_FALLBACK: &str =
     "(I reached my step limit before I could finish, and have no answer to give yet.)";
@@ -235,6 +247,7 @@ impl Agent<'_> {
             tool_choice,
             effort: self.model.clamp_effort(self.effort),
             max_output_tokens: None,
+            cache_key: Some(prompt_cache_key(self.conversation)),
         };
         let completion = self.call_model(&request).await?;
         crate::metrics::model_usage(

@@ -43,6 +43,7 @@ impl Provider for Scripted {
             usage: Usage {
                 input_tokens: 10,
                 output_tokens: 1,
+                ..Usage::default()
             },
             quota: crate::llm::Quota::default(),
         })
@@ -175,7 +176,8 @@ async fn at_the_round_limit_the_model_answers_once_more_without_tools() {
         output.usage,
         Usage {
             input_tokens: 40,
-            output_tokens: 4
+            output_tokens: 4,
+            ..Usage::default()
         }
     );
     let choices: Vec<ToolChoice> = requests.iter().map(|r| r.tool_choice).collect();
@@ -188,6 +190,17 @@ async fn at_the_round_limit_the_model_answers_once_more_without_tools() {
             ToolChoice::None
         ]
     );
+    // Every round carries the conversation's prompt-cache key, and it names
+    // no chat.
+    let conversation = baton_channel::ConversationKey::new(baton_channel::Platform::Terminal, "t");
+    let key = super::prompt_cache_key(&conversation);
+    assert!(
+        key.starts_with("baton-") && !key.contains("terminal"),
+        "{key}"
+    );
+    assert!(requests.iter().all(|r| r.cache_key.as_ref() == Some(&key)));
+    let other = baton_channel::ConversationKey::new(baton_channel::Platform::Terminal, "u");
+    assert_ne!(super::prompt_cache_key(&other), key);
     let last = &requests[3];
     assert_eq!(last.tools, tools.specs(), "the tools stay declared");
     let Some(Message::User { text: note }) = last.messages.last() else {

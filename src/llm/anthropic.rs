@@ -5,6 +5,12 @@
 //! `tool_result`), the effort → extended-thinking budget mapping, and keeping
 //! the model's thinking blocks in [`AssistantMessage::provider_state`] so
 //! they go back, first and unchanged, with that message on the next round.
+//!
+//! Prompt caching: every request carries `cache_control` breakpoints (see
+//! [`cache_breakpoints`]) on the system prompt, on the end of the history
+//! before the newest user message, and on the last message, so that each
+//! round reads the prefix the rounds and turns before it wrote. The cache
+//! tokens each answer reports go in [`Usage`].
 
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -22,6 +28,9 @@ pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 /// `max_tokens` when the caller sets no bound: the answer's own allowance,
 /// on top of any thinking budget.
 pub const DEFAULT_MAX_TOKENS: u32 = 8192;
+
+/// The most `cache_control` breakpoints Anthropic accepts in one request.
+pub const MAX_CACHE_BREAKPOINTS: usize = 4;
 
 /// The key under which this provider keeps its state in
 /// [`AssistantMessage::provider_state`]: `{"anthropic": {"thinking": [...]}}`.
@@ -66,13 +75,22 @@ impl AnthropicProvider {
             .unwrap_or(DEFAULT_MAX_TOKENS)
             .max(1);
         let max_tokens = answer_allowance.saturating_add(budget.unwrap_or(0));
+        let has_system = !request.system.is_empty();
+        let marked = cache_breakpoints(
+            &request.messages,
+            MAX_CACHE_BREAKPOINTS - usize::from(has_system),
+        );
         let mut body = json!({
             "model": request.model,
             "max_tokens": max_tokens,
-            "messages": wire_messages(&request.messages),
+            "messages": wire_messages(&request.messages, &marked),
         });
-        if !request.system.is_empty() {
-            body["system"] = json!(request.system);
+        if has_system {
+            body["system"] = json!([{
+                "type": "text",
+                "text": request.system,
+                "cache_control": cache_control(),
+            }]);
         }
         if !request.tools.is_empty() {
             body["tools"] = request
@@ -107,13 +125,46 @@ pub fn thinking_budget(effort: Effort) -> Option<u32> {
     }
 }
 
+/// The `cache_control` of a breakpoint: the prefix up to and including the
+/// block that carries it is cached (5 minutes, refreshed on each read).
+fn cache_control() -> Value {
+    json!({"type": "ephemeral"})
+}
+
+/// The indexes of the messages whose last block gets a cache breakpoint, at
+/// most `limit` of them, oldest first:
+/// - the message before the newest user message: the end of the history
+///   earlier turns left, the same for every round of this turn (the
+///   previous turn's breakpoints are within Anthropic's 20-block look-back,
+///   so it reads what they wrote);
+/// - the last message, whose prefix the next round of this turn resends
+///   unchanged and so reads from the cache.
+///
+/// Prefixes under the model's minimum cacheable length (1024 to 4096
+/// tokens) are simply not cached: Anthropic ignores their breakpoints.
+pub fn cache_breakpoints(messages: &[Message], limit: usize) -> Vec<usize> {
+    let newest_user = messages
+        .iter()
+        .rposition(|message| matches!(message, Message::User { .. }));
+    let stable = newest_user.and_then(|index| index.checked_sub(1));
+    let last = messages.len().checked_sub(1);
+    let mut marked: Vec<usize> = stable.into_iter().chain(last).collect();
+    marked.dedup();
+    // Keep the newest ones: the last breakpoint covers the longest prefix.
+    let excess = marked.len().saturating_sub(limit);
+    marked.drain(..excess);
+    marked
+}
+
 /// The conversation as Anthropic messages. Content that belongs to the same
 /// role in a row (several tool results, tool results then user text) goes in
-/// one message, as the API wants strictly alternating roles.
-fn wire_messages(messages: &[Message]) -> Vec<Value> {
+/// one message, as the API wants strictly alternating roles. The last block
+/// of each message in `marked` (indexes into `messages`) gets a cache
+/// breakpoint, unless it is a thinking block, which cannot carry one.
+fn wire_messages(messages: &[Message], marked: &[usize]) -> Vec<Value> {
     let mut wire: Vec<(&'static str, Vec<Value>)> = Vec::new();
-    for message in messages {
-        let (role, blocks) = match message {
+    for (index, message) in messages.iter().enumerate() {
+        let (role, mut blocks) = match message {
             Message::User { text } => ("user", vec![json!({"type": "text", "text": text})]),
             Message::ToolResult(result) => (
                 "user",
@@ -126,6 +177,15 @@ fn wire_messages(messages: &[Message]) -> Vec<Value> {
             ),
             Message::Assistant(assistant) => ("assistant", assistant_blocks(assistant)),
         };
+        if marked.contains(&index)
+            && let Some(last) = blocks.last_mut()
+            && !matches!(
+                last.get("type").and_then(Value::as_str),
+                Some("thinking" | "redacted_thinking")
+            )
+        {
+            last["cache_control"] = cache_control();
+        }
         if blocks.is_empty() {
             continue;
         }
@@ -187,6 +247,10 @@ struct WireUsage {
     input_tokens: u64,
     #[serde(default)]
     output_tokens: u64,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
 }
 
 impl AnthropicProvider {
@@ -210,9 +274,17 @@ impl AnthropicProvider {
             Some("max_tokens") => StopReason::MaxTokens,
             Some(_) => StopReason::Other,
         };
-        let usage = wire.usage.map_or_else(Usage::default, |usage| Usage {
-            input_tokens: usage.input_tokens,
-            output_tokens: usage.output_tokens,
+        // Anthropic's input_tokens are only those neither read from the
+        // cache nor written to it; Usage counts all of them.
+        let usage = wire.usage.map_or_else(Usage::default, |usage| {
+            let read = usage.cache_read_input_tokens.unwrap_or(0);
+            let written = usage.cache_creation_input_tokens.unwrap_or(0);
+            Usage {
+                input_tokens: usage.input_tokens + read + written,
+                output_tokens: usage.output_tokens,
+                cached_input_tokens: read,
+                cache_write_tokens: written,
+            }
         });
         let provider_state =
             (!thinking.is_empty()).then(|| json!({STATE_KEY: {"thinking": thinking}}));
@@ -318,9 +390,13 @@ mod tests {
             tool_choice: ToolChoice::Auto,
             effort: Effort::High,
             max_output_tokens: None,
+            cache_key: None,
         };
         let body = AnthropicProvider::request_body(&request);
-        assert_eq!(body["system"], "sys");
+        assert_eq!(
+            body["system"],
+            json!([{"type": "text", "text": "sys", "cache_control": {"type": "ephemeral"}}])
+        );
         assert_eq!(
             body["thinking"],
             json!({"type": "enabled", "budget_tokens": 16384})
@@ -352,6 +428,7 @@ mod tests {
             tool_choice: ToolChoice::Auto,
             effort: Effort::On,
             max_output_tokens: None,
+            cache_key: None,
         };
         assert!(
             AnthropicProvider::request_body(&request)
@@ -376,7 +453,8 @@ mod tests {
                 {"type": "tool_use", "id": "tu_1", "name": "f", "input": {"q": "x"}}
             ],
             "stop_reason": "tool_use",
-            "usage": {"input_tokens": 5, "output_tokens": 7}
+            "usage": {"input_tokens": 5, "output_tokens": 7,
+                "cache_read_input_tokens": 1000, "cache_creation_input_tokens": 200}
         }))
         .unwrap_or_else(|error| panic!("{error}"));
         let completion = provider
@@ -388,8 +466,10 @@ mod tests {
         assert_eq!(
             completion.usage,
             Usage {
-                input_tokens: 5,
-                output_tokens: 7
+                input_tokens: 1205,
+                output_tokens: 7,
+                cached_input_tokens: 1000,
+                cache_write_tokens: 200,
             }
         );
         let state = completion.message.provider_state.unwrap_or_default();
@@ -397,5 +477,116 @@ mod tests {
             state["anthropic"]["thinking"][1]["type"],
             "redacted_thinking"
         );
+    }
+
+    /// Where the breakpoints of a body are: `(message, block)` indexes.
+    fn breakpoints(body: &Value) -> Vec<(usize, usize)> {
+        let mut found = Vec::new();
+        for (m, message) in body["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            for (b, block) in message["content"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                if block.get("cache_control").is_some() {
+                    assert_eq!(block["cache_control"], json!({"type": "ephemeral"}));
+                    found.push((m, b));
+                }
+            }
+        }
+        found
+    }
+
+    fn chat(messages: Vec<Message>, system: &str) -> CompletionRequest {
+        CompletionRequest {
+            model: "claude-test".into(),
+            system: system.into(),
+            messages,
+            tools: vec![],
+            tool_choice: ToolChoice::Auto,
+            effort: Effort::Off,
+            max_output_tokens: None,
+            cache_key: None,
+        }
+    }
+
+    #[test]
+    fn breakpoints_on_system_stable_history_and_last_message() {
+        let calling = Message::Assistant(AssistantMessage {
+            text: None,
+            tool_calls: vec![ToolCall {
+                id: "a".into(),
+                name: "t".into(),
+                arguments: "{}".into(),
+            }],
+            provider_state: None,
+        });
+        // An earlier turn, the newest user message, then one tool round.
+        let request = chat(
+            vec![
+                Message::user("first"),
+                Message::assistant("answer one"),
+                Message::user("second"),
+                calling,
+                tool_result("a", "ok", false),
+            ],
+            "sys",
+        );
+        let body = AnthropicProvider::request_body(&request);
+        assert_eq!(body["system"][0]["cache_control"]["type"], "ephemeral");
+        // "answer one" ends the stable history; the tool result ends the request.
+        assert_eq!(breakpoints(&body), vec![(1, 0), (4, 0)]);
+
+        // First round of a turn: the newest user message is the last one.
+        let body = AnthropicProvider::request_body(&chat(
+            vec![
+                Message::user("first"),
+                Message::assistant("answer one"),
+                Message::user("second"),
+            ],
+            "",
+        ));
+        assert!(body.get("system").is_none());
+        assert_eq!(breakpoints(&body), vec![(1, 0), (2, 0)]);
+
+        // A single message: one breakpoint, on it.
+        let body = AnthropicProvider::request_body(&chat(vec![Message::user("hi")], "sys"));
+        assert_eq!(breakpoints(&body), vec![(0, 0)]);
+    }
+
+    #[test]
+    fn breakpoints_stay_within_the_limit_and_skip_thinking_blocks() {
+        let messages = vec![
+            Message::user("a"),
+            Message::assistant("b"),
+            Message::user("c"),
+            Message::assistant("d"),
+        ];
+        for limit in 0..=MAX_CACHE_BREAKPOINTS {
+            let marked = cache_breakpoints(&messages, limit);
+            assert!(marked.len() <= limit);
+            assert_eq!(marked.last().copied(), (limit > 0).then_some(3));
+        }
+        assert_eq!(cache_breakpoints(&messages, 4), vec![1, 3]);
+        assert!(cache_breakpoints(&[], 4).is_empty());
+
+        let thinking_only = Message::Assistant(AssistantMessage {
+            text: None,
+            tool_calls: vec![],
+            provider_state: Some(json!({"anthropic": {"thinking": [
+                {"type": "thinking", "thinking": "t", "signature": "s"}
+            ]}})),
+        });
+        let body =
+            AnthropicProvider::request_body(&chat(vec![Message::user("a"), thinking_only], "s"));
+        assert!(breakpoints(&body).is_empty());
+        let total = breakpoints(&body).len() + 1;
+        assert!(total <= MAX_CACHE_BREAKPOINTS);
     }
 }

@@ -212,6 +212,8 @@ struct UsageMetadata {
     candidates_token_count: u64,
     #[serde(default)]
     thoughts_token_count: u64,
+    #[serde(default)]
+    cached_content_token_count: u64,
 }
 
 impl GeminiProvider {
@@ -269,6 +271,8 @@ impl GeminiProvider {
             .map_or_else(Usage::default, |usage| Usage {
                 input_tokens: usage.prompt_token_count,
                 output_tokens: usage.candidates_token_count + usage.thoughts_token_count,
+                cached_input_tokens: usage.cached_content_token_count,
+                cache_write_tokens: 0,
             });
         let has_signature =
             text_signature.is_some() || call_signatures.iter().any(|s| !s.is_null());
@@ -355,13 +359,16 @@ mod tests {
                 {"functionCall": {"name": "a", "args": {"x": 1}}, "thoughtSignature": "a-sig"},
                 {"functionCall": {"name": "b", "args": {}}}
             ]}, "finishReason": "STOP"}],
-            "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 4, "thoughtsTokenCount": 5}
+            "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 4, "thoughtsTokenCount": 5,
+                "cachedContentTokenCount": 2}
         }));
         let completion = provider()
             .completion_from_wire(wire)
             .unwrap_or_else(|error| panic!("{error}"));
         assert_eq!(completion.stop, StopReason::ToolUse);
         assert_eq!(completion.usage.output_tokens, 9);
+        assert_eq!(completion.usage.input_tokens, 3);
+        assert_eq!(completion.usage.cached_input_tokens, 2);
         assert_eq!(completion.message.tool_calls[1].id, "call_1");
         let parts = model_parts(&completion.message);
         assert_eq!(parts[0]["thoughtSignature"], "t-sig");
@@ -424,6 +431,7 @@ mod tests {
             tool_choice: ToolChoice::Auto,
             effort: Effort::Max,
             max_output_tokens: Some(50),
+            cache_key: None,
         };
         let body = GeminiProvider::request_body(&request);
         assert_eq!(
@@ -449,6 +457,7 @@ mod tests {
             tool_choice: ToolChoice::Auto,
             effort: Effort::Off,
             max_output_tokens: None,
+            cache_key: None,
         };
         assert!(
             GeminiProvider::request_body(&request)

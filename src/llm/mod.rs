@@ -46,6 +46,10 @@ pub struct CompletionRequest {
     pub effort: Effort,
     /// An upper bound on output tokens, where the caller wants one.
     pub max_output_tokens: Option<u32>,
+    /// A stable key for the conversation the call belongs to, for providers
+    /// that route requests sharing it to the same prompt cache (OpenAI
+    /// `prompt_cache_key`); `None` sends none.
+    pub cache_key: Option<String>,
 }
 
 /// Whether a model call may call the tools it is offered.
@@ -153,12 +157,26 @@ pub struct ToolResult {
 }
 
 /// Tokens one or more model calls used.
+///
+/// `input_tokens` counts every prompt token, whether the provider read it
+/// from its prompt cache, wrote it there or processed it afresh; the two
+/// cache fields say how many of them were read and written. (Anthropic
+/// reports the three apart: its provider adds them up.)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
-    /// Prompt tokens.
+    /// Prompt tokens, cached ones included.
     pub input_tokens: u64,
     /// Completion tokens (reasoning included).
     pub output_tokens: u64,
+    /// Of `input_tokens`, those read from the provider's prompt cache
+    /// (OpenAI `prompt_tokens_details.cached_tokens`, Anthropic
+    /// `cache_read_input_tokens`, Gemini `cachedContentTokenCount`).
+    #[serde(default)]
+    pub cached_input_tokens: u64,
+    /// Of `input_tokens`, those written to the prompt cache (Anthropic
+    /// `cache_creation_input_tokens`; zero elsewhere).
+    #[serde(default)]
+    pub cache_write_tokens: u64,
 }
 
 impl Usage {
@@ -166,6 +184,8 @@ impl Usage {
     pub fn add(&mut self, other: Usage) {
         self.input_tokens += other.input_tokens;
         self.output_tokens += other.output_tokens;
+        self.cached_input_tokens += other.cached_input_tokens;
+        self.cache_write_tokens += other.cache_write_tokens;
     }
 }
 

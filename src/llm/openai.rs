@@ -75,6 +75,9 @@ impl OpenAiProvider {
         if let Some(max) = request.max_output_tokens {
             body["max_completion_tokens"] = json!(max);
         }
+        if let Some(key) = request.cache_key.as_deref().filter(|key| !key.is_empty()) {
+            body["prompt_cache_key"] = json!(key);
+        }
         body
     }
 }
@@ -166,6 +169,14 @@ struct WireUsage {
     prompt_tokens: u64,
     #[serde(default)]
     completion_tokens: u64,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PromptTokensDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
 }
 
 impl OpenAiProvider {
@@ -204,6 +215,11 @@ impl OpenAiProvider {
         let usage = wire.usage.map_or_else(Usage::default, |usage| Usage {
             input_tokens: usage.prompt_tokens,
             output_tokens: usage.completion_tokens,
+            cached_input_tokens: usage
+                .prompt_tokens_details
+                .and_then(|details| details.cached_tokens)
+                .unwrap_or(0),
+            cache_write_tokens: 0,
         });
         Ok(Completion {
             message: AssistantMessage {
@@ -272,6 +288,7 @@ mod tests {
             tool_choice: ToolChoice::Auto,
             effort: Effort::Max,
             max_output_tokens: Some(100),
+            cache_key: Some("conv-1".into()),
         }
     }
 
@@ -314,6 +331,31 @@ mod tests {
         assert_eq!(body["tools"][0]["function"]["name"], "weather");
         assert_eq!(body["reasoning_effort"], "xhigh");
         assert_eq!(body["max_completion_tokens"], 100);
+        assert_eq!(body["prompt_cache_key"], "conv-1");
+    }
+
+    #[test]
+    fn cached_prompt_tokens_are_read() {
+        let provider = OpenAiProvider::new("openai", "http://x/v1/", None, reqwest::Client::new());
+        let wire: ChatCompletion = serde_json::from_value(json!({
+            "choices": [{"message": {"role": "assistant", "content": "hi"},
+                "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 2000, "completion_tokens": 5,
+                "prompt_tokens_details": {"cached_tokens": 1536, "audio_tokens": 0}}
+        }))
+        .unwrap_or_else(|error| panic!("{error}"));
+        let completion = provider
+            .completion_from_wire(wire)
+            .unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(
+            completion.usage,
+            Usage {
+                input_tokens: 2000,
+                output_tokens: 5,
+                cached_input_tokens: 1536,
+                cache_write_tokens: 0,
+            }
+        );
     }
 
     #[test]
@@ -322,10 +364,12 @@ mod tests {
         request.effort = Effort::Off;
         request.tools.clear();
         request.max_output_tokens = None;
+        request.cache_key = None;
         let body = OpenAiProvider::request_body(&request);
         assert!(body.get("reasoning_effort").is_none());
         assert!(body.get("tools").is_none());
         assert!(body.get("max_completion_tokens").is_none());
+        assert!(body.get("prompt_cache_key").is_none());
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! are returned at once.
 
 use std::future::Future;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use baton_channel::backoff::{ExponentialBuilder, Retryable, nth_delay};
 
 use super::ProviderError;
 
@@ -37,7 +39,7 @@ impl RetryPolicy {
     /// exponential backoff with jitter; never more than `max_delay`.
     pub fn delay_before_retry(&self, retry: u32, error: &ProviderError) -> Duration {
         match error.retry_after() {
-            Some(after) => after.min(self.max_delay),
+            Some(after) => self.cap_retry_after(after),
             None => self.backoff(retry),
         }
     }
@@ -46,33 +48,24 @@ impl RetryPolicy {
     /// `base_delay * 2^(retry-1)` (capped at `max_delay`) plus a random
     /// part of the other half.
     pub fn backoff(&self, retry: u32) -> Duration {
-        let doublings = retry.saturating_sub(1).min(31);
-        let exponential = self
-            .base_delay
-            .saturating_mul(1u32 << doublings)
-            .min(self.max_delay);
-        let half = exponential / 2;
-        let jitter_nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        let jitter = if jitter_nanos == 0 {
-            Duration::ZERO
-        } else {
-            Duration::from_nanos(random_u64(retry) % (jitter_nanos + 1))
-        };
-        (half + jitter).min(self.max_delay)
+        nth_delay(self.backoff_builder(), retry).min(self.max_delay)
     }
-}
 
-/// A cheap pseudo-random number from the clock (splitmix64 of its nanos),
-/// good enough to spread retries apart; not for anything secret.
-fn random_u64(salt: u32) -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|since| since.subsec_nanos())
-        .unwrap_or(0);
-    let mut z = (u64::from(nanos) << 32 | u64::from(salt)).wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    /// The backoff as a [`backon`](baton_channel::backoff) builder: backon's
+    /// jitter adds a random part of the current delay, so starting from half
+    /// of `base_delay` and capping at half of `max_delay` gives equal jitter.
+    fn backoff_builder(&self) -> ExponentialBuilder {
+        ExponentialBuilder::new()
+            .with_factor(2.0)
+            .with_min_delay(self.base_delay / 2)
+            .with_max_delay(self.max_delay / 2)
+            .with_jitter()
+            .with_max_times(usize::try_from(self.max_attempts.max(1) - 1).unwrap_or(usize::MAX))
+    }
+
+    fn cap_retry_after(&self, after: Duration) -> Duration {
+        after.min(self.max_delay)
+    }
 }
 
 /// Runs `call` until it succeeds, fails permanently, or `policy.max_attempts`
@@ -92,7 +85,7 @@ where
 /// decided, before its backoff (`next_attempt` is 2 for the first retry).
 pub async fn with_retry_notify<T, F, Fut>(
     policy: &RetryPolicy,
-    mut call: F,
+    call: F,
     mut on_retry: impl FnMut(u32, &ProviderError),
 ) -> Result<T, ProviderError>
 where
@@ -101,25 +94,26 @@ where
 {
     let max_attempts = policy.max_attempts.max(1);
     let mut attempt = 1;
-    loop {
-        match call().await {
-            Ok(value) => return Ok(value),
-            Err(error) if error.is_transient() && attempt < max_attempts => {
-                let delay = policy.delay_before_retry(attempt, &error);
-                tracing::warn!(
-                    attempt,
-                    max_attempts,
-                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                    %error,
-                    "model call failed; retrying"
-                );
-                on_retry(attempt + 1, &error);
-                tokio::time::sleep(delay).await;
-                attempt += 1;
-            }
-            Err(error) => return Err(error),
-        }
-    }
+    call.retry(policy.backoff_builder())
+        .when(ProviderError::is_transient)
+        .adjust(|error, backoff| {
+            backoff.map(|delay| match error.retry_after() {
+                Some(after) => policy.cap_retry_after(after),
+                None => delay.min(policy.max_delay),
+            })
+        })
+        .notify(|error, delay| {
+            tracing::warn!(
+                attempt,
+                max_attempts,
+                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                %error,
+                "model call failed; retrying"
+            );
+            attempt += 1;
+            on_retry(attempt, error);
+        })
+        .await
 }
 
 #[cfg(test)]

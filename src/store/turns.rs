@@ -306,6 +306,7 @@ impl Store {
                     usage: Usage {
                         input_tokens: tokens_from_db(input),
                         output_tokens: tokens_from_db(output),
+                        ..Usage::default()
                     },
                     error,
                     started_at,
@@ -360,6 +361,7 @@ impl Store {
                         usage: Usage {
                             input_tokens: tokens_from_db(input),
                             output_tokens: tokens_from_db(output),
+                            ..Usage::default()
                         },
                     }
                 },

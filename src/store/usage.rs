@@ -76,6 +76,7 @@ impl Store {
                 usage: Usage {
                     input_tokens: tokens_from_db(input),
                     output_tokens: tokens_from_db(output),
+                    ..Usage::default()
                 },
             })
             .collect())

@@ -83,6 +83,7 @@ pub async fn metrics(State(web): State<Arc<Web>>) -> Response {
         .set(web.registry.live_conversations() as f64);
     metrics::gauge!(crate::metrics::QUEUE_WAITING).set(web.registry.queued_messages() as f64);
     metrics::gauge!(crate::metrics::EVENTS_LOST).set(web.services.store.events_lost() as f64);
+    crate::metrics::model_call_load(&web.services.limiter.load());
     match web.services.store.project_counts().await {
         Ok(counts) => {
             for (status, count) in counts {

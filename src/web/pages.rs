@@ -220,6 +220,7 @@ fn worker_card(worker: &WorkerRow, web: &Web, calls: &[String]) -> String {
     let usage = crate::llm::Usage {
         input_tokens: u64::try_from(worker.input_tokens).unwrap_or(0),
         output_tokens: u64::try_from(worker.output_tokens).unwrap_or(0),
+        ..crate::llm::Usage::default()
     };
     let cost = worker
         .model

@@ -5,8 +5,13 @@
 //! what the test's script returns for it. Each request is parsed into a
 //! provider-neutral [`SeenRequest`] (and kept for [`FakeLlm::requests`]); each
 //! [`FakeReply`] is rendered in the wire format, with plausible usage numbers
-//! (input = messages × 10, output = text length / 4 + 1). The server stops
-//! when the `FakeLlm` is dropped.
+//! (input = messages × 10, output = text length / 4 + 1). Each answer also
+//! reports prompt-cache tokens, as each wire does: on OpenAI and Gemini the
+//! messages before the last one count as cached (10 each); on Anthropic
+//! those before the last message with a `cache_control` breakpoint are read
+//! from the cache, that message is written to it (10 each), and none when the
+//! request has no breakpoint in its messages. The server stops when the
+//! `FakeLlm` is dropped.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -739,6 +744,35 @@ fn arguments_object(arguments: &str) -> Value {
     }
 }
 
+/// Tokens the fake says were read from the cache on OpenAI and Gemini: the
+/// messages before the last one.
+fn cached_prefix(seen: &SeenRequest) -> usize {
+    seen.messages.len().saturating_sub(1) * 10
+}
+
+/// Anthropic cache tokens `(read, written)` out of `input`: the wire
+/// messages before the last one with a breakpoint are read, that one is
+/// written.
+fn anthropic_cache(seen: &SeenRequest, input: usize) -> (usize, usize) {
+    let last_marked = array_at(&seen.raw, "messages").iter().rposition(|message| {
+        message
+            .get("content")
+            .and_then(Value::as_array)
+            .is_some_and(|blocks| {
+                blocks
+                    .iter()
+                    .any(|block| block.get("cache_control").is_some())
+            })
+    });
+    match last_marked {
+        None => (0, 0),
+        Some(index) => {
+            let read = (index * 10).min(input);
+            (read, 10.min(input - read))
+        }
+    }
+}
+
 fn openai_body(
     seen: &SeenRequest,
     answer: Answer,
@@ -770,7 +804,12 @@ fn openai_body(
         "created": 0,
         "model": seen.model,
         "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
-        "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output},
+        "usage": {
+            "prompt_tokens": input,
+            "completion_tokens": output,
+            "total_tokens": input + output,
+            "prompt_tokens_details": {"cached_tokens": cached_prefix(seen), "audio_tokens": 0},
+        },
     })
 }
 
@@ -781,6 +820,7 @@ fn anthropic_body(
     input: usize,
     output: usize,
 ) -> Value {
+    let (read, written) = anthropic_cache(seen, input);
     let mut content = Vec::new();
     if seen.raw.pointer("/thinking/type").and_then(Value::as_str) == Some("enabled") {
         content.push(json!({
@@ -814,7 +854,12 @@ fn anthropic_body(
         "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": null,
-        "usage": {"input_tokens": input, "output_tokens": output},
+        "usage": {
+            "input_tokens": input - read - written,
+            "cache_read_input_tokens": read,
+            "cache_creation_input_tokens": written,
+            "output_tokens": output,
+        },
     })
 }
 
@@ -855,6 +900,7 @@ fn gemini_body(
             "promptTokenCount": input,
             "candidatesTokenCount": output,
             "totalTokenCount": input + output,
+            "cachedContentTokenCount": cached_prefix(seen),
         },
         "modelVersion": seen.model,
     })

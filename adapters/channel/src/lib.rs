@@ -8,6 +8,7 @@
 //! here knows about serenity or teloxide. [`OncePerKey`] is a small tool
 //! the adapters share (to log a dropped message once per chat).
 
+pub mod backoff;
 mod chunk;
 mod command;
 mod dispatch;

@@ -6,7 +6,9 @@
 //! a rate limit), 5xx answers and network failures are retried with
 //! backoff a few times, anything else is a permanent failure.
 
+use baton_channel::backoff::{self, Retryable};
 use baton_channel::{Platform, metrics};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -205,22 +207,65 @@ impl Rest {
     }
 
     /// Sends a request and returns its JSON answer (`Null` for none).
+    ///
+    /// Server errors and network failures are retried with backoff
+    /// ([`backoff`](baton_channel::backoff): 0.5 s, 1 s, 2 s; [`MAX_FAILED`]
+    /// attempts). A 429 is not a backoff: [`Rest::send`] waits it out in
+    /// the route's bucket ([`RateLimits`]), which every other request on
+    /// that route (or every route, for a global limit) must respect too.
     pub async fn call(
         &self,
         endpoint: Endpoint<'_>,
         body: Option<&Value>,
     ) -> Result<Value, RestError> {
         let what = endpoint.name();
-        let bucket = endpoint.bucket();
-        let global = endpoint.global();
-        let url = format!("{}{API}{}", self.base, endpoint.path());
-        let mut rate_limited = 0;
+        let route = Route {
+            what,
+            bucket: endpoint.bucket(),
+            global: endpoint.global(),
+            url: format!("{}{API}{}", self.base, endpoint.path()),
+        };
+        let rate_limited = AtomicU32::new(0);
         let mut failed = 0;
+        (|| self.send(endpoint, body, &route, &rate_limited))
+            .retry(backoff::exponential(
+                Duration::from_millis(500),
+                Duration::from_secs(8),
+                MAX_FAILED - 1,
+            ))
+            .when(|error| matches!(error, RestError::Unavailable { .. }))
+            .notify(|error, _| {
+                failed += 1;
+                if let RestError::Unavailable { reason, .. } = error {
+                    tracing::info!(request = what, attempt = failed, error = %reason, "Discord request failed; retrying");
+                }
+            })
+            .await
+    }
+
+    /// One attempt at a request: waits for its route's bucket, sends it,
+    /// and waits out 429s (counted in `rate_limited` across attempts, at
+    /// most [`MAX_RATE_LIMITED`]). A server error or network failure is
+    /// [`RestError::Unavailable`], for [`Rest::call`] to retry.
+    async fn send(
+        &self,
+        endpoint: Endpoint<'_>,
+        body: Option<&Value>,
+        route: &Route,
+        rate_limited: &AtomicU32,
+    ) -> Result<Value, RestError> {
+        let Route {
+            what,
+            bucket,
+            global,
+            url,
+        } = route;
+        let (what, global) = (*what, *global);
         loop {
-            self.limits.acquire(&bucket, global).await;
+            self.limits.acquire(bucket, global).await;
             let mut request = self
                 .client
-                .request(endpoint.method(), &url)
+                .request(endpoint.method(), url)
                 .header("authorization", self.authorization.expose_secret())
                 .timeout(TIMEOUT);
             request = match body {
@@ -232,7 +277,7 @@ impl Rest {
                     let status = response.status();
                     metrics::platform_request(Platform::Discord, what, status.as_u16().to_string());
                     let headers = response.headers().clone();
-                    self.limits.observe(&bucket, &headers);
+                    self.limits.observe(bucket, &headers);
                     let text = response.text().await.unwrap_or_default();
                     if status.is_success() {
                         return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
@@ -240,7 +285,7 @@ impl Rest {
                     let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
                     if status == StatusCode::TOO_MANY_REQUESTS {
                         metrics::platform_rate_limited(Platform::Discord);
-                        rate_limited += 1;
+                        let times = rate_limited.fetch_add(1, Ordering::Relaxed) + 1;
                         let wait = body["retry_after"]
                             .as_f64()
                             .or_else(|| header_number(&headers, "retry-after"))
@@ -255,8 +300,8 @@ impl Rest {
                             global = is_global,
                             "rate limited by Discord; waiting"
                         );
-                        self.limits.limited(&bucket, is_global, wait);
-                        if rate_limited >= MAX_RATE_LIMITED {
+                        self.limits.limited(bucket, is_global, wait);
+                        if times >= MAX_RATE_LIMITED {
                             return Err(RestError::RateLimited { what });
                         }
                         continue;
@@ -274,17 +319,98 @@ impl Rest {
                 // Without the URL: interaction URLs hold their token.
                 Err(error) => error.without_url().to_string(),
             };
-            failed += 1;
-            if failed >= MAX_FAILED {
-                return Err(RestError::Unavailable { what, reason });
-            }
-            tracing::info!(request = what, attempt = failed, error = %reason, "Discord request failed; retrying");
-            tokio::time::sleep(backoff(failed)).await;
+            return Err(RestError::Unavailable { what, reason });
         }
     }
 }
 
-/// The wait before retry `attempt` (1-based): 0.5 s, 1 s, 2 s, ... up to 8 s.
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(500u64.saturating_mul(1 << attempt.saturating_sub(1).min(4)))
+/// Where one request goes, worked out once for all its attempts.
+#[derive(Debug)]
+struct Route {
+    what: &'static str,
+    /// The rate-limit bucket ([`Endpoint::bucket`]).
+    bucket: String,
+    /// Whether the global limit applies ([`Endpoint::global`]).
+    global: bool,
+    url: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A server answering each request (one per connection) with the next
+    /// of `statuses`, the last one repeated; returns its URL and the count
+    /// of requests it has seen.
+    async fn server(statuses: &'static [u16]) -> (String, Arc<AtomicU32>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(AtomicU32::new(0));
+        let counter = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let n = counter.fetch_add(1, Ordering::SeqCst) as usize;
+                let status = statuses[n.min(statuses.len() - 1)];
+                let body = if status == 200 {
+                    "{\"id\":\"1\"}"
+                } else {
+                    "{}"
+                };
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        (url, seen)
+    }
+
+    fn rest(url: &str) -> Rest {
+        Rest::new(
+            reqwest::Client::builder().no_proxy().build().unwrap(),
+            &SecretString::from("token"),
+            url,
+            50,
+        )
+    }
+
+    #[tokio::test]
+    async fn server_errors_are_retried_with_backoff() {
+        let (url, seen) = server(&[503, 502, 200]).await;
+        let started = tokio::time::Instant::now();
+        let answer = rest(&url).call(Endpoint::CurrentUser, None).await.unwrap();
+        assert_eq!(answer["id"], "1");
+        assert_eq!(seen.load(Ordering::SeqCst), 3);
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(1500), "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_not_retried() {
+        let (url, seen) = server(&[403]).await;
+        let error = rest(&url)
+            .call(Endpoint::CurrentUser, None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, RestError::Refused { status: 403, .. }),
+            "{error:?}"
+        );
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+    }
 }

@@ -96,10 +96,17 @@ pub fn redact(text: &str, token: &str) -> String {
 }
 
 /// Backoff before retry `attempt` (1-based) of a transient failure: 1 s,
-/// 2 s, 4 s, ... up to 30 s.
+/// 2 s, 4 s, ... up to 30 s, from the shared [`baton_channel::backoff`].
+///
+/// The two users pace rather than retry in place, so they take the delay
+/// and not a retry loop: the long-poll loop runs for as long as the bot
+/// does, and the outbox sets a job's `not_before` so that other chats'
+/// jobs go on meanwhile.
 pub fn backoff(attempt: u32) -> Duration {
-    let exponent = attempt.saturating_sub(1).min(5);
-    Duration::from_secs(1u64 << exponent).min(Duration::from_secs(30))
+    baton_channel::backoff::nth_delay(
+        baton_channel::backoff::exponential(Duration::from_secs(1), Duration::from_secs(30), 0),
+        attempt,
+    )
 }
 
 #[cfg(test)]

@@ -93,8 +93,8 @@ struct ProviderSlots {
     name: String,
     limit: AdaptiveLimit,
     in_flight: usize,
-    /// When a timer is set to start waiting calls after a pause.
-    wake_at: Option<Instant>,
+    /// Whether a timer will start waiting calls when its pause ends.
+    wake_set: bool,
 }
 
 /// One provider's load, for `/status`.
@@ -170,19 +170,12 @@ fn release(inner: &Arc<Inner>, permit: &CallPermit, signal: Option<Signal>) {
             .record(&signal, permit.epoch, slots.in_flight, now);
         (signal, change)
     });
+    let (name, limit, in_flight) = (slots.name.clone(), slots.limit.current(), slots.in_flight);
     slots.in_flight = slots.in_flight.saturating_sub(1);
-    if let Some((
-        _,
-        Change {
-            paused: Some(_), ..
-        },
-    )) = &change
-        && let Some(until) = slots.limit.paused_until(now)
-    {
-        schedule_wake(inner, slots, until);
+    let paused = change.is_some_and(|(_, change)| change.paused.is_some());
+    if paused && let Some(until) = slots.limit.paused_until(now) {
+        schedule_wake(inner, permit.provider, slots, until);
     }
-    let name = slots.name.clone();
-    let (limit, in_flight) = (slots.limit.current(), slots.in_flight);
     state.in_flight = state.in_flight.saturating_sub(1);
     state.shares.ended(&permit.conversation);
     state.dispatch(inner, now);
@@ -192,7 +185,9 @@ fn release(inner: &Arc<Inner>, permit: &CallPermit, signal: Option<Signal>) {
     }
 }
 
-/// Says what changed: a halving (warn, with why), a pause (info).
+/// Says what changed: a halving (warn, with why), a pause (info);
+/// `in_flight` counts the provider's calls when the call ended, its own
+/// included.
 fn log_change(provider: &str, signal: &Signal, change: Change, limit: usize, in_flight: usize) {
     let reason = match signal {
         Signal::Overloaded { reason, .. } => *reason,
@@ -219,27 +214,38 @@ fn log_change(provider: &str, signal: &Signal, change: Change, limit: usize, in_
     }
 }
 
-/// Makes sure waiting calls are looked at again when a pause ends.
-fn schedule_wake(inner: &Arc<Inner>, slots: &mut ProviderSlots, until: Instant) {
-    if slots.wake_at.is_some_and(|at| at >= until) {
+/// Makes sure the calls waiting for `provider` are looked at again when
+/// its pause ends: one timer per provider, which sleeps again if the pause
+/// was made longer meanwhile.
+fn schedule_wake(inner: &Arc<Inner>, provider: usize, slots: &mut ProviderSlots, until: Instant) {
+    if slots.wake_set {
         return;
     }
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    slots.wake_at = Some(until);
+    slots.wake_set = true;
     let weak: Weak<Inner> = Arc::downgrade(inner);
     runtime.spawn(async move {
-        tokio::time::sleep_until(until).await;
-        if let Some(inner) = weak.upgrade() {
+        let mut until = until;
+        loop {
+            tokio::time::sleep_until(until).await;
+            let Some(inner) = weak.upgrade() else {
+                return;
+            };
             let mut state = lock(&inner);
             let now = Instant::now();
-            for slots in &mut state.providers {
-                if slots.wake_at.is_some_and(|at| at <= now) {
-                    slots.wake_at = None;
+            let Some(slots) = state.providers.get_mut(provider) else {
+                return;
+            };
+            match slots.limit.paused_until(now) {
+                Some(later) => until = later,
+                None => {
+                    slots.wake_set = false;
+                    state.dispatch(&inner, now);
+                    return;
                 }
             }
-            state.dispatch(&inner, now);
         }
     });
 }
@@ -260,7 +266,7 @@ impl State {
             name: name.to_owned(),
             limit: AdaptiveLimit::new(max_concurrency),
             in_flight: 0,
-            wake_at: None,
+            wake_set: false,
         });
         self.by_name.insert(name.to_owned(), index);
         index
@@ -313,6 +319,11 @@ impl State {
     fn dispatch(&mut self, inner: &Arc<Inner>, now: Instant) {
         while self.in_flight < self.ceiling && self.shares.waiting() > 0 {
             let providers = &self.providers;
+            let room = |slots: &ProviderSlots| slots.limit.admits(slots.in_flight, now);
+            if !providers.iter().any(room) {
+                // Every provider is full or paused: nobody can start.
+                return;
+            }
             let picked = self.shares.pick(|provider| {
                 providers
                     .get(provider)

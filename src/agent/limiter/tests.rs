@@ -283,6 +283,41 @@ async fn retry_after_pauses_the_provider_and_only_it() {
     next.finish(&answered());
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_pause_made_longer_keeps_waiting_calls_waiting() {
+    let limiter = ModelCallLimiter::new(8);
+    let conversation = key("a");
+    let caller = Caller {
+        provider: "p",
+        priority: Priority::Orchestrator,
+        conversation: &conversation,
+    };
+    let first = limiter.acquire(caller).await;
+    let second = limiter.acquire(caller).await;
+    let started = Instant::now();
+    first.finish(&rate_limited(Some(Duration::from_secs(2))));
+    let waiting = tokio::spawn({
+        let limiter = limiter.clone();
+        async move {
+            let other = key("b");
+            let permit = limiter
+                .acquire(Caller {
+                    provider: "p",
+                    priority: Priority::Worker,
+                    conversation: &other,
+                })
+                .await;
+            permit.finish(&answered());
+            Instant::now()
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // A second 429, a second after the first, asks for 5 s more.
+    second.finish(&rate_limited(Some(Duration::from_secs(5))));
+    let started_at = waiting.await.unwrap();
+    assert_eq!(started_at - started, Duration::from_secs(6));
+}
+
 /// A provider that answers in 1 s and refuses (429, at once) every call
 /// beyond `capacity` running.
 #[derive(Clone)]
