@@ -152,6 +152,7 @@ async fn the_live_view_shows_workers_and_the_turn_page_shows_the_tree() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     telegram.wait_for_sent(ADA as i64, 2).await;
+    save_screenshot(&browser, "BATON_SCREENSHOT_LIVE").await;
 
     // The turn page shows the tree: both workers with their results, and the reply.
     let link = browser.find(Locator::Css(".worker a")).await.unwrap();
@@ -174,6 +175,17 @@ async fn the_live_view_shows_workers_and_the_turn_page_shows_the_tree() {
         .await
         .unwrap();
     assert_eq!(reply.trim(), "Summary: both done");
+    save_screenshot(&browser, "BATON_SCREENSHOT_TURN").await;
     browser.close().await.unwrap();
     app.stop().await;
+}
+
+/// Saves what the browser shows to the file the variable `var` names, if
+/// it is set (how the README's screenshots are made:
+/// `BATON_SCREENSHOT_LIVE=docs/dashboard-live.png BATON_SCREENSHOT_TURN=docs/dashboard-turn.png cargo nextest run -E 'test(/dashboard_browser/)'`).
+async fn save_screenshot(browser: &fantoccini::Client, var: &str) {
+    if let Some(path) = std::env::var_os(var) {
+        let png = browser.screenshot().await.unwrap();
+        std::fs::write(&path, png).unwrap();
+    }
 }
