@@ -35,6 +35,17 @@ pub(crate) fn start_app(
     dir: &tempfile::TempDir,
     telegram_extra: &str,
 ) -> App {
+    start_app_paced(telegram, llm, dir, 10, telegram_extra)
+}
+
+/// [`start_app`] with `min_send_interval_ms` set to `interval_ms`.
+fn start_app_paced(
+    telegram: &FakeTelegram,
+    llm: &FakeLlm,
+    dir: &tempfile::TempDir,
+    interval_ms: u64,
+    telegram_extra: &str,
+) -> App {
     let extra = format!(
         r#"
 [server]
@@ -44,7 +55,7 @@ enabled = false
 api_url = "{api}"
 allowed_users = [{ADA}]
 allowed_chats = [{GROUP}]
-min_send_interval_ms = 10
+min_send_interval_ms = {interval_ms}
 verbose_batch_ms = 50
 poll_timeout_secs = 1
 {telegram_extra}
@@ -525,6 +536,66 @@ async fn a_long_answer_arrives_as_three_messages_under_the_limit_with_formatting
         );
     }
     assert!(all.contains("Line 046 of prose"));
+}
+
+#[tokio::test]
+async fn a_stop_while_a_long_reply_is_sent_drops_the_rest_and_the_next_message_is_answered() {
+    // About 15,500 characters of prose: four messages, a second apart.
+    let answer: String = (0..230)
+        .map(|i| format!("Line {i:03} of prose: the quick brown fox jumps over the lazy dog.\n"))
+        .collect();
+    assert!((14_000..16_000).contains(&answer.chars().count()));
+    let telegram = FakeTelegram::start().await;
+    let llm = FakeLlm::start(Wire::OpenAi, move |request| {
+        if request.last_user_text().unwrap_or("").contains("report") {
+            FakeReply::Text(answer.clone())
+        } else {
+            echo(request)
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = start_app_paced(&telegram, &llm, &dir, 1000, "");
+
+    let (_, report) = telegram.dm(ADA, "write a report");
+    telegram.wait_for_sent(ADA as i64, 1).await;
+    let (_, stop) = telegram.dm(ADA, "/stop");
+    telegram
+        .wait_for("the stop answered", |calls| {
+            calls
+                .iter()
+                .any(|c| c.method == "sendmessage" && c.ok() && c.reply_to() == Some(stop))
+        })
+        .await;
+    let (_, thanks) = telegram.dm(ADA, "thanks");
+    telegram
+        .wait_for("the next message answered", |calls| {
+            calls
+                .iter()
+                .any(|c| c.method == "sendmessage" && c.ok() && c.reply_to() == Some(thanks))
+        })
+        .await;
+    app.stop().await;
+
+    let sent = telegram.sent_to(ADA as i64);
+    let parts = replies_to(&sent, report);
+    assert!(
+        !parts.is_empty() && parts.len() < 4,
+        "the rest of the reply was dropped: {:#?}",
+        sent.iter().map(Call::text).collect::<Vec<_>>()
+    );
+    assert!(parts[0].text().starts_with("Line 000"));
+    assert!(
+        parts.iter().all(|p| !p.text().contains("Line 229")),
+        "the last piece was not sent"
+    );
+    let stopped = replies_to(&sent, stop);
+    assert_eq!(stopped.len(), 1, "{sent:#?}");
+    assert_eq!(stopped[0].text(), "Stopped.");
+    let answered = replies_to(&sent, thanks);
+    assert_eq!(answered.len(), 1);
+    assert_eq!(answered[0].text(), "Hello! You said: Ada: thanks");
+    assert_eq!(sent.len(), parts.len() + 2, "{sent:#?}");
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! The conversation actor: owns one conversation's settings, its queue and
 //! its one [`Reply`] handle, and runs one turn at a time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +38,11 @@ const BUDGET_UNKNOWN: &str =
     "I could not check today's budget, so I answer without workers this time.";
 /// How long a stopped turn gets to wind down before it is aborted.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// The answer to a `/stop` that cut a reply short while it was being sent.
+const STOPPED: &str = "Stopped.";
+/// Control messages held back while a reply is posted, at most (the rest
+/// wait in the bounded control channel).
+const DEFERRED_LIMIT: usize = 16;
 /// Worker events buffered between a turn and its actor.
 const EVENT_BUFFER: usize = 64;
 /// How long to wait before reading waiting messages again after the store
@@ -139,6 +144,12 @@ pub(crate) struct Actor {
     pub settings: ConversationSettings,
     pub queue: mpsc::Receiver<Box<Queued>>,
     pub control: mpsc::Receiver<Box<Control>>,
+    /// Control messages that arrived while a reply was being posted; they
+    /// go before the rest of the control channel.
+    pub deferred: VecDeque<Box<Control>>,
+    /// Whether a turn is running (`drive`): a `/stop` during a post is then
+    /// the turn's to handle.
+    pub in_turn: bool,
     /// What was taken from the queue while a turn ran and must wait for it
     /// (a message, or `/reset`); it goes before the rest of the queue.
     pub pending: Option<Box<Queued>>,
@@ -191,7 +202,7 @@ impl Actor {
             tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => break,
-                control = self.control.recv(), if control_open => match control {
+                control = next_control(&mut self.deferred, &mut self.control), if control_open => match control {
                     Some(control) => self.control(*control, None).await,
                     None => control_open = false,
                 },
@@ -211,7 +222,11 @@ impl Actor {
         // Whatever slipped in while leaving is still answered, in order.
         self.queue.close();
         self.control.close();
-        while let Ok(control) = self.control.try_recv() {
+        while let Some(control) = self
+            .deferred
+            .pop_front()
+            .or_else(|| self.control.try_recv().ok())
+        {
             self.control(*control, None).await;
         }
         while !self.shutdown.is_cancelled() {
@@ -274,6 +289,7 @@ impl Actor {
     fn leave_registry(&self) -> bool {
         let queue_empty = self.queue.is_empty()
             && self.control.is_empty()
+            && self.deferred.is_empty()
             && self.pending.is_none()
             && self.backlog.is_empty()
             && !self.projects.any_running();
@@ -554,6 +570,7 @@ impl Actor {
         };
         let mut task = AbortOnDropHandle::new(tokio::spawn(run_turn(request).in_current_span()));
         let mut typing = tokio::time::interval(TYPING_REFRESH);
+        self.in_turn = true;
         let mut stop_deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
         let outcome = loop {
             tokio::select! {
@@ -570,7 +587,7 @@ impl Actor {
                 // it) and leave it `running` in the store, so the next start
                 // answers the message again.
                 () = self.shutdown.cancelled() => break TurnOutcome::Interrupted,
-                Some(control) = self.control.recv() => match *control {
+                Some(control) = next_control(&mut self.deferred, &mut self.control) => match *control {
                     Control::Command(message) if matches!(message.command, Ok(Command::Stop)) => {
                         cancel.cancel();
                         stop_deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(STOP_GRACE)));
@@ -594,6 +611,7 @@ impl Actor {
                 }
             }
         };
+        self.in_turn = false;
         // Show a notice and what the workers said before the reply.
         if let Ok(notice) = notices.try_recv() {
             self.post(origin, &notice).await;
@@ -632,11 +650,45 @@ impl Actor {
         }
     }
 
+    /// Posts `text`, waiting until it is sent. A `/stop` meanwhile drops
+    /// what is left of it (and of anything else queued for this
+    /// conversation) and, outside a turn, is answered once the post ends;
+    /// other control messages wait until then.
     pub(super) async fn post(&mut self, origin: &Origin, text: &str) {
-        if let Err(e) = self.reply.post(origin, text).await {
+        let cancel = self.reply.pending_cancel();
+        let mut stopped: Option<Origin> = None;
+        let result = {
+            let mut posting = self.reply.post(origin, text);
+            loop {
+                tokio::select! {
+                    biased;
+                    result = &mut posting => break result,
+                    // At most a control channel's worth is held back.
+                    Some(control) = self.control.recv(), if self.deferred.len() < DEFERRED_LIMIT => match *control {
+                        Control::Command(message) if matches!(message.command, Ok(Command::Stop)) => {
+                            cancel.cancel();
+                            if self.in_turn {
+                                // The turn's loop cancels the turn too.
+                                self.deferred.push_back(Box::new(Control::Command(message)));
+                            } else {
+                                stopped.get_or_insert(message.origin);
+                            }
+                        }
+                        control => self.deferred.push_back(Box::new(control)),
+                    },
+                }
+            }
+        };
+        if let Err(e) = result {
             tracing::warn!(conversation = %self.key, error = %e, "could not deliver a reply");
             let failure = format!("delivery failed: {e}");
             self.log(None, EventKind::Error, "system", &failure).await;
+        }
+        if let Some(origin) = stopped {
+            tracing::debug!(conversation = %self.key, "a reply was stopped while being sent");
+            if let Err(e) = self.reply.post(&origin, STOPPED).await {
+                tracing::warn!(conversation = %self.key, error = %e, "could not deliver a reply");
+            }
         }
     }
 
@@ -655,6 +707,18 @@ impl Actor {
         {
             tracing::warn!(conversation = %self.key, error = %e, "could not record an event");
         }
+    }
+}
+
+/// The next control message: one deferred while a reply was posted, or
+/// else the channel's next.
+async fn next_control(
+    deferred: &mut VecDeque<Box<Control>>,
+    control: &mut mpsc::Receiver<Box<Control>>,
+) -> Option<Box<Control>> {
+    match deferred.pop_front() {
+        Some(next) => Some(next),
+        None => control.recv().await,
     }
 }
 

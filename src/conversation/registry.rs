@@ -356,6 +356,8 @@ impl Registry {
             },
             queue: queue_rx,
             control: control_rx,
+            deferred: Default::default(),
+            in_turn: false,
             pending: None,
             overflow: overflow.clone(),
             backlog: Default::default(),

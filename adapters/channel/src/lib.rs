@@ -29,4 +29,7 @@ pub use event::{WorkerEvent, WorkerEventKind, WorkerId, WorkerStatus};
 pub use health::Connection;
 pub use key::{ConversationKey, ParseKeyError, Platform};
 pub use once::OncePerKey;
-pub use reply::{Author, Channel, ChannelError, ChannelEvent, Inbound, Origin, Reply};
+pub use reply::{
+    Author, CancelSource, Channel, ChannelError, ChannelEvent, Inbound, Origin, PendingCancel,
+    Reply, Ticket,
+};

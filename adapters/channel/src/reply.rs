@@ -1,6 +1,9 @@
 //! What comes in from a platform, and the handle the conversation actor
 //! posts through.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::command::{Command, CommandError};
 use crate::event::WorkerEvent;
 use crate::key::ConversationKey;
@@ -74,6 +77,47 @@ pub trait Reply: Send + Sync {
     async fn working(&mut self, _origin: &Origin) -> Result<(), ChannelError> {
         Ok(())
     }
+
+    /// A handle that drops this conversation's not-yet-sent output (the
+    /// rest of queued replies, and verbose output) from the platform's send
+    /// queue: `/stop` uses it while a long reply is still being sent.
+    ///
+    /// It is separate from the handle so it can be used while
+    /// [`Reply::post`] runs. A `post` whose pieces are dropped this way
+    /// returns `Ok(())`: nothing failed, the rest was not wanted. Only what
+    /// was queued before [`PendingCancel::cancel`] is dropped; later posts
+    /// go out as usual. The default does nothing (platforms that post at
+    /// once have nothing queued).
+    fn pending_cancel(&self) -> PendingCancel {
+        PendingCancel::default()
+    }
+}
+
+/// Drops what a conversation has queued but not yet sent; see
+/// [`Reply::pending_cancel`]. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct PendingCancel(Option<Arc<dyn Fn() + Send + Sync>>);
+
+impl PendingCancel {
+    /// A handle that runs `cancel` each time it is used.
+    pub fn new(cancel: impl Fn() + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(cancel)))
+    }
+
+    /// Drops the conversation's queued, unsent output.
+    pub fn cancel(&self) {
+        if let Some(cancel) = &self.0 {
+            cancel();
+        }
+    }
+}
+
+impl std::fmt::Debug for PendingCancel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PendingCancel")
+            .field(&self.0.is_some())
+            .finish()
+    }
 }
 
 /// Something an adapter hands the engine.
@@ -111,4 +155,49 @@ pub trait Channel: Send + Sync {
     /// A new reply handle for `key`; the engine keeps exactly one per live
     /// conversation.
     fn reply_to(&self, key: &ConversationKey) -> Box<dyn Reply>;
+}
+
+/// The adapter's side of [`PendingCancel`]: each reply handle owns one, and
+/// stamps what it queues with a [`Ticket`] that its handle can void.
+#[derive(Debug, Clone, Default)]
+pub struct CancelSource(Arc<AtomicU64>);
+
+impl CancelSource {
+    /// A source nothing was cancelled from yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A stamp for output queued now.
+    pub fn ticket(&self) -> Ticket {
+        Ticket {
+            generation: Some(self.0.clone()),
+            at: self.0.load(Ordering::SeqCst),
+        }
+    }
+
+    /// The handle that voids every ticket issued so far.
+    pub fn handle(&self) -> PendingCancel {
+        let generation = self.0.clone();
+        PendingCancel::new(move || {
+            generation.fetch_add(1, Ordering::SeqCst);
+        })
+    }
+}
+
+/// Marks queued output as belonging to one conversation's cancel
+/// generation; the default ticket is never cancelled.
+#[derive(Debug, Clone, Default)]
+pub struct Ticket {
+    generation: Option<Arc<AtomicU64>>,
+    at: u64,
+}
+
+impl Ticket {
+    /// Whether the output was cancelled after it was queued.
+    pub fn is_cancelled(&self) -> bool {
+        self.generation
+            .as_ref()
+            .is_some_and(|g| g.load(Ordering::SeqCst) != self.at)
+    }
 }

@@ -13,7 +13,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_channel::{ChannelEvent, ConversationKey, Dispatch, OncePerKey, Platform, parse_command};
+use baton_channel::{
+    ChannelEvent, ConversationKey, Dispatch, OncePerKey, Platform, Ticket, parse_command,
+};
 use serenity::all::{
     CommandInteraction, Context, EventHandler, GatewayIntents, Interaction, Message, Ready,
     ResumedEvent, ShardStageUpdateEvent,
@@ -129,6 +131,7 @@ impl Intake {
             reply_to: Some(spot.message),
             text: text.to_owned(),
             done: None,
+            ticket: Ticket::default(),
         };
         if !self.outboxes.offer(spot.channel, item) {
             tracing::debug!(channel = spot.channel, "send queue full; answer dropped");

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use baton_channel::{ChannelError, chunk_text};
+use baton_channel::{ChannelError, Ticket, chunk_text};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -54,12 +54,16 @@ pub enum Outgoing {
         reply_to: Option<u64>,
         text: String,
         done: Option<oneshot::Sender<Result<(), ChannelError>>>,
+        /// Voided when the conversation cancels its pending output: the
+        /// unsent rest is dropped and `done` hears `Ok`.
+        ticket: Ticket,
     },
     /// One line of a worker's verbose output under the user's message.
     Verbose {
         under: Option<u64>,
         label: String,
         line: String,
+        ticket: Ticket,
     },
     /// The typing indicator.
     Typing,
@@ -174,6 +178,7 @@ struct Batch {
     label: String,
     lines: Vec<String>,
     ready_at: Instant,
+    ticket: Ticket,
 }
 
 /// One channel's outbox task.
@@ -226,10 +231,11 @@ impl Outbox {
                 reply_to,
                 text,
                 done,
+                ticket,
             } => {
                 // Workers show before the answer that sums them up.
                 self.flush(None).await;
-                let result = self.reply(&text, reply_to).await;
+                let result = self.reply(&text, reply_to, &ticket).await;
                 if let Err(error) = &result {
                     tracing::warn!(channel = self.channel, error = %error, "could not post a reply");
                 }
@@ -238,19 +244,32 @@ impl Outbox {
                     let _ = done.send(result.map_err(RestError::into_channel));
                 }
             }
-            Outgoing::Verbose { under, label, line } => {
+            Outgoing::Verbose {
+                under,
+                label,
+                line,
+                ticket,
+            } => {
+                self.batches.retain(|batch| !batch.ticket.is_cancelled());
+                if ticket.is_cancelled() {
+                    return;
+                }
                 let line: String = line.chars().take(VERBOSE_LINE_LIMIT).collect();
                 match self
                     .batches
                     .iter_mut()
                     .find(|b| b.under == under && b.label == label)
                 {
-                    Some(batch) => batch.lines.push(line),
+                    Some(batch) => {
+                        batch.lines.push(line);
+                        batch.ticket = ticket;
+                    }
                     None => self.batches.push(Batch {
                         under,
                         label,
                         lines: vec![line],
                         ready_at: Instant::now() + self.verbose_batch,
+                        ticket,
                     }),
                 }
             }
@@ -274,6 +293,7 @@ impl Outbox {
     /// Posts the verbose batches ready by `now` (all of them for `None`),
     /// oldest first.
     async fn flush(&mut self, now: Option<Instant>) {
+        self.batches.retain(|batch| !batch.ticket.is_cancelled());
         self.batches.sort_by_key(|b| b.ready_at);
         let (ready, waiting): (Vec<Batch>, Vec<Batch>) = std::mem::take(&mut self.batches)
             .into_iter()
@@ -282,6 +302,9 @@ impl Outbox {
         for batch in ready {
             let (channel, reply_to) = self.verbose_place(batch.under).await;
             for piece in tagged(&batch.label, &batch.lines.join("\n")) {
+                if batch.ticket.is_cancelled() {
+                    break;
+                }
                 let body = message_body(&piece, reply_to, false);
                 let posted = self
                     .rest
@@ -332,10 +355,20 @@ impl Outbox {
 
     /// Posts a reply to the conversation's channel, split under the limit;
     /// the first piece references (and so notifies) `reply_to`'s author.
-    /// Stops at the first piece that fails.
-    async fn reply(&self, text: &str, reply_to: Option<u64>) -> Result<(), RestError> {
+    /// Stops at the first piece that fails, and (with `Ok`) before the
+    /// first piece after `ticket` is cancelled.
+    async fn reply(
+        &self,
+        text: &str,
+        reply_to: Option<u64>,
+        ticket: &Ticket,
+    ) -> Result<(), RestError> {
         let channel = self.channel;
         for (index, piece) in chunk_text(text, MESSAGE_LIMIT).iter().enumerate() {
+            if ticket.is_cancelled() {
+                tracing::debug!(channel, "reply cancelled; the rest is not sent");
+                break;
+            }
             let reference = reply_to.filter(|_| index == 0);
             let body = message_body(piece, reference, true);
             self.rest

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use baton_channel::{Channel, ChannelError, ConversationKey, Origin, Reply, WorkerEvent};
+use baton_channel::{
+    CancelSource, Channel, ChannelError, ConversationKey, Origin, PendingCancel, Reply, WorkerEvent,
+};
 use tokio::sync::oneshot;
 
 use crate::interaction::{Interactions, interaction_of};
@@ -32,6 +34,7 @@ impl Channel for DiscordChannel {
             channel: key.chat.parse().ok(),
             outboxes: self.outboxes.clone(),
             interactions: self.interactions.clone(),
+            cancel: CancelSource::new(),
         })
     }
 }
@@ -42,6 +45,8 @@ struct DiscordReply {
     channel: Option<u64>,
     outboxes: Arc<Outboxes>,
     interactions: Arc<Interactions>,
+    /// Voids what this conversation queued (`/stop` during a long reply).
+    cancel: CancelSource,
 }
 
 impl DiscordReply {
@@ -71,6 +76,7 @@ impl Reply for DiscordReply {
             reply_to: message_id(origin),
             text: text.to_owned(),
             done: Some(done),
+            ticket: self.cancel.ticket(),
         };
         self.outboxes.send(channel, item).await?;
         delivered.await.unwrap_or_else(|_| {
@@ -86,6 +92,7 @@ impl Reply for DiscordReply {
             under: message_id(origin),
             label: event.label.clone(),
             line: event.describe(),
+            ticket: self.cancel.ticket(),
         };
         if !self.outboxes.offer(channel, item) {
             tracing::debug!(conversation = %self.key, "send queue full; verbose output dropped");
@@ -97,5 +104,9 @@ impl Reply for DiscordReply {
         let channel = self.channel()?;
         self.outboxes.offer(channel, Outgoing::Typing);
         Ok(())
+    }
+
+    fn pending_cancel(&self) -> PendingCancel {
+        self.cancel.handle()
     }
 }

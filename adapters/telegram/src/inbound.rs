@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use baton_channel::{
     Author, ChannelEvent, Command, ConversationKey, Dispatch, DispatchError, Inbound, OncePerKey,
-    Origin, Platform, parse_command,
+    Origin, Platform, Ticket, parse_command,
 };
 use teloxide::Bot;
 use teloxide::prelude::Requester;
@@ -128,6 +128,7 @@ impl Intake {
             target,
             markdown: text.to_owned(),
             done: None,
+            ticket: Ticket::default(),
         };
         if !self.outboxes.offer(target.chat, item) {
             tracing::debug!(chat = target.chat.0, "send queue full; answer dropped");

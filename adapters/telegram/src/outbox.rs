@@ -16,7 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use baton_channel::{ChannelError, Platform, metrics};
+use baton_channel::{ChannelError, Platform, Ticket, metrics};
 use teloxide::Bot;
 use teloxide::payloads::{SendChatActionSetters, SendMessageSetters};
 use teloxide::prelude::Requester;
@@ -65,12 +65,16 @@ pub enum Outgoing {
         target: Target,
         markdown: String,
         done: Option<oneshot::Sender<Result<(), ChannelError>>>,
+        /// Voided when the conversation cancels its pending output: the
+        /// unsent rest is dropped and `done` hears `Ok`.
+        ticket: Ticket,
     },
     /// One line of a worker's verbose output.
     Verbose {
         target: Target,
         label: String,
         line: String,
+        ticket: Ticket,
     },
     /// The typing indicator.
     Typing { thread: Option<ThreadId> },
@@ -193,6 +197,7 @@ struct Job {
     done: Option<oneshot::Sender<Result<(), ChannelError>>>,
     attempts: u32,
     not_before: Instant,
+    ticket: Ticket,
 }
 
 impl Job {
@@ -211,6 +216,7 @@ struct Batch {
     label: String,
     lines: Vec<String>,
     ready_at: Instant,
+    ticket: Ticket,
 }
 
 /// When the chat may get its next message.
@@ -341,6 +347,7 @@ impl Outbox {
                 target,
                 markdown,
                 done,
+                ticket,
             } => {
                 let pieces: VecDeque<Piece> = render::split(&markdown)
                     .into_iter()
@@ -355,6 +362,7 @@ impl Outbox {
                     done,
                     attempts: 0,
                     not_before: now,
+                    ticket,
                 };
                 if job.pieces.is_empty() {
                     job.finish(Ok(()));
@@ -366,19 +374,28 @@ impl Outbox {
                 target,
                 label,
                 line,
+                ticket,
             } => {
+                self.batches.retain(|batch| !batch.ticket.is_cancelled());
+                if ticket.is_cancelled() {
+                    return;
+                }
                 let line = render::truncate(&format!("[{label}] {line}"), VERBOSE_LIMIT);
                 match self
                     .batches
                     .iter_mut()
                     .find(|b| b.target == target && b.label == label)
                 {
-                    Some(batch) => batch.lines.push(line),
+                    Some(batch) => {
+                        batch.lines.push(line);
+                        batch.ticket = ticket;
+                    }
                     None => self.batches.push(Batch {
                         target,
                         label,
                         lines: vec![line],
                         ready_at: now + self.verbose_batch,
+                        ticket,
                     }),
                 }
             }
@@ -405,8 +422,27 @@ impl Outbox {
         }
     }
 
+    /// Drops what was cancelled after it was queued; its posters hear `Ok`.
+    fn drop_cancelled(&mut self) {
+        let (cancelled, kept): (VecDeque<Job>, VecDeque<Job>) = std::mem::take(&mut self.replies)
+            .into_iter()
+            .partition(|job| job.ticket.is_cancelled());
+        self.replies = kept;
+        for job in cancelled {
+            tracing::debug!(
+                chat = self.chat.0,
+                left = job.pieces.len(),
+                "reply cancelled; the rest is not sent"
+            );
+            job.finish(Ok(()));
+        }
+        self.verbose.retain(|job| !job.ticket.is_cancelled());
+        self.batches.retain(|batch| !batch.ticket.is_cancelled());
+    }
+
     /// Sends the next due piece: replies first, then verbose output.
     async fn send_next(&mut self) {
+        self.drop_cancelled();
         let now = Instant::now();
         if self.pace.next_allowed().is_some_and(|at| at > now) {
             return;
@@ -463,6 +499,7 @@ impl Outbox {
                 done: None,
                 attempts: 0,
                 not_before: now,
+                ticket: batch.ticket,
             });
         }
     }

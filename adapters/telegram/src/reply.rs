@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use baton_channel::{Channel, ChannelError, ConversationKey, Origin, Reply, WorkerEvent};
+use baton_channel::{
+    CancelSource, Channel, ChannelError, ConversationKey, Origin, PendingCancel, Reply, WorkerEvent,
+};
 use teloxide::types::{ChatId, MessageId, ThreadId};
 use tokio::sync::oneshot;
 
@@ -31,6 +33,7 @@ impl Channel for TelegramChannel {
                 .and_then(|t| t.parse().ok())
                 .map(|id| ThreadId(MessageId(id))),
             outboxes: self.outboxes.clone(),
+            cancel: CancelSource::new(),
         })
     }
 }
@@ -41,6 +44,8 @@ struct TelegramReply {
     chat: Option<ChatId>,
     thread: Option<ThreadId>,
     outboxes: Arc<Outboxes>,
+    /// Voids what this conversation queued (`/stop` during a long reply).
+    cancel: CancelSource,
 }
 
 impl TelegramReply {
@@ -74,6 +79,7 @@ impl Reply for TelegramReply {
             target,
             markdown: text.to_owned(),
             done: Some(done),
+            ticket: self.cancel.ticket(),
         };
         self.outboxes.send(target.chat, item).await?;
         delivered.await.unwrap_or_else(|_| {
@@ -89,6 +95,7 @@ impl Reply for TelegramReply {
             target,
             label: event.label.clone(),
             line: event.describe(),
+            ticket: self.cancel.ticket(),
         };
         if !self.outboxes.offer(target.chat, item) {
             tracing::debug!(conversation = %self.key, "send queue full; verbose output dropped");
@@ -105,5 +112,9 @@ impl Reply for TelegramReply {
             },
         );
         Ok(())
+    }
+
+    fn pending_cancel(&self) -> PendingCancel {
+        self.cancel.handle()
     }
 }
