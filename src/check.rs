@@ -105,7 +105,7 @@ pub async fn check(config: &Config) -> CheckReport {
             Err(e) => report.problem(format!(
                 "provider {name}: {} is unreachable: {}",
                 provider.base_url,
-                without_url(&e)
+                crate::tools::error_chain(&e)
             )),
         }
     }
@@ -232,21 +232,6 @@ fn check_model(
             "{role} model {model}: there is no [providers.{}] section",
             model.provider
         ));
-    }
-}
-
-/// A reqwest error's message without the URL (which is printed already).
-fn without_url(error: &reqwest::Error) -> String {
-    let mut causes = Vec::new();
-    let mut source = std::error::Error::source(error);
-    while let Some(inner) = source {
-        causes.push(inner.to_string());
-        source = inner.source();
-    }
-    if causes.is_empty() {
-        error.to_string()
-    } else {
-        causes.join(": ")
     }
 }
 

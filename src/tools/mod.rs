@@ -13,6 +13,8 @@ pub mod mcp;
 mod time;
 mod web_search;
 
+pub(crate) use web_search::error_chain;
+
 pub use fetch::{FetchPolicy, FetchUrl, FetchUrlConfig};
 pub use time::CurrentTime;
 pub use web_search::{MAX_RESULTS_CAP, SearchBackend, SearchHit, WebSearch, WebSearchConfig};

@@ -559,8 +559,9 @@ fn bounded(text: &str, max: usize) -> String {
 }
 
 /// A reqwest error's causes (its own text says little more than "error
-/// sending request" and repeats the URL).
-fn error_chain(error: &reqwest::Error) -> String {
+/// sending request" and repeats the URL); `baton check` words its own
+/// connection failures with it too.
+pub(crate) fn error_chain(error: &reqwest::Error) -> String {
     let mut causes = Vec::new();
     let mut source = std::error::Error::source(error);
     while let Some(inner) = source {
