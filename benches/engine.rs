@@ -670,7 +670,7 @@ mod overhead {
                 .start_turn(&key, Some(inbound), Mode::Single, "bench:zero")
                 .await?;
             let t3 = Instant::now();
-            store.record_reply(&key, turn, "ok").await?;
+            store.record_reply(&key, turn, "ok", None).await?;
             let t4 = Instant::now();
             store
                 .finish_turn(turn, TurnStatus::Done, Usage::default(), None)

@@ -12,6 +12,7 @@ mod engine;
 mod limits;
 mod mcp;
 mod model_calls;
+mod outbox;
 mod projects;
 mod providers;
 mod providers_in_chat;

@@ -91,6 +91,31 @@ pub(crate) fn baton() -> std::process::Command {
     command
 }
 
+/// Writes a config for `llm` with its database in `dir` and `extra`
+/// appended, and returns a function that starts `baton run` on it (with a
+/// Telegram token set), as a child process a test may kill.
+pub(crate) fn telegram_service(
+    dir: &std::path::Path,
+    llm: &crate::support::fake_llm::FakeLlm,
+    extra: &str,
+) -> impl Fn() -> std::process::Child + use<> {
+    use crate::support::fake_llm::Wire;
+    let config_path = dir.join("baton.toml");
+    let text =
+        crate::support::bot::test_config_text(llm, Wire::OpenAi, &dir.join("baton.db"), extra);
+    std::fs::write(&config_path, text).unwrap();
+    move || {
+        baton()
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .env("TELEGRAM_BOT_TOKEN", "123456:TEST-TOKEN")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+}
+
 #[tokio::test]
 async fn check_says_plainly_what_is_missing() {
     let dir = tempfile::tempdir().unwrap();

@@ -471,3 +471,26 @@ async fn after_a_gateway_reconnect_the_session_resumes_and_messages_still_arrive
     assert_eq!(posts[0].reference(), Some(mention));
     assert_eq!(posts[0].content(), "You said: ada: still there?");
 }
+
+#[tokio::test]
+async fn a_reply_whose_create_answer_is_lost_is_retried_and_posted_once() {
+    let world = World::new(you_said).await;
+    let app = world.start("").await;
+    let World { discord, .. } = &world;
+    // Discord makes the message, but its answer is a 500: Baton retries.
+    discord.lose_next_create_answer(ADA_DM);
+    discord.dm(ADA_DM, ADA, "hello");
+    discord.wait_for_posts(ADA_DM, 1).await;
+    app.stop().await;
+
+    assert_eq!(discord.created_in(ADA_DM), ["You said: ada: hello"]);
+    let creates: Vec<Call> = discord
+        .calls()
+        .into_iter()
+        .filter(|c| c.creates_message() && c.channel() == Some(ADA_DM))
+        .collect();
+    assert_eq!(creates.len(), 2, "{creates:#?}");
+    assert_eq!(creates[0].status, 500);
+    assert_eq!(creates[0].body["nonce"], creates[1].body["nonce"]);
+    assert_eq!(creates[1].body["enforce_nonce"], json!(true));
+}

@@ -15,6 +15,7 @@ use crate::support::bot::test_config;
 use crate::support::fake_llm::{FakeLlm, FakeReply, Wire};
 use crate::support::fake_telegram::FakeTelegram;
 use crate::support::service::App;
+use crate::support::telegram_config::telegram_only;
 
 /// A tmpfs of `size` mounted on a fresh folder; unmounted when dropped.
 pub struct TinyDisk {
@@ -133,19 +134,7 @@ async fn a_message_that_cannot_be_stored_is_not_confirmed_and_is_answered_once_t
         ))
     })
     .await;
-    let extra = format!(
-        r#"
-[server]
-enabled = false
-
-[telegram]
-api_url = "{api}"
-allowed_users = [{ADA}]
-min_send_interval_ms = 1
-poll_timeout_secs = 1
-"#,
-        api = telegram.api_url()
-    );
+    let extra = telegram_only(&telegram, ADA, "");
     let mut config: Config = test_config(&llm, Wire::OpenAi, &disk.path().join("baton.db"), &extra);
     config.telegram.token = Some(SecretString::from("123456:TEST-TOKEN"));
     let app = App::spawn(config);

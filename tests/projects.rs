@@ -16,6 +16,7 @@ use crate::support::bot::{WORKER_MODEL, test_config, test_config_text};
 use crate::support::fake_llm::{FakeLlm, FakeReply, Gate, SeenRequest, Wire};
 use crate::support::fake_telegram::{Call, FakeTelegram};
 use crate::support::service::App;
+use crate::support::telegram_config::telegram_only;
 
 /// The user (in `allowed_users`); her DM is chat 42.
 const ADA: u64 = 42;
@@ -25,26 +26,8 @@ const BOSS: &str = "running a long project in the background";
 /// Words only a resumed boss's note has.
 const EARLIER_WORKERS: &str = "Your earlier workers";
 
-fn telegram_extra(telegram: &FakeTelegram, extra: &str) -> String {
-    format!(
-        r#"
-[server]
-enabled = false
-
-[telegram]
-api_url = "{api}"
-allowed_users = [{ADA}]
-min_send_interval_ms = 1
-poll_timeout_secs = 1
-
-{extra}
-"#,
-        api = telegram.api_url()
-    )
-}
-
 fn start_app(telegram: &FakeTelegram, llm: &FakeLlm, dir: &tempfile::TempDir, extra: &str) -> App {
-    let extra = telegram_extra(telegram, extra);
+    let extra = telegram_only(telegram, ADA, extra);
     let mut config: Config = test_config(llm, Wire::OpenAi, &dir.path().join("baton.db"), &extra);
     config.telegram.token = Some(SecretString::from("123456:TEST-TOKEN"));
     App::spawn(config)
@@ -453,7 +436,7 @@ output_price = 1000.0
 [budget]
 conversation_hard_usd = 0.05
 "#;
-    let extra = telegram_extra(&telegram, "");
+    let extra = telegram_only(&telegram, ADA, "");
     let text = format!(
         "{}\n{models}",
         test_config_text(&llm, Wire::OpenAi, &dir.path().join("baton.db"), &extra)
@@ -486,23 +469,7 @@ async fn a_project_survives_kill_9_and_posts_its_result_once() {
     let gate = Gate::new();
     let llm = team(&gate).await;
     let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("baton.toml");
-    let extra = telegram_extra(&telegram, "");
-    std::fs::write(
-        &config_path,
-        test_config_text(&llm, Wire::OpenAi, &dir.path().join("baton.db"), &extra),
-    )
-    .unwrap();
-    let run = || {
-        crate::cli::baton()
-            .args(["run", "--config"])
-            .arg(&config_path)
-            .env("TELEGRAM_BOT_TOKEN", "123456:TEST-TOKEN")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let run = crate::cli::telegram_service(dir.path(), &llm, &telegram_only(&telegram, ADA, ""));
 
     let mut first = run();
     telegram.dm(ADA, "/project research tidal power");

@@ -143,6 +143,7 @@ on_both_backends! {
         migrations_applied_twice_are_a_no_op,
         concurrent_events_are_all_written_in_order_before_close,
         a_project_and_its_turn_survive_a_restart_and_its_outcome_is_posted_once,
+        a_stored_reply_is_unsent_until_marked_even_across_a_restart,
     ],
 }
 
@@ -283,7 +284,7 @@ async fn history_returns_the_newest_messages_oldest_first(db: TestDb) {
             .await
             .unwrap();
         store
-            .record_reply(&k, turn, &format!("a{i}"))
+            .record_reply(&k, turn, &format!("a{i}"), None)
             .await
             .unwrap();
     }
@@ -316,7 +317,7 @@ async fn a_reply_follows_its_message_even_when_others_queued_before_it(db: TestD
         .await
         .unwrap();
     let turn = store.start_turn(&k, q1, Mode::Single, "m").await.unwrap();
-    store.record_reply(&k, turn, "a1").await.unwrap();
+    store.record_reply(&k, turn, "a1", None).await.unwrap();
 
     let texts = |history: Vec<baton::store::StoredMessage>| -> Vec<String> {
         history.into_iter().map(|m| m.content).collect()
@@ -943,6 +944,7 @@ fn postgres_and_sqlite_migrations_define_the_same_schema() {
             "conversations",
             "events",
             "messages",
+            "outbox",
             "projects",
             "turns",
             "workers"
@@ -1015,5 +1017,41 @@ async fn a_project_and_its_turn_survive_a_restart_and_its_outcome_is_posted_once
     assert!(store.projects_to_resume().await.unwrap().is_empty());
     assert_eq!(store.projects_of(&k, 10).await.unwrap().len(), 1);
     assert!(store.projects_of(&key("78"), 10).await.unwrap().is_empty());
+    store.close().await;
+}
+
+async fn a_stored_reply_is_unsent_until_marked_even_across_a_restart(db: TestDb) {
+    let k = key("88");
+    let store = db.connect().await;
+    let inbound = store
+        .record_inbound(&k, &alice(), "q1", Some("m1"))
+        .await
+        .unwrap();
+    let turn = store
+        .start_turn(&k, inbound, Mode::Single, "m")
+        .await
+        .unwrap();
+    let first = store
+        .record_reply(&k, turn, "a1", Some("m1"))
+        .await
+        .unwrap();
+    let second = store.record_reply(&k, turn, "a2", None).await.unwrap();
+    // The reply is in the transcript as well as in the outbox.
+    let history = store.history(&k, 10).await.unwrap();
+    assert_eq!(history.last().map(|m| m.id), Some(second.message));
+    store.mark_sent(second.outbox).await.unwrap();
+    store.close().await; // a stop before the first was posted
+
+    let store = db.connect().await;
+    let unsent = store.unsent_replies(0, 10).await.unwrap();
+    assert_eq!(unsent.len(), 1, "{unsent:?}");
+    assert_eq!(unsent[0].id, first.outbox);
+    assert_eq!(unsent[0].key, k);
+    assert_eq!(unsent[0].text, "a1");
+    assert_eq!(unsent[0].reply_to.as_deref(), Some("m1"));
+    // Only replies stored since the given time are posted again.
+    assert!(store.unsent_replies(i64::MAX, 10).await.unwrap().is_empty());
+    store.mark_sent(first.outbox).await.unwrap();
+    assert!(store.unsent_replies(0, 10).await.unwrap().is_empty());
     store.close().await;
 }

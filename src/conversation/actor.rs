@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton_channel::{
-    Author, Command, CommandError, ConversationKey, Inbound, Origin, Reply, WorkerEvent,
-    WorkerEventKind, WorkerId,
+    Author, ChannelError, Command, CommandError, ConversationKey, Inbound, Origin, Reply,
+    WorkerEvent, WorkerEventKind, WorkerId,
 };
 use dashmap::DashMap;
 use tokio::sync::mpsc;
@@ -27,8 +27,8 @@ use crate::llm::models::ModelHandle;
 use crate::llm::routing::{self, AgentRole, RouteRequest};
 use crate::services::Services;
 use crate::store::{
-    ConversationSettings, EventKind, MessageId, Mode, Role, StoredMessage, StoredProject, TurnId,
-    now_ms,
+    ConversationSettings, EventKind, MessageId, Mode, OutboxId, Role, StoredMessage, StoredProject,
+    TurnId, UnsentReply, now_ms,
 };
 
 /// How often the typing indicator is refreshed while a turn runs.
@@ -98,6 +98,8 @@ pub(crate) enum Queued {
         message: ControlMessage,
         through: Option<MessageId>,
     },
+    /// A reply an earlier stop left stored but not sent.
+    Resend(UnsentReply),
 }
 
 /// The sending side of a live actor (cheap to clone).
@@ -268,6 +270,13 @@ impl Actor {
             Queued::Message(inbound) => Box::pin(self.turn(inbound)).await,
             Queued::Command(message) => self.command(message, None).await,
             Queued::Reset { message, through } => self.reset(&message.origin, through).await,
+            Queued::Resend(unsent) => {
+                tracing::info!(conversation = %self.key, outbox = unsent.id.0, "posting a reply an earlier stop left unsent");
+                let origin = Origin {
+                    message_id: unsent.reply_to,
+                };
+                self.post_stored(&origin, &unsent.text, unsent.id).await;
+            }
         }
     }
 
@@ -650,11 +659,30 @@ impl Actor {
         }
     }
 
+    /// Posts `text`, waiting until it is sent; a failure is logged. See
+    /// [`Actor::deliver`].
+    pub(super) async fn post(&mut self, origin: &Origin, text: &str) {
+        let _ = self.deliver(origin, text).await;
+    }
+
+    /// Posts a reply stored in the outbox, then marks it sent unless the
+    /// failure was transient: such a reply is posted again after a restart.
+    pub(super) async fn post_stored(&mut self, origin: &Origin, text: &str, outbox: OutboxId) {
+        let delivered = self.deliver(origin, text).await;
+        if delivered.as_ref().is_err_and(ChannelError::is_transient) {
+            return;
+        }
+        if let Err(e) = self.services.store.mark_sent(outbox).await {
+            tracing::warn!(conversation = %self.key, error = %e, "could not mark a reply sent; it may be posted again after a restart");
+        }
+    }
+
     /// Posts `text`, waiting until it is sent. A `/stop` meanwhile drops
     /// what is left of it (and of anything else queued for this
     /// conversation) and, outside a turn, is answered once the post ends;
-    /// other control messages wait until then.
-    pub(super) async fn post(&mut self, origin: &Origin, text: &str) {
+    /// other control messages wait until then. A failure is logged, and
+    /// returned.
+    async fn deliver(&mut self, origin: &Origin, text: &str) -> Result<(), ChannelError> {
         let cancel = self.reply.pending_cancel();
         let mut stopped: Option<Origin> = None;
         let result = {
@@ -679,7 +707,7 @@ impl Actor {
                 }
             }
         };
-        if let Err(e) = result {
+        if let Err(e) = &result {
             tracing::warn!(conversation = %self.key, error = %e, "could not deliver a reply");
             let failure = format!("delivery failed: {e}");
             self.log(None, EventKind::Error, "system", &failure).await;
@@ -690,6 +718,7 @@ impl Actor {
                 tracing::warn!(conversation = %self.key, error = %e, "could not deliver a reply");
             }
         }
+        result
     }
 
     /// Appends to the conversation's event log; a failure is only logged.

@@ -207,12 +207,29 @@ impl Registry {
     pub async fn resume(&self) -> Result<usize, EngineError> {
         let store = &self.services.store;
         let since = now_ms() - RESUME_WINDOW_MS;
+        let unsent = store.unsent_replies(since, RESUME_LIMIT).await?;
         let unanswered = store.unanswered_messages(since, RESUME_LIMIT).await?;
         let abandoned = store.fail_abandoned_turns().await?;
         if abandoned > 0 {
             tracing::warn!(
                 turns = abandoned,
                 "turns an earlier stop interrupted are marked failed"
+            );
+        }
+        // Replies first: they answer messages older than any unanswered one.
+        let mut resent = 0;
+        for reply in unsent {
+            if !self.channels.contains_key(&reply.key.platform) {
+                continue;
+            }
+            let key = reply.key.clone();
+            self.deliver(&key, Delivery::Queue(Box::new(Queued::Resend(reply))))?;
+            resent += 1;
+        }
+        if resent > 0 {
+            tracing::info!(
+                replies = resent,
+                "posting replies the last stop left stored but unsent"
             );
         }
         let mut queued = 0;
@@ -294,6 +311,10 @@ impl Registry {
                             }
                             Queued::Command(message) | Queued::Reset { message, .. } => {
                                 Delivery::Control(Box::new(Control::Command(message)))
+                            }
+                            Queued::Resend(unsent) => {
+                                tracing::warn!(conversation = %key, outbox = unsent.id.0, "queue full; an unsent reply waits for the next start");
+                                return Ok(());
                             }
                         },
                         Err(TrySendError::Closed(queued)) => Delivery::Queue(queued),

@@ -137,18 +137,21 @@ impl Actor {
                 None
             }
         };
+        let mut outbox = None;
         match (status, turn) {
             (TurnStatus::Done, Some(turn)) => {
-                match store.record_reply(&self.key, turn, &text).await {
-                    Ok(id) => {
+                let reply_to = origin.message_id.as_deref();
+                match store.record_reply(&self.key, turn, &text, reply_to).await {
+                    Ok(stored) => {
                         let reply = StoredMessage {
-                            id,
+                            id: stored.message,
                             role: Role::Assistant,
                             author: None,
                             content: text.clone(),
                         };
                         let limit = self.services.config.orchestrator.history_limit;
                         self.recent.push(reply, limit);
+                        outbox = Some(stored.outbox);
                     }
                     Err(e) => {
                         tracing::error!(conversation = %self.key, error = %e, "could not store a reply");
@@ -162,6 +165,10 @@ impl Actor {
         }
         self.log(turn, EventKind::Message, "orchestrator", &text)
             .await;
-        self.post(origin, &text).await;
+        match outbox {
+            Some(outbox) => self.post_stored(origin, &text, outbox).await,
+            // Not stored: posted all the same, but not again after a stop.
+            None => self.post(origin, &text).await,
+        }
     }
 }

@@ -1,13 +1,16 @@
-//! The event log's writer: appends arrive over a bounded channel and one
-//! task writes them in batches, one multi-row `INSERT` each, so a turn does
-//! not wait for its log entries and many conversations share each write.
-//! A batch gathers for up to [`LINGER`] (a flush cuts that short).
-//! Order is kept: entries are written in the order they were sent.
+//! The background writer: event log entries, and the outbox's "sent"
+//! marks, arrive over a bounded channel and one task writes them in
+//! batches (one multi-row `INSERT`, one `UPDATE` for the marks, in one
+//! transaction), so a turn does not wait for them and many conversations
+//! share each write. A batch gathers for up to [`LINGER`] (a flush cuts
+//! that short). Order is kept: entries are written in the order they were
+//! sent.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use sqlx::Connection;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::db::Db;
@@ -32,8 +35,16 @@ pub(super) struct NewEvent {
     pub created_at: i64,
 }
 
+/// An outbox row to mark as sent.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Mark {
+    pub outbox: i64,
+    pub sent_at: i64,
+}
+
 enum Command {
     Append(NewEvent),
+    Mark(Mark),
     /// Answered once every entry sent before it is written.
     Flush(oneshot::Sender<()>),
 }
@@ -78,6 +89,11 @@ impl EventWriter {
         sent
     }
 
+    /// Queues an outbox mark; `false` if the writer is gone.
+    pub(super) async fn mark(&self, mark: Mark) -> bool {
+        self.commands.send(Command::Mark(mark)).await.is_ok()
+    }
+
     /// Waits until everything queued so far is written (or failed).
     pub(super) async fn flush(&self) {
         let (done, written) = oneshot::channel();
@@ -96,6 +112,7 @@ async fn write_batches(
     let mut flushes = Vec::new();
     while let Some(command) = queue.recv().await {
         let mut batch = Vec::new();
+        let mut marks = Vec::new();
         // Gather until the batch is full, a flush is asked for, or the
         // first entry has waited LINGER: fewer, larger writes put fewer
         // pages in SQLite's log (and take fewer trips to the connection).
@@ -105,9 +122,10 @@ async fn write_batches(
         while let Some(command) = next.take() {
             match command {
                 Command::Append(event) => batch.push(event),
+                Command::Mark(mark) => marks.push(mark),
                 Command::Flush(done) => flushes.push(done),
             }
-            if batch.len() >= MAX_BATCH || !flushes.is_empty() {
+            if batch.len() + marks.len() >= MAX_BATCH || !flushes.is_empty() {
                 break;
             }
             next = tokio::select! {
@@ -116,15 +134,17 @@ async fn write_batches(
                 () = &mut linger => None,
             };
         }
-        if !batch.is_empty() {
+        if !batch.is_empty() || !marks.is_empty() {
             let entries = batch.len();
+            let marked = marks.len();
             let known = known.clone();
             let written = db
-                .run(move |conn| Box::pin(async move { insert(conn, &known, &batch).await }))
+                .run(move |conn| Box::pin(async move { write(conn, &known, &batch, &marks).await }))
                 .await;
             if let Err(e) = written {
                 let total = lost.fetch_add(entries as u64, Ordering::Relaxed) + entries as u64;
-                tracing::warn!(error = %e, entries, lost = total, "could not write to the event log");
+                // An unmarked reply is posted again after a restart.
+                tracing::warn!(error = %e, entries, lost = total, outbox_marks = marked, "could not write to the event log");
             }
         }
         for done in flushes.drain(..) {
@@ -133,14 +153,51 @@ async fn write_batches(
     }
 }
 
-/// Writes one batch: one statement, after any conversation rows it needs.
-async fn insert(
+/// Writes one batch in one transaction: the entries, then the marks.
+async fn write(
     conn: &mut sqlx::AnyConnection,
     known: &KnownConversations,
     batch: &[NewEvent],
+    marks: &[Mark],
 ) -> Result<(), sqlx::Error> {
+    // Outside the transaction: `known` must not remember a row that a
+    // rollback took back.
     for event in batch {
         ensure_conversation(conn, known, &event.conversation, event.created_at).await?;
+    }
+    if marks.is_empty() {
+        return insert(conn, batch).await;
+    }
+    let mut tx = conn.begin().await?;
+    insert(&mut tx, batch).await?;
+    mark_sent(&mut tx, marks).await?;
+    tx.commit().await
+}
+
+/// Marks outbox rows sent: one statement (rows of one batch are marked
+/// within milliseconds of each other, so they share the newest time).
+async fn mark_sent(conn: &mut sqlx::AnyConnection, marks: &[Mark]) -> Result<(), sqlx::Error> {
+    let sent_at = marks.iter().map(|m| m.sent_at).max().unwrap_or_default();
+    let mut sql = String::from("UPDATE outbox SET sent_at = $1 WHERE id IN (");
+    for row in 0..marks.len() {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("${}", row + 2));
+    }
+    sql.push(')');
+    let mut query = sqlx::query(&sql).bind(sent_at);
+    for mark in marks {
+        query = query.bind(mark.outbox);
+    }
+    query.execute(conn).await?;
+    Ok(())
+}
+
+/// Writes the entries: one statement.
+async fn insert(conn: &mut sqlx::AnyConnection, batch: &[NewEvent]) -> Result<(), sqlx::Error> {
+    if batch.is_empty() {
+        return Ok(());
     }
     let mut sql = String::from(
         "INSERT INTO events (conversation, turn_id, kind, source, body, created_at) VALUES ",

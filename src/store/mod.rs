@@ -42,6 +42,7 @@ mod event_writer;
 mod events;
 mod health;
 mod model;
+mod outbox;
 mod projects;
 mod recovery;
 mod transcript;
@@ -67,6 +68,7 @@ pub use model::{
     ConversationSettings, EventKind, MessageId, Mode, NewWorker, ProjectId, ProjectStatus, Role,
     StoredEvent, StoredMessage, StoredProject, StoredTurn, StoredWorker, TurnId, TurnStatus,
 };
+pub use outbox::{OutboxId, StoredReply, UnsentReply};
 pub use projects::NewProject;
 pub use recovery::UnansweredMessage;
 pub use turns::TurnEnd;

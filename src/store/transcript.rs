@@ -4,9 +4,7 @@
 
 use baton_channel::{Author, ConversationKey};
 
-use super::{
-    MessageId, Role, Store, StoreError, StoredMessage, TurnId, first_row, now_ms, one_row,
-};
+use super::{MessageId, Role, Store, StoreError, StoredMessage, first_row, now_ms};
 
 impl Store {
     /// Records a user's message. Returns `None` when `platform_message_id`
@@ -49,37 +47,6 @@ impl Store {
             })
             .await?;
         Ok(id.map(MessageId))
-    }
-
-    /// Appends the orchestrator's reply to the transcript, linked to the
-    /// turn that wrote it.
-    pub async fn record_reply(
-        &self,
-        key: &ConversationKey,
-        turn: TurnId,
-        text: &str,
-    ) -> Result<MessageId, StoreError> {
-        let now = now_ms();
-        let text = text.to_owned();
-        let id: i64 = self
-            .run_in_conversation(key, now, move |conn, key| {
-                Box::pin(async move {
-                    sqlx::query_scalar(
-                        "INSERT INTO messages (conversation, role, content, turn_id, created_at) \
-                         VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                    )
-                    .bind(key)
-                    .bind(Role::Assistant.as_str())
-                    .bind(text)
-                    .bind(turn.0)
-                    .bind(now)
-                    .fetch_all(conn)
-                    .await
-                    .and_then(one_row)
-                })
-            })
-            .await?;
-        Ok(MessageId(id))
     }
 
     /// The transcript since the last reset, the newest `limit` messages,

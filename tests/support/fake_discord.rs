@@ -110,6 +110,14 @@ struct FakeState {
     unauthorized: bool,
     /// How many RESUMEs the gateway answered.
     resumed: usize,
+    /// Messages created, by (channel, nonce) where `enforce_nonce` was set:
+    /// a repeat is answered with the first message, as Discord does.
+    nonces: HashMap<(u64, String), Value>,
+    /// Messages the fake created (after nonce deduplication).
+    created: Vec<Value>,
+    /// Channels whose next create is made but answered with a 500, as when
+    /// the answer is lost on its way back.
+    lose_answer: HashSet<u64>,
 }
 
 struct Shared {
@@ -218,6 +226,24 @@ impl FakeDiscord {
     /// How many times a bot resumed its session.
     pub fn resumed(&self) -> usize {
         self.state().resumed
+    }
+
+    /// Creates the next message in `channel` but answers that create with
+    /// a 500, as if the answer were lost: a client that retries without a
+    /// nonce posts it twice.
+    pub fn lose_next_create_answer(&self, channel: u64) {
+        self.state().lose_answer.insert(channel);
+    }
+
+    /// The contents of the messages created in `channel` (a create Discord
+    /// recognised by its nonce counts once).
+    pub fn created_in(&self, channel: u64) -> Vec<String> {
+        self.state()
+            .created
+            .iter()
+            .filter(|m| m["channel_id"] == json!(channel.to_string()))
+            .map(|m| m["content"].as_str().unwrap_or_default().to_owned())
+            .collect()
     }
 
     /// Refuses every call from now on with a 401, as for a wrong token.
@@ -483,11 +509,28 @@ fn route(shared: &Shared, method: &str, path: &str, body: &Value) -> (StatusCode
             json!({"id": APPLICATION_ID.to_string(), "name": BOT_NAME, "flags": 0}),
         ),
         ("POST", ["channels", channel, "messages"]) => {
-            let id = next_id(&mut state);
             let channel: u64 = channel.parse().unwrap_or_default();
+            let nonce = body["nonce"]
+                .as_str()
+                .filter(|_| body["enforce_nonce"] == json!(true))
+                .map(|nonce| (channel, nonce.to_owned()));
+            if let Some(earlier) = nonce.as_ref().and_then(|n| state.nonces.get(n)) {
+                return (StatusCode::OK, earlier.clone());
+            }
+            let id = next_id(&mut state);
             let mut message =
                 message_json(id, channel, BOT_ID, body["content"].as_str().unwrap_or(""));
             message["author"] = user_json(BOT_ID, true);
+            if let Some(nonce) = nonce {
+                state.nonces.insert(nonce, message.clone());
+            }
+            state.created.push(message.clone());
+            if state.lose_answer.remove(&channel) {
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"message": "500: Internal Server Error", "code": 0}),
+                );
+            }
             (StatusCode::OK, message)
         }
         ("POST", ["channels", channel, "messages", message, "threads"]) => {

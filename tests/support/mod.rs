@@ -11,3 +11,4 @@ pub mod mcp;
 pub mod mcp_server;
 pub mod postgres;
 pub mod service;
+pub mod telegram_config;

@@ -28,6 +28,7 @@ pub mod commands;
 pub mod gateway;
 pub mod inbound;
 pub mod interaction;
+pub mod nonce;
 pub mod order;
 pub mod outbox;
 pub mod ratelimit;

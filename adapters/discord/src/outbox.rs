@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::nonce;
 use crate::rest::{Endpoint, Rest, RestError};
 
 /// Most characters in one message (Discord allows 2000; a little room is
@@ -370,7 +371,8 @@ impl Outbox {
                 break;
             }
             let reference = reply_to.filter(|_| index == 0);
-            let body = message_body(piece, reference, true);
+            let mut body = message_body(piece, reference, true);
+            nonce::enforce(&mut body, channel, reply_to, index, piece);
             self.rest
                 .call(Endpoint::CreateMessage { channel }, Some(&body))
                 .await?;
