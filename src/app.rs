@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::adapters::{self, AdapterError};
+use crate::cluster::Leadership;
 use crate::config::{Config, ConfigError};
 use crate::conversation::Registry;
 use crate::llm::models::Models;
@@ -46,6 +47,13 @@ pub enum StartError {
     /// What the last stop left unanswered could not be resumed.
     #[error("cannot resume unanswered messages: {0}")]
     Resume(#[from] crate::conversation::EngineError),
+    /// Another instance took over the cluster's leader lease (this one was
+    /// paused or cut off past `[cluster] lease_secs`). Start it again: it
+    /// rejoins as a standby.
+    #[error(
+        "this instance lost the cluster's leader lease (paused or cut off past [cluster] lease_secs) and stopped"
+    )]
+    LeaseLost,
 }
 
 /// Connects the store (applying migrations), builds the models and starts
@@ -55,7 +63,12 @@ pub async fn services(config: Config) -> Result<Arc<Services>, StartError> {
     let models = Models::from_config(&config)?;
     let store = Store::connect(&config.storage.url).await?;
     let mcp = McpServers::start(&config.mcp).await;
-    Ok(Arc::new(Services::new(config, store, models).with_mcp(mcp)))
+    let fence = Leadership::fence_for(&store);
+    Ok(Arc::new(
+        Services::new(config, store, models)
+            .with_mcp(mcp)
+            .with_fence(fence),
+    ))
 }
 
 /// Runs the service until `shutdown` resolves.
@@ -77,6 +90,24 @@ pub async fn run_on(
     let metrics = crate::metrics::install();
     let services = services(config).await?;
     let config = &services.config;
+    // On Postgres, only the instance that holds the leader lease goes on;
+    // the others wait here (see `cluster`).
+    let shutdown = std::pin::pin!(shutdown);
+    let mut shutdown = shutdown;
+    let leading = Leadership::lead(
+        services.store.clone(),
+        &config.cluster,
+        services.fence.clone(),
+    );
+    let leadership = tokio::select! {
+        leadership = leading => leadership,
+        () = &mut shutdown => {
+            services.mcp.shutdown().await;
+            services.store.close().await;
+            return Ok(());
+        }
+    };
+    let lost = leadership.lost();
     let telegram = adapters::connect_telegram(&config.telegram)
         .await?
         .map(Arc::new);
@@ -166,7 +197,10 @@ pub async fn run_on(
         worker = %services.models.worker.model,
         "baton is running; stop it with Ctrl-C"
     );
-    shutdown.await;
+    let lease_lost = tokio::select! {
+        () = &mut shutdown => false,
+        () = lost.cancelled() => true,
+    };
     tracing::info!("shutting down");
     stop.cancel();
     tasks.close();
@@ -185,6 +219,11 @@ pub async fn run_on(
     }
     close_adapters(telegram.as_deref(), discord.as_deref()).await;
     services.mcp.shutdown().await;
+    if lease_lost {
+        services.store.close().await;
+        return Err(StartError::LeaseLost);
+    }
+    leadership.leave().await;
     services.store.close().await;
     Ok(())
 }

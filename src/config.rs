@@ -64,6 +64,8 @@ pub struct Config {
     pub projects: crate::project::ProjectsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Several instances on one Postgres database.
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 /// `[storage]`.
@@ -793,6 +795,11 @@ impl Config {
             if provider.max_concurrency == Some(0) {
                 return invalid(&format!("providers.{name}.max_concurrency"));
             }
+        }
+        if self.cluster.lease_secs < 3 {
+            return Err(ConfigError::Invalid(
+                "cluster.lease_secs must be at least 3".into(),
+            ));
         }
         if let Some(key) = self.projects.invalid_key() {
             return invalid(key);

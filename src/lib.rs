@@ -37,6 +37,7 @@ pub mod app;
 pub mod budget;
 pub mod chat;
 pub mod check;
+pub mod cluster;
 pub mod config;
 pub mod conversation;
 pub mod llm;

@@ -2,6 +2,7 @@
 //! model-call limiter and the worker-safe tools (MCP servers' included).
 
 use crate::agent::ModelCallLimiter;
+use crate::cluster::Fence;
 use crate::config::Config;
 use crate::llm::models::Models;
 use crate::llm::retry::RetryPolicy;
@@ -31,6 +32,9 @@ pub struct Services {
     pub retry: RetryPolicy,
     /// Running projects across the service (`[projects] max_running`).
     pub projects: ProjectSlots,
+    /// Whether this instance still leads its cluster: checked before a
+    /// turn records its end and before anything is posted.
+    pub fence: Fence,
 }
 
 impl Services {
@@ -42,10 +46,17 @@ impl Services {
             projects: ProjectSlots::new(config.projects.max_running),
             tools: ToolRegistry::worker_defaults(&config.tools),
             mcp: McpServers::default(),
+            fence: Fence::always(),
             config,
             store,
             models,
         }
+    }
+
+    /// Uses `fence` (a Postgres instance's, closed until it leads).
+    pub fn with_fence(mut self, fence: Fence) -> Self {
+        self.fence = fence;
+        self
     }
 
     /// Adds the started MCP servers' tools to `tools` and keeps the servers

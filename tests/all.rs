@@ -4,6 +4,7 @@
 mod backpressure;
 mod budget;
 mod cli;
+mod cluster;
 mod dashboard;
 mod dashboard_browser;
 mod discord;

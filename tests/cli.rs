@@ -92,27 +92,27 @@ pub(crate) fn baton() -> std::process::Command {
 }
 
 /// Writes a config for `llm` with its database in `dir` and `extra`
-/// appended, and returns a function that starts `baton run` on it (with a
-/// Telegram token set), as a child process a test may kill.
+/// appended, and returns a function that makes the command `baton run` on
+/// it (with a Telegram token set), for a child process a test may kill.
 pub(crate) fn telegram_service(
     dir: &std::path::Path,
     llm: &crate::support::fake_llm::FakeLlm,
     extra: &str,
-) -> impl Fn() -> std::process::Child + use<> {
+) -> impl Fn() -> std::process::Command + use<> {
     use crate::support::fake_llm::Wire;
     let config_path = dir.join("baton.toml");
     let text =
         crate::support::bot::test_config_text(llm, Wire::OpenAi, &dir.join("baton.db"), extra);
     std::fs::write(&config_path, text).unwrap();
     move || {
-        baton()
+        let mut command = baton();
+        command
             .args(["run", "--config"])
             .arg(&config_path)
             .env("TELEGRAM_BOT_TOKEN", "123456:TEST-TOKEN")
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
+            .stderr(std::process::Stdio::null());
+        command
     }
 }
 

@@ -24,7 +24,7 @@ async fn a_reply_stored_but_not_sent_at_a_kill_9_is_posted_after_the_restart() {
         "sendMessage",
         FakeFailure::TooManyRequests { retry_after: 600 },
     );
-    let mut first = run();
+    let mut first = run().spawn().unwrap();
     let (_, message) = telegram.dm(ADA, "remember me");
     telegram
         .wait_for("the reply's first attempt", |calls| {
@@ -36,7 +36,7 @@ async fn a_reply_stored_but_not_sent_at_a_kill_9_is_posted_after_the_restart() {
     assert!(telegram.sent_to(CHAT).is_empty());
 
     // Second life: the stored reply goes out, and later messages after it.
-    let mut second = run();
+    let mut second = run().spawn().unwrap();
     telegram.wait_for_sent(CHAT, 1).await;
     let (_, later) = telegram.dm(ADA, "still there?");
     telegram.wait_for_sent(CHAT, 2).await;

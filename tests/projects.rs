@@ -471,14 +471,14 @@ async fn a_project_survives_kill_9_and_posts_its_result_once() {
     let dir = tempfile::tempdir().unwrap();
     let run = crate::cli::telegram_service(dir.path(), &llm, &telegram_only(&telegram, ADA, ""));
 
-    let mut first = run();
+    let mut first = run().spawn().unwrap();
     telegram.dm(ADA, "/project research tidal power");
     telegram.wait_for_sent(CHAT, 1).await;
     wait_for_workers(&llm, 2).await;
     first.kill().unwrap();
     first.wait().unwrap();
 
-    let mut second = run();
+    let mut second = run().spawn().unwrap();
     let sent = telegram.wait_for_sent(CHAT, 2).await;
     let result = sent[1].text().to_owned();
     assert!(result.starts_with("Project 1 is complete"), "{result}");

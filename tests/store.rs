@@ -943,6 +943,8 @@ fn postgres_and_sqlite_migrations_define_the_same_schema() {
         [
             "conversations",
             "events",
+            "instances",
+            "leases",
             "messages",
             "outbox",
             "projects",

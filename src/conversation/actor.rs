@@ -683,6 +683,11 @@ impl Actor {
     /// other control messages wait until then. A failure is logged, and
     /// returned.
     async fn deliver(&mut self, origin: &Origin, text: &str) -> Result<(), ChannelError> {
+        if !self.services.fence.holds() {
+            // Another instance leads now and answers in our place.
+            tracing::warn!(conversation = %self.key, "not posting: this instance lost its cluster lease");
+            return Err(ChannelError::Transient("the cluster lease was lost".into()));
+        }
         let cancel = self.reply.pending_cancel();
         let mut stopped: Option<Origin> = None;
         let result = {

@@ -63,6 +63,11 @@ impl Actor {
         origin: &Origin,
         notice: Option<String>,
     ) {
+        if !self.services.fence.holds() {
+            // The new leader re-runs this turn: record and post nothing.
+            tracing::warn!(conversation = %self.key, "a turn ended after this instance lost its cluster lease; dropped");
+            return;
+        }
         let store = self.services.store.clone();
         let (status, error, text) = match outcome {
             TurnOutcome::Interrupted => {

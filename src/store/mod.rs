@@ -41,6 +41,7 @@ mod error;
 mod event_writer;
 mod events;
 mod health;
+mod leases;
 mod model;
 mod outbox;
 mod projects;
@@ -64,6 +65,7 @@ use db::Db;
 pub use browse::{ConversationRow, EventRow, ProjectRow, TurnRow, TurnTree, WorkerRow};
 pub use error::StoreError;
 pub use health::StoreHealth;
+pub use leases::HeldLease;
 pub use model::{
     ConversationSettings, EventKind, MessageId, Mode, NewWorker, ProjectId, ProjectStatus, Role,
     StoredEvent, StoredMessage, StoredProject, StoredTurn, StoredWorker, TurnId, TurnStatus,

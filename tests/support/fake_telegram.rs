@@ -89,6 +89,9 @@ struct State_ {
     confirmed: i64,
     calls: Vec<Call>,
     failures: HashMap<String, VecDeque<FakeFailure>>,
+    /// getUpdates calls in flight now, and the most at once.
+    polling: usize,
+    most_polling: usize,
     admins: HashSet<(i64, u64)>,
 }
 
@@ -181,6 +184,11 @@ impl FakeTelegram {
     /// Makes `user` an administrator of `chat`.
     pub fn make_admin(&self, chat: i64, user: u64) {
         self.state().admins.insert((chat, user));
+    }
+
+    /// The most getUpdates calls that were in flight at once.
+    pub fn most_polling_at_once(&self) -> usize {
+        self.state().most_polling
     }
 
     /// The highest offset a getUpdates call has confirmed.
@@ -552,12 +560,35 @@ async fn succeed(shared: &Arc<Shared>, method: &str, body: &Value) -> String {
     reply.to_string()
 }
 
+/// Counts a getUpdates call in flight while it lives. Telegram answers a
+/// second concurrent poller with 409; the fake records how many polled at
+/// once instead, so a test can assert that it never happened.
+struct Polling<'a>(&'a Shared);
+
+impl<'a> Polling<'a> {
+    fn start(shared: &'a Shared) -> Self {
+        let mut state = shared.state.lock().unwrap();
+        state.polling += 1;
+        state.most_polling = state.most_polling.max(state.polling);
+        Polling(shared)
+    }
+}
+
+impl Drop for Polling<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.0.state.lock() {
+            state.polling -= 1;
+        }
+    }
+}
+
 /// getUpdates: confirms everything below `offset`, then returns what is
 /// left (as JSON text), waiting up to `timeout` seconds for something to
 /// arrive.
 async fn updates(shared: &Arc<Shared>, body: &Value) -> Vec<String> {
     let offset = body["offset"].as_i64().unwrap_or(0);
     let timeout = body["timeout"].as_u64().unwrap_or(0);
+    let _polling = Polling::start(shared);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
     loop {
         let notified = shared.changed.notified();
