@@ -5,6 +5,8 @@ use baton_channel::{Effort, WorkerId, WorkerStatus};
 use crate::llm::Usage;
 
 /// Whether a conversation's orchestrator answers alone or may delegate.
+#[derive(strum::IntoStaticStr, strum::EnumString, strum::Display)]
+#[strum(serialize_all = "snake_case")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
     /// The orchestrator answers by itself; no delegation tools are offered.
@@ -17,19 +19,12 @@ pub enum Mode {
 impl Mode {
     /// The word used in config, the store and `/status`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Single => "single",
-            Mode::Orchestrator => "orchestrator",
-        }
+        self.into()
     }
 
     /// Parses the stored word; unknown words are `None`.
     pub fn parse(word: &str) -> Option<Mode> {
-        match word {
-            "single" => Some(Mode::Single),
-            "orchestrator" => Some(Mode::Orchestrator),
-            _ => None,
-        }
+        word.parse().ok()
     }
 }
 
@@ -52,6 +47,8 @@ pub struct ConversationSettings {
 }
 
 /// Who said a transcript message.
+#[derive(strum::IntoStaticStr, strum::EnumString, strum::Display)]
+#[strum(serialize_all = "snake_case")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     /// A person in the chat.
@@ -63,19 +60,12 @@ pub enum Role {
 impl Role {
     /// The stored word.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        }
+        self.into()
     }
 
     /// Parses the stored word; unknown words are `None`.
     pub fn parse(word: &str) -> Option<Role> {
-        match word {
-            "user" => Some(Role::User),
-            "assistant" => Some(Role::Assistant),
-            _ => None,
-        }
+        word.parse().ok()
     }
 }
 
@@ -101,6 +91,8 @@ pub struct StoredMessage {
 }
 
 /// How a turn ended.
+#[derive(strum::IntoStaticStr, strum::EnumString, strum::Display)]
+#[strum(serialize_all = "snake_case")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TurnStatus {
     /// Still running.
@@ -116,23 +108,12 @@ pub enum TurnStatus {
 impl TurnStatus {
     /// The stored word.
     pub fn as_str(self) -> &'static str {
-        match self {
-            TurnStatus::Running => "running",
-            TurnStatus::Done => "done",
-            TurnStatus::Failed => "failed",
-            TurnStatus::Cancelled => "cancelled",
-        }
+        self.into()
     }
 
     /// Parses the stored word; unknown words are `None`.
     pub fn parse(word: &str) -> Option<TurnStatus> {
-        match word {
-            "running" => Some(TurnStatus::Running),
-            "done" => Some(TurnStatus::Done),
-            "failed" => Some(TurnStatus::Failed),
-            "cancelled" => Some(TurnStatus::Cancelled),
-            _ => None,
-        }
+        word.parse().ok()
     }
 }
 
@@ -152,6 +133,8 @@ pub struct NewWorker {
 }
 
 /// The kinds of entries in the event log (the message bus).
+#[derive(strum::IntoStaticStr, strum::EnumString, strum::Display)]
+#[strum(serialize_all = "snake_case")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
     /// The orchestrator handed work to a worker.
@@ -169,25 +152,12 @@ pub enum EventKind {
 impl EventKind {
     /// The stored word.
     pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Delegation => "delegation",
-            EventKind::Progress => "progress",
-            EventKind::Result => "result",
-            EventKind::Error => "error",
-            EventKind::Message => "message",
-        }
+        self.into()
     }
 
     /// Parses the stored word; unknown words are `None`.
     pub fn parse(word: &str) -> Option<EventKind> {
-        match word {
-            "delegation" => Some(EventKind::Delegation),
-            "progress" => Some(EventKind::Progress),
-            "result" => Some(EventKind::Result),
-            "error" => Some(EventKind::Error),
-            "message" => Some(EventKind::Message),
-            _ => None,
-        }
+        word.parse().ok()
     }
 }
 
@@ -265,6 +235,8 @@ impl std::fmt::Display for ProjectId {
 }
 
 /// Where a project is in its life.
+#[derive(strum::IntoStaticStr, strum::EnumString, strum::Display)]
+#[strum(serialize_all = "snake_case")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProjectStatus {
     /// Created, its boss not started yet.
@@ -284,27 +256,12 @@ pub enum ProjectStatus {
 impl ProjectStatus {
     /// The stored word.
     pub fn as_str(self) -> &'static str {
-        match self {
-            ProjectStatus::Planning => "planning",
-            ProjectStatus::Running => "running",
-            ProjectStatus::Paused => "paused",
-            ProjectStatus::Completed => "completed",
-            ProjectStatus::Failed => "failed",
-            ProjectStatus::Cancelled => "cancelled",
-        }
+        self.into()
     }
 
     /// Parses the stored word; unknown words are `None`.
     pub fn parse(word: &str) -> Option<ProjectStatus> {
-        match word {
-            "planning" => Some(ProjectStatus::Planning),
-            "running" => Some(ProjectStatus::Running),
-            "paused" => Some(ProjectStatus::Paused),
-            "completed" => Some(ProjectStatus::Completed),
-            "failed" => Some(ProjectStatus::Failed),
-            "cancelled" => Some(ProjectStatus::Cancelled),
-            _ => None,
-        }
+        word.parse().ok()
     }
 
     /// Whether the project has ended for good.
@@ -313,12 +270,6 @@ impl ProjectStatus {
             self,
             ProjectStatus::Completed | ProjectStatus::Failed | ProjectStatus::Cancelled
         )
-    }
-}
-
-impl std::fmt::Display for ProjectStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -355,4 +306,34 @@ pub struct StoredProject {
     pub created_at: i64,
     /// When it ended, if it did.
     pub finished_at: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_words_are_snake_case_and_read_back() {
+        let words = [
+            (Mode::Orchestrator.as_str(), "orchestrator"),
+            (Role::Assistant.as_str(), "assistant"),
+            (TurnStatus::Cancelled.as_str(), "cancelled"),
+            (EventKind::Delegation.as_str(), "delegation"),
+            (ProjectStatus::Completed.as_str(), "completed"),
+            (WorkerStatus::TimedOut.as_str(), "timed_out"),
+        ];
+        for (word, expected) in words {
+            assert_eq!(word, expected);
+        }
+        assert_eq!(Mode::parse("single"), Some(Mode::Single));
+        assert_eq!(TurnStatus::parse("done"), Some(TurnStatus::Done));
+        assert_eq!(EventKind::parse("result"), Some(EventKind::Result));
+        assert_eq!(ProjectStatus::parse("paused"), Some(ProjectStatus::Paused));
+        assert_eq!(Role::parse("user"), Some(Role::User));
+        assert_eq!(Mode::parse("Single"), None, "stored words are exact");
+        assert_eq!(TurnStatus::parse(""), None);
+        assert_eq!(ProjectStatus::Running.to_string(), "running");
+        assert_eq!("HIGH ".parse::<Effort>(), Ok(Effort::High));
+        assert!("extreme".parse::<Effort>().is_err());
+    }
 }

@@ -8,10 +8,11 @@
 //! platforms' command menus (Telegram's `setMyCommands`, Discord's slash
 //! commands), so no adapter keeps a list of its own.
 
-use std::fmt;
 use std::str::FromStr;
 
 /// How hard a model should think, clamped to what each model supports.
+#[derive(strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "snake_case")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Effort {
     /// No extended reasoning.
@@ -31,18 +32,7 @@ impl Effort {
 
     /// The word used in commands, config and tool arguments.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Effort::Off => "off",
-            Effort::On => "on",
-            Effort::High => "high",
-            Effort::Max => "max",
-        }
-    }
-}
-
-impl fmt::Display for Effort {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
@@ -55,13 +45,11 @@ impl FromStr for Effort {
     type Err = ParseEffortError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "off" => Ok(Effort::Off),
-            "on" => Ok(Effort::On),
-            "high" => Ok(Effort::High),
-            "max" => Ok(Effort::Max),
-            _ => Err(ParseEffortError(s.to_owned())),
-        }
+        let word = s.trim();
+        Effort::ALL
+            .into_iter()
+            .find(|effort| effort.as_str().eq_ignore_ascii_case(word))
+            .ok_or_else(|| ParseEffortError(s.to_owned()))
     }
 }
 

@@ -13,6 +13,8 @@ impl fmt::Display for WorkerId {
 }
 
 /// How a worker's run ended (or that it is still running).
+#[derive(strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "snake_case")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkerStatus {
     /// The worker is working on its brief.
@@ -32,25 +34,12 @@ pub enum WorkerStatus {
 impl WorkerStatus {
     /// The word used in tool results and the store.
     pub fn as_str(self) -> &'static str {
-        match self {
-            WorkerStatus::Running => "running",
-            WorkerStatus::Done => "done",
-            WorkerStatus::Error => "error",
-            WorkerStatus::Cancelled => "cancelled",
-            WorkerStatus::TimedOut => "timed_out",
-            WorkerStatus::Closed => "closed",
-        }
+        self.into()
     }
 
     /// Whether the worker has stopped running.
     pub fn is_finished(self) -> bool {
         !matches!(self, WorkerStatus::Running)
-    }
-}
-
-impl fmt::Display for WorkerStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

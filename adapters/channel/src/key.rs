@@ -4,6 +4,8 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The platform a conversation lives on.
+#[derive(strum::IntoStaticStr, strum::EnumString, strum::Display)]
+#[strum(serialize_all = "snake_case")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Platform {
     /// `baton chat`: one conversation in a terminal.
@@ -17,17 +19,7 @@ pub enum Platform {
 impl Platform {
     /// The lowercase name used in storage keys and logs.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Platform::Terminal => "terminal",
-            Platform::Telegram => "telegram",
-            Platform::Discord => "discord",
-        }
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        self.into()
     }
 }
 
