@@ -77,10 +77,10 @@ pub async fn run_on(
     let metrics = crate::metrics::install();
     let services = services(config).await?;
     let config = &services.config;
-    let telegram = adapters::connect_telegram(&config.telegram)
+    let telegram = adapters::connect_telegram(&config.telegram, &config.media)
         .await?
         .map(Arc::new);
-    let discord = adapters::connect_discord(&config.discord)
+    let discord = adapters::connect_discord(&config.discord, &config.media)
         .await?
         .map(Arc::new);
     let mut registry = Registry::new(services.clone());
