@@ -377,7 +377,8 @@ impl Outbox {
     ) -> Result<(), RestError> {
         let channel = self.channel;
         let pieces = chunk_text(text, MESSAGE_LIMIT);
-        if let Some(reply) = file_reply(text, pieces.len(), MESSAGE_LIMIT, &self.media) {
+        let as_file = file_reply(text, pieces.len(), MESSAGE_LIMIT, &self.media);
+        if let Some(reply) = as_file.filter(|_| !ticket.is_cancelled()) {
             let body = message_body(&reply.text, reply_to, true);
             let endpoint = Endpoint::CreateMessage { channel };
             match self.rest.call_with_files(endpoint, &body, &[reply.file]).await {
