@@ -123,7 +123,10 @@ fn code_file(answer: &str, block: &CodeBlock, text_limit: usize) -> Option<FileR
 fn answer_file(answer: &str, text_limit: usize) -> FileReply {
     let note = format!("(The full answer is in the attached file `{ANSWER_FILE}`.)");
     let room = text_limit.saturating_sub(note.chars().count() + 2);
-    let first = chunk_text(answer, room).into_iter().next().unwrap_or_default();
+    let first = chunk_text(answer, room)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
     let text = if first.is_empty() {
         note
     } else {
@@ -329,11 +332,7 @@ mod tests {
         let answer = format!("```rust\n{}```", code(300));
         let reply = file_reply(&answer, 9, 500, &media()).unwrap();
         assert_eq!(reply.file.name, "answer.md");
-        let fences = reply
-            .text
-            .lines()
-            .filter(|l| l.starts_with("```"))
-            .count();
+        let fences = reply.text.lines().filter(|l| l.starts_with("```")).count();
         assert_eq!(fences, 2, "{}", reply.text);
         assert!(reply.text.chars().count() <= 500);
     }

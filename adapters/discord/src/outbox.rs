@@ -381,7 +381,11 @@ impl Outbox {
         if let Some(reply) = as_file.filter(|_| !ticket.is_cancelled()) {
             let body = message_body(&reply.text, reply_to, true);
             let endpoint = Endpoint::CreateMessage { channel };
-            match self.rest.call_with_files(endpoint, &body, &[reply.file]).await {
+            match self
+                .rest
+                .call_with_files(endpoint, &body, &[reply.file])
+                .await
+            {
                 Ok(_) => return Ok(()),
                 Err(error) => tracing::warn!(
                     channel,
