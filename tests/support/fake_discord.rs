@@ -578,10 +578,8 @@ fn route(
                 .iter()
                 .map(|file| {
                     let attachment = next_id(&mut state);
-                    let name = file.file_name.clone().unwrap_or_default();
-                    json!({"id": attachment.to_string(), "filename": name, "size": file.bytes.len(),
-                           "url": format!("https://cdn.discordapp.invalid/attachments/{channel}/{attachment}/{name}"),
-                           "proxy_url": format!("https://media.discordapp.invalid/attachments/{channel}/{attachment}/{name}")})
+                    json!({"id": attachment.to_string(), "filename": file.file_name,
+                           "size": file.bytes.len()})
                 })
                 .collect();
             (StatusCode::OK, message)

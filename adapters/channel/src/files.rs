@@ -77,11 +77,17 @@ pub fn file_reply(
     if answer.trim().is_empty() || answer.len() > MAX_FILE_BYTES {
         return None;
     }
+    let too_many = media.max_pieces > 0 && pieces > media.max_pieces;
+    let may_hold_long_code =
+        media.code_as_file_lines > 0 && answer.lines().count() > media.code_as_file_lines;
+    if !too_many && !may_hold_long_code {
+        // Most answers: no need to parse them.
+        return None;
+    }
     let long: Vec<CodeBlock> = code_blocks(answer)
         .into_iter()
         .filter(|block| media.code_as_file_lines > 0 && block.lines > media.code_as_file_lines)
         .collect();
-    let too_many = media.max_pieces > 0 && pieces > media.max_pieces;
     if long.is_empty() && !too_many {
         return None;
     }
