@@ -248,6 +248,36 @@ async fn a_refused_document_still_gets_the_answer_to_the_telegram_user_as_text()
     assert!(!all.contains("attached file"), "{all}");
 }
 
+#[tokio::test]
+async fn a_caption_telegram_cannot_parse_goes_again_as_plain_text_with_the_file() {
+    let telegram = FakeTelegram::start().await;
+    let llm = FakeLlm::start(Wire::OpenAi, answering(code_answer())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = start_app(&telegram, &llm, &dir, "");
+    let chat = ADA as i64;
+    telegram.fail_next(
+        "sendDocument",
+        FakeFailure::BadRequest("Bad Request: can't parse entities: unclosed tag".into()),
+    );
+
+    telegram.dm(ADA, "write the script please");
+    let documents = wait_for_documents(&telegram, chat, 1).await;
+    app.stop().await;
+
+    let attempts = telegram.calls_of("sendDocument");
+    assert_eq!(attempts.len(), 2, "{attempts:#?}");
+    assert_eq!(attempts[0].body["parse_mode"], "HTML");
+    let plain = &documents[0];
+    assert!(plain.body.get("parse_mode").is_none(), "{:?}", plain.body);
+    assert!(
+        plain.caption().contains("`code.py`"),
+        "the Markdown as it was: {}",
+        plain.caption()
+    );
+    assert_eq!(plain.document().map(|f| f.text()), Some(code(120)));
+    assert!(telegram.sent_to(chat).is_empty(), "no text fallback needed");
+}
+
 /// A fake Discord and a model answering with `script`; the bot started.
 async fn discord_world(
     script: impl Fn(&SeenRequest) -> FakeReply + Send + Sync + 'static,
