@@ -148,6 +148,8 @@ poll_timeout_secs = 1
     );
     let mut config: Config = test_config(&llm, Wire::OpenAi, &disk.path().join("baton.db"), &extra);
     config.telegram.token = Some(SecretString::from("123456:TEST-TOKEN"));
+    // The echo of the long message stays text (not answer.md), as asserted.
+    config.media.max_pieces = 0;
     let app = App::spawn(config);
     telegram.dm(ADA, "before");
     telegram.wait_for_sent(ADA as i64, 1).await;
