@@ -56,9 +56,9 @@ pub struct OutFile {
 /// An answer sent as a file: the file, and the text shown with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileReply {
-    /// Markdown of at most the `text_limit` given to [`file_reply`]
-    /// characters: the answer without its long code block, or the answer's
-    /// first part; each ends with a note naming the file.
+    /// Markdown, at most the `text_limit` characters given to
+    /// [`file_reply`]: the answer with its long code block replaced by a
+    /// note naming the file, or the answer's first part and such a note.
     pub text: String,
     /// The attachment.
     pub file: OutFile,
@@ -66,7 +66,8 @@ pub struct FileReply {
 
 /// Decides whether `answer` (Markdown) goes out as a file, given how many
 /// messages (`pieces`) the platform would need for it as text, and how many
-/// characters the text shown with the file may have (`text_limit`).
+/// characters the text shown with the file may have (`text_limit`, which
+/// must leave room for the note of about 60 characters).
 /// `None`: send it as text, as usual.
 pub fn file_reply(
     answer: &str,
