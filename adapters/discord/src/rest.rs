@@ -4,14 +4,15 @@
 //! would ignore the proxy `api_url`). Every request goes through
 //! [`RateLimits`]; a 429 is waited out and retried (nothing is dropped for
 //! a rate limit), 5xx answers and network failures are retried with
-//! backoff a few times, anything else is a permanent failure.
+//! backoff a few times, anything else is a permanent failure. Bodies are
+//! JSON, or multipart (`payload_json` and `files[n]`) for a message with
+//! files.
 
 use baton_channel::backoff::{self, Retryable};
-use baton_channel::{Platform, metrics};
+use baton_channel::{OutFile, Platform, metrics};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use baton_channel::OutFile;
 use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
