@@ -10,7 +10,9 @@ use baton_telegram::{Settings as TelegramSettings, Telegram, UpdateMode};
 
 use baton_discord::{Discord, Settings as DiscordSettings};
 
-use crate::config::{ConfigError, DiscordConfig, DmPolicy, TelegramConfig, TelegramMode};
+use crate::config::{
+    ConfigError, DiscordConfig, DmPolicy, MediaConfig, TelegramConfig, TelegramMode,
+};
 use crate::conversation::Registry;
 
 #[async_trait::async_trait]
@@ -41,7 +43,10 @@ pub enum AdapterError {
 }
 
 /// Connects the Telegram adapter if it is enabled and has a token.
-pub async fn connect_telegram(config: &TelegramConfig) -> Result<Option<Telegram>, AdapterError> {
+pub async fn connect_telegram(
+    config: &TelegramConfig,
+    media: &MediaConfig,
+) -> Result<Option<Telegram>, AdapterError> {
     let Some(token) = enabled_token(
         "telegram",
         config.enabled,
@@ -50,7 +55,8 @@ pub async fn connect_telegram(config: &TelegramConfig) -> Result<Option<Telegram
     ) else {
         return Ok(None);
     };
-    let settings = telegram_settings(config, token)?;
+    let mut settings = telegram_settings(config, token)?;
+    settings.media = media.out();
     let telegram = with_retries("Telegram", baton_telegram::StartError::is_transient, || {
         Telegram::connect(settings.clone())
     })
@@ -59,12 +65,16 @@ pub async fn connect_telegram(config: &TelegramConfig) -> Result<Option<Telegram
 }
 
 /// Connects the Discord adapter if it is enabled and has a token.
-pub async fn connect_discord(config: &DiscordConfig) -> Result<Option<Discord>, AdapterError> {
+pub async fn connect_discord(
+    config: &DiscordConfig,
+    media: &MediaConfig,
+) -> Result<Option<Discord>, AdapterError> {
     let Some(token) = enabled_token("discord", config.enabled, config.token(), &config.token_env)
     else {
         return Ok(None);
     };
-    let settings = discord_settings(config, token)?;
+    let mut settings = discord_settings(config, token)?;
+    settings.media = media.out();
     let discord = with_retries("Discord", baton_discord::StartError::is_transient, || {
         Discord::connect(settings.clone())
     })

@@ -108,10 +108,10 @@ pub async fn run_on(
         }
     };
     let lost = leadership.lost();
-    let telegram = adapters::connect_telegram(&config.telegram)
+    let telegram = adapters::connect_telegram(&config.telegram, &config.media)
         .await?
         .map(Arc::new);
-    let discord = adapters::connect_discord(&config.discord)
+    let discord = adapters::connect_discord(&config.discord, &config.media)
         .await?
         .map(Arc::new);
     let mut registry = Registry::new(services.clone());

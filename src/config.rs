@@ -66,6 +66,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Several instances on one Postgres database.
     pub cluster: crate::cluster::ClusterConfig,
+    /// Files in and out: size limits, and what answers go out as files.
+    pub media: MediaConfig,
 }
 
 /// `[storage]`.
@@ -472,6 +474,44 @@ impl ServerConfig {
     }
 }
 
+/// `[media]`: attachments users send, and answers sent back as files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// The largest attachment read, in bytes.
+    pub max_bytes: u64,
+    /// The largest text-like file given to the model, in bytes.
+    pub max_text_bytes: u64,
+    /// An answer's code block with more lines than this is also sent as a
+    /// file (0: never).
+    pub code_as_file_lines: usize,
+    /// An answer that would take more messages than this is sent as a file
+    /// with its first part as text (0: never).
+    pub max_pieces: usize,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        let out = baton_channel::MediaOut::default();
+        Self {
+            max_bytes: 10_000_000,
+            max_text_bytes: 200_000,
+            code_as_file_lines: out.code_as_file_lines,
+            max_pieces: out.max_pieces,
+        }
+    }
+}
+
+impl MediaConfig {
+    /// What the adapters send as files.
+    pub fn out(&self) -> baton_channel::MediaOut {
+        baton_channel::MediaOut {
+            code_as_file_lines: self.code_as_file_lines,
+            max_pieces: self.max_pieces,
+        }
+    }
+}
+
 /// `[log]`: how Baton logs (to stderr).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -804,6 +844,12 @@ impl Config {
         if let Some(key) = self.projects.invalid_key() {
             return invalid(key);
         }
+        if self.media.max_bytes == 0 {
+            return invalid("media.max_bytes");
+        }
+        if self.media.max_text_bytes == 0 {
+            return invalid("media.max_text_bytes");
+        }
         let telegram = &self.telegram;
         if telegram.group_messages_per_minute == 0 {
             return invalid("telegram.group_messages_per_minute");
@@ -882,6 +928,24 @@ mod tests {
             "openai"
         );
         assert!(config.providers.contains_key("anthropic"));
+    }
+
+    #[test]
+    fn media_keys_are_read_and_zero_sizes_refused() {
+        let config = Config::from_toml("", env(&[])).unwrap();
+        assert_eq!(config.media.max_bytes, 10_000_000);
+        assert_eq!(config.media.max_text_bytes, 200_000);
+        assert_eq!(config.media.out(), baton_channel::MediaOut::default());
+        let config = Config::from_toml(
+            "[media]\ncode_as_file_lines = 120\n",
+            env(&[("BATON__MEDIA__MAX_PIECES", "0")]),
+        )
+        .unwrap();
+        assert_eq!(config.media.code_as_file_lines, 120);
+        assert_eq!(config.media.max_pieces, 0);
+        let refused = Config::from_toml("[media]\nmax_bytes = 0\n", env(&[])).unwrap_err();
+        assert!(refused.to_string().contains("media.max_bytes"), "{refused}");
+        assert!(Config::from_toml("[media]\nmax_files = 3\n", env(&[])).is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod dashboard_browser;
 mod discord;
 mod disk_full;
 mod engine;
+mod files_out;
 mod limits;
 mod mcp;
 mod model_calls;

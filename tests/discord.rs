@@ -25,7 +25,7 @@ const ADA_DM: u64 = 4200;
 /// Starts the service against `discord` and `llm` with its database in
 /// `dir`; `discord_extra` goes in the `[discord]` table. Returns once the
 /// bot is on the gateway.
-async fn start_app(
+pub(crate) async fn start_app(
     discord: &FakeDiscord,
     llm: &FakeLlm,
     dir: &tempfile::TempDir,
@@ -97,7 +97,7 @@ fn interaction_calls(discord: &FakeDiscord, id: u64) -> Vec<Call> {
 }
 
 /// Waits until interaction `id` has an answer with content, and returns it.
-async fn interaction_answer(discord: &FakeDiscord, id: u64) -> String {
+pub(crate) async fn interaction_answer(discord: &FakeDiscord, id: u64) -> String {
     discord
         .wait_until("an answer to the interaction", |fake| {
             interaction_calls(fake, id).iter().any(answer_text_is_set)

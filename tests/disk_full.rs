@@ -137,6 +137,8 @@ async fn a_message_that_cannot_be_stored_is_not_confirmed_and_is_answered_once_t
     let extra = telegram_only(&telegram, ADA, "");
     let mut config: Config = test_config(&llm, Wire::OpenAi, &disk.path().join("baton.db"), &extra);
     config.telegram.token = Some(SecretString::from("123456:TEST-TOKEN"));
+    // The echo of the long message stays text (not answer.md), as asserted.
+    config.media.max_pieces = 0;
     let app = App::spawn(config);
     telegram.dm(ADA, "before");
     telegram.wait_for_sent(ADA as i64, 1).await;

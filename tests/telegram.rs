@@ -482,7 +482,8 @@ async fn a_long_answer_arrives_as_three_messages_under_the_limit_with_formatting
     let reply = answer.clone();
     let llm = FakeLlm::start(Wire::OpenAi, move |_| FakeReply::Text(reply.clone())).await;
     let dir = tempfile::tempdir().unwrap();
-    let app = start_app(&telegram, &llm, &dir, "");
+    // Its 90-line code block would go as a file (tests/files_out.rs).
+    let app = start_app(&telegram, &llm, &dir, "[media]\ncode_as_file_lines = 100");
 
     let (_, message) = telegram.dm(ADA, "write a report");
     let sent = telegram.wait_for_sent(ADA as i64, 3).await;

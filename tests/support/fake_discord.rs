@@ -9,7 +9,10 @@
 //! that says HELLO, answers IDENTIFY with READY, RESUME with RESUMED and
 //! heartbeats with ACKs, asks for a reconnect (op 7) when told, and dispatches the MESSAGE_CREATE and
 //! INTERACTION_CREATE events a test injects. Every REST call is recorded;
-//! a test can make the next call of a route fail with a 429. Starting a
+//! a test can make the next call of a route fail with a 429. A message
+//! with files comes as multipart (`payload_json` and `files[n]`, matched
+//! with the payload's `attachments`), and a channel can refuse files as
+//! Discord does without the Attach Files permission. Starting a
 //! thread in a thread or a DM channel is refused as Discord does. The
 //! servers stop when the fake is dropped.
 
@@ -21,12 +24,14 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use super::multipart::{self, Part};
 
 /// The bot's user id at the fake.
 pub const BOT_ID: u64 = 999;
@@ -51,8 +56,10 @@ pub struct Call {
     pub method: String,
     /// The path under `/api/v10` (`/channels/7100/messages`).
     pub path: String,
-    /// The JSON body (`Null` for none).
+    /// The JSON body (`Null` for none; a multipart form's `payload_json`).
     pub body: Value,
+    /// A multipart form's `files[n]` parts, in order.
+    pub files: Vec<Part>,
     /// The HTTP status answered.
     pub status: u16,
 }
@@ -100,6 +107,8 @@ struct FakeState {
     next_id: u64,
     /// Channels Discord would not start a thread in (threads, DMs).
     no_threads: HashSet<u64>,
+    /// Channels where the bot may not attach files.
+    no_files: HashSet<u64>,
     /// Gateway sessions that identified, to dispatch events to.
     sessions: Vec<mpsc::Sender<Value>>,
     seq: u64,
@@ -249,6 +258,12 @@ impl FakeDiscord {
     /// Refuses every call from now on with a 401, as for a wrong token.
     pub fn refuse_token(&self) {
         self.state().unauthorized = true;
+    }
+
+    /// Makes `channel` one where the bot may not attach files: a message
+    /// with files gets 403 Missing Permissions (50013).
+    pub fn refuse_files_in(&self, channel: u64) {
+        self.state().no_files.insert(channel);
     }
 
     /// Makes `channel` one Discord starts no threads in (a DM).
@@ -450,6 +465,7 @@ async fn answer(
     State(shared): State<Arc<Shared>>,
     method: Method,
     uri: Uri,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let path = uri
@@ -457,12 +473,35 @@ async fn answer(
         .strip_prefix("/api/v10")
         .unwrap_or(uri.path())
         .to_owned();
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let (status, answer) = route(&shared, method.as_str(), &path, &body);
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let (body, files, form_error) = match multipart::parts(content_type, body.clone()).await {
+        Some(Ok(parts)) => {
+            let (payload, files) = payload_and_files(parts);
+            let error = attachments_error(&payload, &files);
+            (payload, files, error)
+        }
+        Some(Err(error)) => (Value::Null, Vec::new(), Some(error)),
+        None => (
+            serde_json::from_slice(&body).unwrap_or(Value::Null),
+            Vec::new(),
+            None,
+        ),
+    };
+    let (status, answer) = match form_error {
+        Some(error) => (
+            StatusCode::BAD_REQUEST,
+            json!({"message": format!("Invalid Form Body: {error}"), "code": 50035}),
+        ),
+        None => route(&shared, method.as_str(), &path, &body, &files),
+    };
     lock(&shared).calls.push(Call {
         method: method.to_string(),
         path,
         body,
+        files,
         status: status.as_u16(),
     });
     shared.changed.notify_waiters();
@@ -472,8 +511,49 @@ async fn answer(
     }
 }
 
+/// A message form's `payload_json` (parsed) and its `files[n]` parts.
+fn payload_and_files(parts: Vec<Part>) -> (Value, Vec<Part>) {
+    let mut payload = Value::Null;
+    let mut files = Vec::new();
+    for part in parts {
+        if part.name == "payload_json" {
+            payload = serde_json::from_slice(&part.bytes).unwrap_or(Value::Null);
+        } else if part.name.starts_with("files[") {
+            files.push(part);
+        }
+    }
+    (payload, files)
+}
+
+/// What Discord would say is wrong with a message form: a payload that is
+/// not JSON, a file without a name, or an `attachments` entry with no
+/// `files[id]` part.
+fn attachments_error(payload: &Value, files: &[Part]) -> Option<String> {
+    if !payload.is_object() {
+        return Some("payload_json is not a JSON object".into());
+    }
+    if files.iter().any(|f| f.file_name.is_none()) {
+        return Some("a file has no file name".into());
+    }
+    for attachment in payload["attachments"].as_array().into_iter().flatten() {
+        let field = format!("files[{}]", attachment["id"]);
+        if !files.iter().any(|f| f.name == field) {
+            return Some(format!(
+                "attachments names {field}, which is not in the form"
+            ));
+        }
+    }
+    None
+}
+
 /// What Discord would answer.
-fn route(shared: &Shared, method: &str, path: &str, body: &Value) -> (StatusCode, Value) {
+fn route(
+    shared: &Shared,
+    method: &str,
+    path: &str,
+    body: &Value,
+    files: &[Part],
+) -> (StatusCode, Value) {
     let mut state = lock(shared);
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let key = match parts.as_slice() {
@@ -510,6 +590,12 @@ fn route(shared: &Shared, method: &str, path: &str, body: &Value) -> (StatusCode
         ),
         ("POST", ["channels", channel, "messages"]) => {
             let channel: u64 = channel.parse().unwrap_or_default();
+            if !files.is_empty() && state.no_files.contains(&channel) {
+                return (
+                    StatusCode::FORBIDDEN,
+                    json!({"message": "Missing Permissions", "code": 50013}),
+                );
+            }
             let nonce = body["nonce"]
                 .as_str()
                 .filter(|_| body["enforce_nonce"] == json!(true))
@@ -521,6 +607,14 @@ fn route(shared: &Shared, method: &str, path: &str, body: &Value) -> (StatusCode
             let mut message =
                 message_json(id, channel, BOT_ID, body["content"].as_str().unwrap_or(""));
             message["author"] = user_json(BOT_ID, true);
+            message["attachments"] = files
+                .iter()
+                .map(|file| {
+                    let attachment = next_id(&mut state);
+                    json!({"id": attachment.to_string(), "filename": file.file_name,
+                           "size": file.bytes.len()})
+                })
+                .collect();
             if let Some(nonce) = nonce {
                 state.nonces.insert(nonce, message.clone());
             }

@@ -3,7 +3,8 @@
 //!
 //! [`FakeTelegram::start`] binds `127.0.0.1:0` and answers `getMe`,
 //! `getUpdates` (long poll with offset confirmation), `sendMessage`,
-//! `editMessageText`, `sendChatAction`, `setMyCommands`, `deleteWebhook`,
+//! `sendDocument` (multipart: the file, named by `attach://`, is kept with
+//! the call), `editMessageText`, `sendChatAction`, `setMyCommands`, `deleteWebhook`,
 //! `setWebhook`, `getWebhookInfo` and `getChatMember` at
 //! `/bot<token>/<Method>` (method names matched case-insensitively). It
 //! records every call, lets a test inject updates, and answers a call with
@@ -27,6 +28,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
+use super::multipart::{self, Part};
+
 /// The bot's user id at the fake.
 pub const BOT_ID: u64 = 999;
 /// The bot's username at the fake.
@@ -48,8 +51,11 @@ pub enum FakeFailure {
 pub struct Call {
     /// The method, lowercased (`sendmessage`).
     pub method: String,
-    /// The JSON body.
+    /// The JSON body (a multipart form's text fields, values that are
+    /// JSON parsed).
     pub body: Value,
+    /// A multipart form's files.
+    pub files: Vec<Part>,
     /// The HTTP status answered.
     pub status: u16,
     /// When it arrived.
@@ -70,6 +76,17 @@ impl Call {
     /// Its text.
     pub fn text(&self) -> &str {
         self.body["text"].as_str().unwrap_or_default()
+    }
+
+    /// A document's caption.
+    pub fn caption(&self) -> &str {
+        self.body["caption"].as_str().unwrap_or_default()
+    }
+
+    /// The file a `sendDocument` uploaded: the part its `document` field
+    /// names with `attach://`, as Telegram reads it.
+    pub fn document(&self) -> Option<&Part> {
+        document(&self.body, &self.files)
     }
 
     /// Whether it succeeded.
@@ -161,6 +178,14 @@ impl FakeTelegram {
         self.calls()
             .into_iter()
             .filter(|c| c.method == method)
+            .collect()
+    }
+
+    /// Successful `sendDocument` calls to `chat`, in order.
+    pub fn documents_to(&self, chat: i64) -> Vec<Call> {
+        self.calls_of("sendDocument")
+            .into_iter()
+            .filter(|c| c.ok() && c.chat() == Some(chat))
             .collect()
     }
 
@@ -413,12 +438,17 @@ async fn answer(
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let body: Value = if let Some(boundary) = content_type.split("boundary=").nth(1) {
-        multipart_fields(&body, boundary)
-    } else if body.is_empty() {
-        json!({})
-    } else {
-        serde_json::from_slice(&body).unwrap_or(json!({}))
+    let (body, files) = match multipart::parts(content_type, body.clone()).await {
+        Some(Ok(parts)) => form_fields(parts),
+        Some(Err(error)) => {
+            let reply = json!({ "ok": false, "error_code": 400, "description": format!("Bad Request: {error}") });
+            return (StatusCode::BAD_REQUEST, reply.to_string()).into_response();
+        }
+        None if body.is_empty() => (json!({}), Vec::new()),
+        None => (
+            serde_json::from_slice(&body).unwrap_or(json!({})),
+            Vec::new(),
+        ),
     };
     let failure = {
         let mut state = shared.state.lock().unwrap();
@@ -426,17 +456,23 @@ async fn answer(
             .failures
             .get_mut(&method)
             .and_then(VecDeque::pop_front)
-    };
+    }
+    .or_else(|| {
+        (method == "senddocument" && document(&body, &files).is_none()).then(|| {
+            FakeFailure::BadRequest("Bad Request: there is no document in the request".into())
+        })
+    });
     let (status, reply) = match failure {
         Some(failure) => {
             let (status, reply) = failed(failure);
             (status, reply.to_string())
         }
-        None => (200, succeed(&shared, &method, &body).await),
+        None => (200, succeed(&shared, &method, &body, &files).await),
     };
     shared.state.lock().unwrap().calls.push(Call {
         method,
         body,
+        files,
         status,
         at: Instant::now(),
     });
@@ -450,27 +486,28 @@ async fn answer(
         .into_response()
 }
 
-/// The text fields of a multipart form (teloxide sends `setWebhook` so),
-/// as a JSON object; values that are JSON are parsed.
-fn multipart_fields(body: &[u8], boundary: &str) -> Value {
-    let text = String::from_utf8_lossy(body);
+/// A multipart form (teloxide sends `setWebhook` and `sendDocument` so)
+/// as its text fields, a JSON object whose values that are JSON are
+/// parsed, and its files.
+fn form_fields(parts: Vec<Part>) -> (Value, Vec<Part>) {
     let mut fields = serde_json::Map::new();
-    for part in text.split(&format!("--{boundary}")) {
-        let Some((head, value)) = part.split_once("\r\n\r\n") else {
+    let mut files = Vec::new();
+    for part in parts {
+        if part.file_name.is_some() {
+            files.push(part);
             continue;
-        };
-        let Some(name) = head
-            .split("name=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-        else {
-            continue;
-        };
-        let value = value.trim_end_matches("\r\n");
-        let value = serde_json::from_str(value).unwrap_or_else(|_| json!(value));
-        fields.insert(name.to_owned(), value);
+        }
+        let text = part.text();
+        let value = serde_json::from_str(&text).unwrap_or_else(|_| json!(text));
+        fields.insert(part.name, value);
     }
-    Value::Object(fields)
+    (Value::Object(fields), files)
+}
+
+/// The file a `document` field names (`attach://<part name>`).
+fn document<'a>(body: &Value, files: &'a [Part]) -> Option<&'a Part> {
+    let name = body["document"].as_str()?.strip_prefix("attach://")?;
+    files.iter().find(|part| part.name == name)
 }
 
 fn failed(failure: FakeFailure) -> (u16, Value) {
@@ -504,7 +541,7 @@ fn ok(result: Value) -> Value {
 }
 
 /// The answer's JSON text.
-async fn succeed(shared: &Arc<Shared>, method: &str, body: &Value) -> String {
+async fn succeed(shared: &Arc<Shared>, method: &str, body: &Value, files: &[Part]) -> String {
     if method == "getupdates" {
         // Written by hand: the updates are JSON text that may not parse.
         let updates = updates(shared, body).await;
@@ -538,6 +575,30 @@ async fn succeed(shared: &Arc<Shared>, method: &str, body: &Value) -> String {
                 "chat": chat_for(chat),
                 "from": bot_json(),
                 "text": body["text"],
+            }))
+        }
+        "senddocument" => {
+            // `answer` refused a call without one.
+            let file = document(body, files);
+            let chat = body["chat_id"].as_i64().unwrap_or_default();
+            let id = {
+                let mut state = shared.state.lock().unwrap();
+                state.next_message += 1;
+                state.next_message
+            };
+            ok(json!({
+                "message_id": id,
+                "date": 1_700_000_000,
+                "chat": chat_for(chat),
+                "from": bot_json(),
+                "caption": body["caption"],
+                "document": {
+                    "file_id": format!("document-{id}"),
+                    "file_unique_id": format!("unique-{id}"),
+                    "file_name": file.and_then(|f| f.file_name.clone()),
+                    "mime_type": "text/plain",
+                    "file_size": file.map_or(0, |f| f.bytes.len()),
+                },
             }))
         }
         "getchatmember" => {

@@ -9,6 +9,7 @@ pub mod fake_search;
 pub mod fake_telegram;
 pub mod mcp;
 pub mod mcp_server;
+pub mod multipart;
 pub mod postgres;
 pub mod service;
 pub mod telegram_config;

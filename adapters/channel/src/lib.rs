@@ -6,13 +6,15 @@
 //! through the [`Reply`] trait; the engine takes events through
 //! [`Dispatch`]. Nothing here knows about agents or models, and nothing
 //! here knows about serenity or teloxide. [`OncePerKey`] is a small tool
-//! the adapters share (to log a dropped message once per chat).
+//! the adapters share (to log a dropped message once per chat), and
+//! [`file_reply`] decides when an answer goes out as a file attachment.
 
 pub mod backoff;
 mod chunk;
 mod command;
 mod dispatch;
 mod event;
+mod files;
 mod health;
 mod key;
 pub mod metrics;
@@ -26,6 +28,7 @@ pub use command::{
 };
 pub use dispatch::{Accepted, Dispatch, DispatchError};
 pub use event::{WorkerEvent, WorkerEventKind, WorkerId, WorkerStatus};
+pub use files::{ANSWER_FILE, FileReply, MAX_FILE_BYTES, MediaOut, OutFile, file_reply};
 pub use health::Connection;
 pub use key::{ConversationKey, ParseKeyError, Platform};
 pub use once::OncePerKey;

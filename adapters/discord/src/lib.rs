@@ -136,7 +136,11 @@ impl Discord {
         };
         register_commands(&rest, &me, settings.dev_guild).await;
         tracing::info!(bot = %me.name, "connected to Discord");
-        let outboxes = Arc::new(Outboxes::new(rest.clone(), settings.verbose_batch));
+        let outboxes = Arc::new(Outboxes::new(
+            rest.clone(),
+            settings.verbose_batch,
+            settings.media,
+        ));
         let interactions = Arc::new(Interactions::new(
             rest,
             me.application,

@@ -3,6 +3,12 @@
 //! the user's message, never pinging anyone but the replied-to user),
 //! shows the typing indicator, and posts verbose worker output.
 //!
+//! A reply that [`file_reply`] says goes as a file (a long code block, or
+//! more than `max_pieces` messages) is one message: the short text with
+//! the file attached (`files[0]`). If Discord refuses or fails it (no
+//! permission to attach files, say), the reply is posted as text pieces
+//! instead, with a log line. Verbose output never goes as a file.
+//!
 //! Verbose output is collected per worker for `verbose_batch` and posted as
 //! one message per worker, tagged with its label, in a thread started from
 //! the user's message. Where no thread can be started (the conversation is
@@ -18,7 +24,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use baton_channel::{ChannelError, Ticket, chunk_text};
+use baton_channel::{ChannelError, MediaOut, Ticket, chunk_text, file_reply};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -90,6 +96,7 @@ pub fn message_body(content: &str, reply_to: Option<u64>, ping_replied: bool) ->
 pub struct Outboxes {
     rest: Arc<Rest>,
     verbose_batch: Duration,
+    media: MediaOut,
     /// Never held across an `.await`.
     senders: Mutex<HashMap<u64, mpsc::Sender<Outgoing>>>,
     tasks: TaskTracker,
@@ -97,11 +104,12 @@ pub struct Outboxes {
 }
 
 impl Outboxes {
-    /// No outboxes yet.
-    pub fn new(rest: Arc<Rest>, verbose_batch: Duration) -> Self {
+    /// No outboxes yet; replies go as files as `media` says.
+    pub fn new(rest: Arc<Rest>, verbose_batch: Duration, media: MediaOut) -> Self {
         Self {
             rest,
             verbose_batch,
+            media,
             senders: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
             cancel: CancellationToken::new(),
@@ -165,6 +173,7 @@ impl Outboxes {
             threads: HashMap::new(),
             threads_refused: false,
             verbose_batch: self.verbose_batch,
+            media: self.media,
         };
         self.tasks.spawn(outbox.run(self.cancel.clone()));
         senders.insert(channel, tx.clone());
@@ -193,6 +202,8 @@ struct Outbox {
     /// Discord refused to start a thread here (a thread, a DM).
     threads_refused: bool,
     verbose_batch: Duration,
+    /// Which replies go as a file.
+    media: MediaOut,
 }
 
 impl Outbox {
@@ -354,10 +365,11 @@ impl Outbox {
         }
     }
 
-    /// Posts a reply to the conversation's channel, split under the limit;
-    /// the first piece references (and so notifies) `reply_to`'s author.
-    /// Stops at the first piece that fails, and (with `Ok`) before the
-    /// first piece after `ticket` is cancelled.
+    /// Posts a reply to the conversation's channel, as one message with a
+    /// file where [`file_reply`] says so, else (or if that fails) split
+    /// under the limit; the first message references (and so notifies)
+    /// `reply_to`'s author. Stops at the first piece that fails, and (with
+    /// `Ok`) before the first piece after `ticket` is cancelled.
     async fn reply(
         &self,
         text: &str,
@@ -365,7 +377,27 @@ impl Outbox {
         ticket: &Ticket,
     ) -> Result<(), RestError> {
         let channel = self.channel;
-        for (index, piece) in chunk_text(text, MESSAGE_LIMIT).iter().enumerate() {
+        let pieces = chunk_text(text, MESSAGE_LIMIT);
+        let as_file = file_reply(text, pieces.len(), MESSAGE_LIMIT, &self.media);
+        if let Some(reply) = as_file.filter(|_| !ticket.is_cancelled()) {
+            let mut body = message_body(&reply.text, reply_to, true);
+            // Apart from the text pieces' nonces, should it fall back to them.
+            nonce::enforce(&mut body, channel, reply_to, usize::MAX, &reply.text);
+            let endpoint = Endpoint::CreateMessage { channel };
+            match self
+                .rest
+                .call_with_files(endpoint, &body, &[reply.file])
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(error) => tracing::warn!(
+                    channel,
+                    error = %error,
+                    "could not post the answer as a file; posting it as text"
+                ),
+            }
+        }
+        for (index, piece) in pieces.iter().enumerate() {
             if ticket.is_cancelled() {
                 tracing::debug!(channel, "reply cancelled; the rest is not sent");
                 break;

@@ -4,16 +4,19 @@
 //! would ignore the proxy `api_url`). Every request goes through
 //! [`RateLimits`]; a 429 is waited out and retried (nothing is dropped for
 //! a rate limit), 5xx answers and network failures are retried with
-//! backoff a few times, anything else is a permanent failure.
+//! backoff a few times, anything else is a permanent failure. Bodies are
+//! JSON, or multipart (`payload_json` and `files[n]`) for a message with
+//! files.
 
 use baton_channel::backoff::{self, Retryable};
-use baton_channel::{Platform, metrics};
+use baton_channel::{OutFile, Platform, metrics};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::ratelimit::{RateLimits, header_number, seconds};
 
@@ -218,6 +221,29 @@ impl Rest {
         endpoint: Endpoint<'_>,
         body: Option<&Value>,
     ) -> Result<Value, RestError> {
+        let body = body.map_or(Body::Empty, Body::Json);
+        self.call_with(endpoint, body).await
+    }
+
+    /// [`Rest::call`] for a message with attachments: a multipart body of
+    /// `payload_json` (`payload` with an `attachments` entry for each file)
+    /// and one `files[n]` part per file, built anew for every attempt.
+    pub async fn call_with_files(
+        &self,
+        endpoint: Endpoint<'_>,
+        payload: &Value,
+        files: &[OutFile],
+    ) -> Result<Value, RestError> {
+        let mut payload = payload.clone();
+        payload["attachments"] = files
+            .iter()
+            .enumerate()
+            .map(|(id, file)| json!({"id": id, "filename": file.name}))
+            .collect();
+        self.call_with(endpoint, Body::Files(&payload, files)).await
+    }
+
+    async fn call_with(&self, endpoint: Endpoint<'_>, body: Body<'_>) -> Result<Value, RestError> {
         let what = endpoint.name();
         let route = Route {
             what,
@@ -250,7 +276,7 @@ impl Rest {
     async fn send(
         &self,
         endpoint: Endpoint<'_>,
-        body: Option<&Value>,
+        body: Body<'_>,
         route: &Route,
         rate_limited: &AtomicU32,
     ) -> Result<Value, RestError> {
@@ -269,8 +295,9 @@ impl Rest {
                 .header("authorization", self.authorization.expose_secret())
                 .timeout(TIMEOUT);
             request = match body {
-                Some(body) => request.json(body),
-                None => request.header("content-length", "0"),
+                Body::Json(body) => request.json(body),
+                Body::Files(payload, files) => request.multipart(form(payload, files)),
+                Body::Empty => request.header("content-length", "0"),
             };
             let reason = match request.send().await {
                 Ok(response) => {
@@ -322,6 +349,32 @@ impl Rest {
             return Err(RestError::Unavailable { what, reason });
         }
     }
+}
+
+/// What a request carries.
+#[derive(Debug, Clone, Copy)]
+enum Body<'a> {
+    /// Nothing.
+    Empty,
+    /// A JSON body.
+    Json(&'a Value),
+    /// A message with attachments: its JSON payload and the files.
+    Files(&'a Value, &'a [OutFile]),
+}
+
+/// The multipart form Discord takes for a message with files:
+/// `payload_json`, then `files[0]`, `files[1]`, ...
+fn form(payload: &Value, files: &[OutFile]) -> Form {
+    let mut form = Form::new().text("payload_json", payload.to_string());
+    for (index, file) in files.iter().enumerate() {
+        let part = Part::bytes(file.bytes.clone()).file_name(file.name.clone());
+        let part = match part.mime_str(file.mime) {
+            Ok(part) => part,
+            Err(_) => Part::bytes(file.bytes.clone()).file_name(file.name.clone()),
+        };
+        form = form.part(format!("files[{index}]"), part);
+    }
+    form
 }
 
 /// Where one request goes, worked out once for all its attempts.

@@ -1,10 +1,12 @@
 //! What the adapter is told by Baton's config: token, API URL, who may
 //! talk to the bot, where it answers without a mention, how fast slash
-//! commands are acknowledged, and how it paces verbose output.
+//! commands are acknowledged, how it paces verbose output, and which
+//! answers go out as file attachments.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use baton_channel::MediaOut;
 use secrecy::SecretString;
 
 /// The adapter's settings.
@@ -41,6 +43,8 @@ pub struct Settings {
     /// Requests a second for the whole bot (Discord allows 50; interaction
     /// answers do not count).
     pub global_requests_per_second: u32,
+    /// Which answers go out as a file attachment (`[media]`).
+    pub media: MediaOut,
 }
 
 impl Settings {
@@ -59,6 +63,7 @@ impl Settings {
             verbose_batch: Duration::from_secs(2),
             defer_after: Duration::from_millis(1500),
             global_requests_per_second: 45,
+            media: MediaOut::default(),
         }
     }
 

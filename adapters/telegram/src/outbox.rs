@@ -11,16 +11,24 @@
 //! reply nor trip Telegram's limits. Verbose output and typing indicators
 //! are display only and are dropped, with a log line, when the queue is
 //! full.
+//!
+//! A reply that [`file_reply`] says goes as a file (a long code block, or
+//! more than `max_pieces` messages) is one `sendDocument` whose caption is
+//! the short text. If Telegram refuses it, or it keeps failing, the reply
+//! goes as text pieces instead, with a log line. Verbose output never goes
+//! as a file.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use baton_channel::{ChannelError, Platform, Ticket, metrics};
-use teloxide::Bot;
-use teloxide::payloads::{SendChatActionSetters, SendMessageSetters};
+use baton_channel::{ChannelError, MediaOut, OutFile, Platform, Ticket, file_reply, metrics};
+use teloxide::payloads::{SendChatActionSetters, SendDocumentSetters, SendMessageSetters};
 use teloxide::prelude::Requester;
-use teloxide::types::{ChatAction, ChatId, MessageId, ParseMode, ReplyParameters, ThreadId};
+use teloxide::types::{
+    ChatAction, ChatId, InputFile, Message, MessageId, ParseMode, ReplyParameters, ThreadId,
+};
+use teloxide::{Bot, RequestError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -43,6 +51,12 @@ const MAX_ATTEMPTS: u32 = 8;
 const VERBOSE_LIMIT: usize = 3500;
 /// How long a typing indicator may take before it is not worth waiting for.
 const TYPING_TIMEOUT: Duration = Duration::from_secs(5);
+/// Telegram's limit for a caption, in UTF-16 code units after entity
+/// parsing.
+const CAPTION_LIMIT: usize = 1024;
+/// The longest short text sent with a file, in characters (the caption's
+/// limit, less a little room).
+const CAPTION_SPLIT_AT: usize = 1000;
 
 /// Where a message goes: a chat, a forum topic in it, and the message it
 /// answers.
@@ -182,11 +196,38 @@ impl Outboxes {
     }
 }
 
-/// One message's worth of text: HTML with its plain fallback, or plain.
+/// One message's worth of text: HTML with its plain fallback, or plain;
+/// with `file`, a document with that text as its caption.
 #[derive(Debug)]
 struct Piece {
     html: Option<String>,
     plain: String,
+    file: Option<OutFile>,
+}
+
+impl Piece {
+    /// A text message from Markdown, rendered as HTML.
+    fn markdown(plain: String) -> Self {
+        Self {
+            html: Some(render::to_html(&plain)),
+            plain,
+            file: None,
+        }
+    }
+
+    /// The reply as one document with its short text as the caption, if
+    /// [`file_reply`] says it goes as a file rather than `pieces` messages.
+    fn document(markdown: &str, pieces: usize, media: &MediaOut) -> Option<Self> {
+        let mut reply = file_reply(markdown, pieces, CAPTION_SPLIT_AT, media)?;
+        if render::utf16_len(&reply.text) > CAPTION_LIMIT {
+            // Characters outside the BMP count twice.
+            reply = file_reply(markdown, pieces, CAPTION_SPLIT_AT / 2, media)?;
+        }
+        Some(Self {
+            file: Some(reply.file),
+            ..Self::markdown(reply.text)
+        })
+    }
 }
 
 /// A reply or a verbose batch on its way: its pieces in order.
@@ -194,6 +235,9 @@ struct Piece {
 struct Job {
     target: Target,
     pieces: VecDeque<Piece>,
+    /// What is sent instead if the document in `pieces` cannot be: the
+    /// reply as text pieces (empty for anything else).
+    fallback: Vec<Piece>,
     done: Option<oneshot::Sender<Result<(), ChannelError>>>,
     attempts: u32,
     not_before: Instant,
@@ -274,6 +318,8 @@ struct Outbox {
     batches: Vec<Batch>,
     pace: Pace,
     verbose_batch: Duration,
+    /// Which replies go as a document.
+    media: MediaOut,
 }
 
 impl Outbox {
@@ -294,6 +340,7 @@ impl Outbox {
                 cooldown: None,
             },
             verbose_batch: settings.verbose_batch,
+            media: settings.media,
         }
     }
 
@@ -349,16 +396,19 @@ impl Outbox {
                 done,
                 ticket,
             } => {
-                let pieces: VecDeque<Piece> = render::split(&markdown)
+                let pieces: Vec<Piece> = render::split(&markdown)
                     .into_iter()
-                    .map(|plain| Piece {
-                        html: Some(render::to_html(&plain)),
-                        plain,
-                    })
+                    .map(Piece::markdown)
                     .collect();
+                let (pieces, fallback) = match Piece::document(&markdown, pieces.len(), &self.media)
+                {
+                    Some(document) => (VecDeque::from([document]), pieces),
+                    None => (VecDeque::from(pieces), Vec::new()),
+                };
                 let job = Job {
                     target,
                     pieces,
+                    fallback,
                     done,
                     attempts: 0,
                     not_before: now,
@@ -491,11 +541,16 @@ impl Outbox {
             let text = batch.lines.join("\n");
             let pieces = render::split(&text)
                 .into_iter()
-                .map(|plain| Piece { html: None, plain })
+                .map(|plain| Piece {
+                    html: None,
+                    plain,
+                    file: None,
+                })
                 .collect();
             self.verbose.push_back(Job {
                 target: batch.target,
                 pieces,
+                fallback: Vec::new(),
                 done: None,
                 attempts: 0,
                 not_before: now,
@@ -514,21 +569,13 @@ impl Outbox {
             Some(html) => (html.clone(), true),
             None => (piece.plain.clone(), false),
         };
-        let target = job.target;
-        let mut request = self.bot.send_message(target.chat, text);
-        if html {
-            request = request.parse_mode(ParseMode::Html);
-        }
-        if let Some(thread) = target.thread {
-            request = request.message_thread_id(thread);
-        }
-        if let Some(message) = target.reply_to {
-            request = request.reply_parameters(ReplyParameters {
-                allow_sending_without_reply: Some(true),
-                ..ReplyParameters::new(message)
-            });
-        }
-        let result = request.await;
+        let (method, result) = match &piece.file {
+            Some(file) => (
+                "sendDocument",
+                self.send_document(job.target, file, text, html).await,
+            ),
+            None => ("sendMessage", self.send_text(job.target, text, html).await),
+        };
         let now = Instant::now();
         let status = match &result {
             Ok(_) => "200".to_owned(),
@@ -537,7 +584,7 @@ impl Outbox {
         if status == "429" {
             metrics::platform_rate_limited(Platform::Telegram);
         }
-        metrics::platform_request(Platform::Telegram, "sendMessage", status);
+        metrics::platform_request(Platform::Telegram, method, status);
         let failure = match result {
             Ok(_) => {
                 self.pace.sent(now);
@@ -572,6 +619,12 @@ impl Outbox {
                 tracing::info!(chat = self.chat.0, attempt = job.attempts, error = %why, "send failed; retrying");
                 job.not_before = now + backoff(job.attempts);
             }
+            failure if !job.fallback.is_empty() => {
+                tracing::warn!(chat = self.chat.0, error = %failure, "could not send the answer as a document; sending it as text");
+                job.pieces = std::mem::take(&mut job.fallback).into();
+                job.attempts = 0;
+                job.not_before = now;
+            }
             failure => {
                 tracing::warn!(chat = self.chat.0, error = %failure, "could not send a message");
                 let error = if failure.is_transient() {
@@ -584,5 +637,57 @@ impl Outbox {
             }
         }
         Some(job)
+    }
+    /// One text message (`text` is HTML where `html`).
+    async fn send_text(
+        &self,
+        target: Target,
+        text: String,
+        html: bool,
+    ) -> Result<Message, RequestError> {
+        let mut request = self.bot.send_message(target.chat, text);
+        if html {
+            request = request.parse_mode(ParseMode::Html);
+        }
+        if let Some(thread) = target.thread {
+            request = request.message_thread_id(thread);
+        }
+        if let Some(message) = target.reply_to {
+            request = request.reply_parameters(reply_parameters(message));
+        }
+        request.await
+    }
+
+    /// One document (multipart) with `caption` (HTML where `html`).
+    async fn send_document(
+        &self,
+        target: Target,
+        file: &OutFile,
+        caption: String,
+        html: bool,
+    ) -> Result<Message, RequestError> {
+        let document = InputFile::memory(file.bytes.clone()).file_name(file.name.clone());
+        let mut request = self
+            .bot
+            .send_document(target.chat, document)
+            .caption(caption);
+        if html {
+            request = request.parse_mode(ParseMode::Html);
+        }
+        if let Some(thread) = target.thread {
+            request = request.message_thread_id(thread);
+        }
+        if let Some(message) = target.reply_to {
+            request = request.reply_parameters(reply_parameters(message));
+        }
+        request.await
+    }
+}
+
+/// Answers `message`, or goes out on its own if it was deleted.
+fn reply_parameters(message: MessageId) -> ReplyParameters {
+    ReplyParameters {
+        allow_sending_without_reply: Some(true),
+        ..ReplyParameters::new(message)
     }
 }

@@ -1,8 +1,10 @@
 //! What the adapter is told by Baton's config: token, API URL, how updates
-//! arrive, who may talk to the bot, and how fast it may send.
+//! arrive, who may talk to the bot, how fast it may send, and which answers
+//! go out as documents.
 
 use std::time::Duration;
 
+use baton_channel::MediaOut;
 use secrecy::SecretString;
 
 /// How updates reach the bot.
@@ -57,6 +59,8 @@ pub struct Settings {
     /// The long-polling timeout of `getUpdates` (below the HTTP client's
     /// 17 s timeout).
     pub poll_timeout: Duration,
+    /// Which answers go out as a document (`[media]`).
+    pub media: MediaOut,
 }
 
 impl Settings {
@@ -73,6 +77,7 @@ impl Settings {
             group_messages_per_minute: 20,
             verbose_batch: Duration::from_secs(1),
             poll_timeout: Duration::from_secs(10),
+            media: MediaOut::default(),
         }
     }
 }
