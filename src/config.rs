@@ -62,6 +62,8 @@ pub struct Config {
     pub tools: crate::tools::ToolsConfig,
     /// Long-running projects.
     pub projects: crate::project::ProjectsConfig,
+    /// Files users send, and answers sent back as files.
+    pub media: crate::media::MediaConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -283,6 +285,8 @@ pub struct ModelSpec {
     pub input_price: f64,
     /// US dollars per million output tokens.
     pub output_price: f64,
+    /// Whether images may be sent to it.
+    pub vision: bool,
 }
 
 impl ModelSpec {
@@ -301,6 +305,7 @@ impl Default for ModelSpec {
             context_window: None,
             input_price: 0.0,
             output_price: 0.0,
+            vision: false,
         }
     }
 }
@@ -795,6 +800,9 @@ impl Config {
             }
         }
         if let Some(key) = self.projects.invalid_key() {
+            return invalid(key);
+        }
+        if let Some(key) = self.media.invalid_key() {
             return invalid(key);
         }
         let telegram = &self.telegram;

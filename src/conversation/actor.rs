@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton_channel::{
-    Author, Command, CommandError, ConversationKey, Inbound, Origin, Reply, WorkerEvent,
+    Author, Command, CommandError, ConversationKey, Files, Inbound, Origin, Reply, WorkerEvent,
     WorkerEventKind, WorkerId,
 };
 use dashmap::DashMap;
@@ -133,6 +133,8 @@ struct TurnPlan {
     model: ModelHandle,
     /// Counts the turn's tokens as they are used.
     meter: Arc<UsageMeter>,
+    /// The context's attachments, for workers.
+    shelf: Arc<crate::media::Shelf>,
 }
 
 pub(crate) struct Actor {
@@ -141,6 +143,8 @@ pub(crate) struct Actor {
     pub services: Arc<Services>,
     /// The conversation's one handle to its channel. Never shared.
     pub reply: Box<dyn Reply>,
+    /// The platform's file API (read-only), for attachments.
+    pub files: Option<Arc<dyn Files>>,
     pub settings: ConversationSettings,
     pub queue: mpsc::Receiver<Box<Queued>>,
     pub control: mpsc::Receiver<Box<Control>>,
@@ -407,6 +411,7 @@ impl Actor {
                 role: Role::User,
                 author: Some(inbound.author.name.clone()),
                 content: inbound.text.clone(),
+                attachments: inbound.attachments.clone(),
             };
             self.recent.push(message, history_limit);
         } else {
@@ -446,9 +451,24 @@ impl Actor {
                     notice = Some(text);
                 }
             }
-            Allowance::Refused(text) => return self.refuse(message_id, &origin, &text).await,
+            Allowance::Refused(text) => {
+                return self
+                    .refuse(message_id, &origin, &text, "daily budget used up")
+                    .await;
+            }
         }
         let model = self.orchestrator_model(&settings, &inbound.text);
+        let files = match self
+            .read_files(message_id, &inbound.attachments, &model)
+            .await
+        {
+            Ok(files) => files,
+            Err(refusal) => {
+                return self
+                    .refuse(message_id, &origin, &refusal.0, "attachments refused")
+                    .await;
+            }
+        };
         // An orchestrator turn is recorded now: its workers' rows point at
         // it. A single-mode turn is recorded once, when it ends.
         let turn = match settings.mode {
@@ -477,7 +497,8 @@ impl Actor {
         let source = format!("user:{}", inbound.author.id);
         self.log(turn, EventKind::Message, &source, &inbound.text)
             .await;
-        let context = context::to_context(self.recent.messages(), model.spec.context_window);
+        let mut context = context::to_context(self.recent.messages(), model.spec.context_window);
+        let shelf = self.shelve(&mut context, files);
         let meter = Arc::new(UsageMeter::default());
         let row = TurnRow {
             turn,
@@ -491,6 +512,7 @@ impl Actor {
             settings,
             model,
             meter: meter.clone(),
+            shelf,
         };
         // Every line of the turn (its task and workers too) carries these.
         let span = tracing::info_span!("turn", conversation = %self.key, turn = turn.map(|t| t.0), message = message_id.0);
@@ -565,6 +587,7 @@ impl Actor {
             events: events_tx,
             notices: notices_tx,
             started: started_tx,
+            shelf: plan.shelf,
             reply_to: origin.message_id.clone(),
             cancel: cancel.clone(),
         };

@@ -24,9 +24,16 @@ pub(super) struct TurnRow {
 }
 
 impl Actor {
-    /// Answers without a model (the budget is used up); the turn is recorded
-    /// as failed so the message counts as handled.
-    pub(super) async fn refuse(&mut self, message: MessageId, origin: &Origin, text: &str) {
+    /// Answers without a model (the budget is used up, the files cannot be
+    /// read); the turn is recorded as failed (`why`) so the message counts
+    /// as handled.
+    pub(super) async fn refuse(
+        &mut self,
+        message: MessageId,
+        origin: &Origin,
+        text: &str,
+        why: &str,
+    ) {
         let store = self.services.store.clone();
         let model = self.services.models.orchestrator.model.to_string();
         match store
@@ -39,7 +46,7 @@ impl Actor {
                         turn,
                         TurnStatus::Failed,
                         Usage::default(),
-                        Some("daily budget used up"),
+                        Some(why),
                     )
                     .await;
                 if let Err(e) = finished {
@@ -146,6 +153,7 @@ impl Actor {
                             role: Role::Assistant,
                             author: None,
                             content: text.clone(),
+                            attachments: Vec::new(),
                         };
                         let limit = self.services.config.orchestrator.history_limit;
                         self.recent.push(reply, limit);

@@ -25,6 +25,8 @@ pub use error::ProviderError;
 pub use http::ProviderOptions;
 pub use quota::Quota;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// One model call: everything a provider needs to answer.
@@ -78,8 +80,13 @@ pub struct ToolSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "role", rename_all = "snake_case")]
 pub enum Message {
-    /// Something the user (or, for a worker, the orchestrator's brief) said.
-    User { text: String },
+    /// Something the user (or, for a worker, the orchestrator's brief) said,
+    /// with the images that came with it (sent only to vision models).
+    User {
+        text: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        images: Vec<Image>,
+    },
     /// What the model answered: text, tool calls, or both.
     Assistant(AssistantMessage),
     /// The result of one tool call, answering the call with the same id.
@@ -89,7 +96,10 @@ pub enum Message {
 impl Message {
     /// A user message.
     pub fn user(text: impl Into<String>) -> Self {
-        Message::User { text: text.into() }
+        Message::User {
+            text: text.into(),
+            images: Vec::new(),
+        }
     }
 
     /// An assistant message with text only.
@@ -103,7 +113,9 @@ impl Message {
     /// How much text it carries, in bytes (for estimating its tokens).
     pub fn text_len(&self) -> usize {
         match self {
-            Message::User { text } => text.len(),
+            Message::User { text, images } => {
+                text.len() + images.len() * IMAGE_TEXT_EQUIVALENT
+            }
             Message::Assistant(assistant) => {
                 let calls: usize = assistant
                     .tool_calls
@@ -114,6 +126,38 @@ impl Message {
             }
             Message::ToolResult(result) => result.content.len(),
         }
+    }
+}
+
+/// What one image counts as in [`Message::text_len`], in bytes of text:
+/// about 1,500 tokens, what the providers charge for a mid-sized picture.
+pub const IMAGE_TEXT_EQUIVALENT: usize = 6_000;
+
+/// An image for a vision model, in the form every wire format takes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Image {
+    /// Its MIME type (`image/png`, `image/jpeg`, ...).
+    pub media_type: String,
+    /// Its bytes, base64-encoded (standard alphabet, padded); shared, as a
+    /// context is copied into every round's request.
+    pub base64: Arc<str>,
+}
+
+impl Image {
+    /// `bytes` of type `media_type`.
+    pub fn from_bytes(media_type: impl Into<String>, bytes: &[u8]) -> Self {
+        use base64::Engine as _;
+        Self {
+            media_type: media_type.into(),
+            base64: base64::engine::general_purpose::STANDARD
+                .encode(bytes)
+                .into(),
+        }
+    }
+
+    /// The image as a `data:` URL (OpenAI's `image_url`).
+    pub fn data_url(&self) -> String {
+        format!("data:{};base64,{}", self.media_type, self.base64)
     }
 }
 

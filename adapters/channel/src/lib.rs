@@ -8,6 +8,7 @@
 //! here knows about serenity or teloxide. [`OncePerKey`] is a small tool
 //! the adapters share (to log a dropped message once per chat).
 
+mod attachment;
 pub mod backoff;
 mod chunk;
 mod command;
@@ -19,6 +20,7 @@ pub mod metrics;
 mod once;
 mod reply;
 
+pub use attachment::{Attachment, FileError, Files, WithFiles, append_bounded};
 pub use chunk::chunk_text;
 pub use command::{
     Command, CommandArg, CommandError, CommandSpec, Effort, ModelChoice, ParseEffortError,

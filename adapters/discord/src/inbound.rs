@@ -114,7 +114,11 @@ pub fn decide(message: &Message, me: &BotIdentity, settings: &Settings) -> Actio
     if !allowed {
         return Action::Ignore("sender not allowed");
     }
-    if text.is_empty() {
+    if crate::files::unreadable(message) {
+        return Action::Answer(spot, crate::files::CANNOT_READ_YET);
+    }
+    let attachments = crate::files::attachments(message);
+    if text.is_empty() && attachments.is_empty() {
         return Action::Unanswerable(
             "no text (nothing but white space or the mention, or the MESSAGE_CONTENT intent is missing)",
         );
@@ -129,6 +133,7 @@ pub fn decide(message: &Message, me: &BotIdentity, settings: &Settings) -> Actio
             .and_then(|reference| reference.message_id)
             .map(|id| id.get().to_string()),
         origin,
+        attachments,
     }))
 }
 
