@@ -11,6 +11,7 @@ mod disk_full;
 mod engine;
 mod limits;
 mod mcp;
+mod media;
 mod model_calls;
 mod projects;
 mod providers;
