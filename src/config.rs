@@ -883,6 +883,33 @@ mod tests {
             "openai"
         );
         assert!(config.providers.contains_key("anthropic"));
+        assert_eq!(config.media.max_bytes, 10_000_000);
+        assert!(
+            config
+                .models
+                .spec(&config.models.orchestrator_model().unwrap())
+                .vision
+        );
+    }
+
+    #[test]
+    fn media_keys_have_defaults_and_bounds() {
+        let config = Config::from_toml("", env(&[])).unwrap();
+        let media = &config.media;
+        assert_eq!(
+            (
+                media.max_bytes,
+                media.max_text_bytes,
+                media.code_as_file_lines,
+                media.max_pieces
+            ),
+            (10_000_000, 200_000, 80, 4)
+        );
+        let config =
+            Config::from_toml("[media]\nmax_bytes = 5\nmax_pieces = 2\n", env(&[])).unwrap();
+        assert_eq!((config.media.max_bytes, config.media.max_pieces), (5, 2));
+        assert!(Config::from_toml("[media]\nmax_bytes = 0\n", env(&[])).is_err());
+        assert!(Config::from_toml("[media]\nmax_files = 3\n", env(&[])).is_err());
     }
 
     #[test]

@@ -32,7 +32,13 @@ vision = true
 
 /// Starts the service against `telegram` and a model on `wire`; `extra`
 /// is appended to the config.
-fn start(telegram: &FakeTelegram, llm: &FakeLlm, wire: Wire, dir: &tempfile::TempDir, extra: &str) -> App {
+fn start(
+    telegram: &FakeTelegram,
+    llm: &FakeLlm,
+    wire: Wire,
+    dir: &tempfile::TempDir,
+    extra: &str,
+) -> App {
     let extra = format!(
         r#"
 [server]
@@ -64,7 +70,11 @@ fn last_user(request: &SeenRequest) -> &SeenMessage {
 /// Says how many images the newest user message carried, and its text.
 fn describe(request: &SeenRequest) -> FakeReply {
     let user = last_user(request);
-    FakeReply::Text(format!("{} image(s); you said: {}", user.images.len(), user.text))
+    FakeReply::Text(format!(
+        "{} image(s); you said: {}",
+        user.images.len(),
+        user.text
+    ))
 }
 
 fn png() -> Vec<SeenImage> {
@@ -90,13 +100,23 @@ async fn a_photo_with_a_caption_reaches_each_wire_as_an_image_and_later_turns_se
         app.stop().await;
 
         assert_eq!(sent[0].reply_to(), Some(photo), "{wire:?}");
-        assert!(sent[0].text().starts_with("1 image(s)"), "{wire:?}: {}", sent[0].text());
+        assert!(
+            sent[0].text().starts_with("1 image(s)"),
+            "{wire:?}: {}",
+            sent[0].text()
+        );
         let requests = llm.requests();
         assert_eq!(requests.len(), 2, "{wire:?}");
         // The caption and the picture are one message; the largest size
         // was fetched, and the bytes' own type (PNG) is sent.
         let first = last_user(&requests[0]);
-        assert!(first.text.starts_with("Ada: what is this?\n[image: photo.jpg, id "), "{wire:?}: {}", first.text);
+        assert!(
+            first
+                .text
+                .starts_with("Ada: what is this?\n[image: photo.jpg, id "),
+            "{wire:?}: {}",
+            first.text
+        );
         assert_eq!(first.images, png(), "{wire:?}");
         let got: Vec<String> = telegram
             .calls_of("getFile")
@@ -106,8 +126,14 @@ async fn a_photo_with_a_caption_reaches_each_wire_as_an_image_and_later_turns_se
         assert_eq!(got, ["photo-1"], "{wire:?}");
         // The next turn sees the photo as a placeholder, not the picture.
         let history = &requests[1].messages;
-        assert!(history[0].text.contains("[image: photo.jpg, id "), "{wire:?}: {history:?}");
-        assert!(history.iter().all(|m| m.images.is_empty()), "{wire:?}: {history:?}");
+        assert!(
+            history[0].text.contains("[image: photo.jpg, id "),
+            "{wire:?}: {history:?}"
+        );
+        assert!(
+            history.iter().all(|m| m.images.is_empty()),
+            "{wire:?}: {history:?}"
+        );
         assert_eq!(telegram.downloads().len(), 1, "{wire:?}: downloaded once");
         assert!(sent_later[1].text().starts_with("0 image(s)"), "{wire:?}");
     }
@@ -123,19 +149,37 @@ async fn a_text_file_arrives_as_a_fenced_block_and_a_pdfs_text_reaches_the_model
 
     let notes = b"# Plan\n- step one\n- step ```two```\n";
     telegram.add_file("notes", notes);
-    telegram.document(ADA, "notes", "plan.md", "text/markdown", notes.len(), Some("summarise this"));
+    telegram.document(
+        ADA,
+        "notes",
+        "plan.md",
+        "text/markdown",
+        notes.len(),
+        Some("summarise this"),
+    );
     telegram.wait_for_sent(chat, 1).await;
     let pdf = tiny_pdf("Quarterly revenue grew");
     telegram.add_file("report", &pdf);
-    telegram.document(ADA, "report", "report.pdf", "application/pdf", pdf.len(), None);
+    telegram.document(
+        ADA,
+        "report",
+        "report.pdf",
+        "application/pdf",
+        pdf.len(),
+        None,
+    );
     telegram.wait_for_sent(chat, 2).await;
     app.stop().await;
 
     let requests = llm.requests();
     let text = &last_user(&requests[0]).text;
-    assert!(text.starts_with("Ada: summarise this\n[file: plan.md, id "), "{text}");
     assert!(
-        text.contains("Contents of plan.md (id ") && text.ends_with("````md\n# Plan\n- step one\n- step ```two```\n````"),
+        text.starts_with("Ada: summarise this\n[file: plan.md, id "),
+        "{text}"
+    );
+    assert!(
+        text.contains("Contents of plan.md (id ")
+            && text.ends_with("````md\n# Plan\n- step one\n- step ```two```\n````"),
         "{text}"
     );
     let text = &last_user(&requests[1]).text;
@@ -144,18 +188,32 @@ async fn a_text_file_arrives_as_a_fenced_block_and_a_pdfs_text_reaches_the_model
 }
 
 #[tokio::test]
-async fn oversized_unsupported_undownloadable_and_unseeable_files_get_answers_and_the_chat_goes_on() {
+async fn oversized_unsupported_undownloadable_and_unseeable_files_get_answers_and_the_chat_goes_on()
+{
     let telegram = FakeTelegram::start().await;
     let llm = FakeLlm::start(Wire::OpenAi, describe).await;
     let dir = tempfile::tempdir().unwrap();
     // The model has no `vision = true`.
-    let app = start(&telegram, &llm, Wire::OpenAi, &dir, "[media]\nmax_bytes = 1000000");
+    let app = start(
+        &telegram,
+        &llm,
+        Wire::OpenAi,
+        &dir,
+        "[media]\nmax_bytes = 1000000",
+    );
     let chat = ADA as i64;
 
     telegram.document(ADA, "big", "big.csv", "text/csv", 20_000_000, None);
     telegram.wait_for_sent(chat, 1).await;
     telegram.add_file("zip", b"PK\x03\x04");
-    telegram.document(ADA, "zip", "archive.zip", "application/zip", 4, Some("open this"));
+    telegram.document(
+        ADA,
+        "zip",
+        "archive.zip",
+        "application/zip",
+        4,
+        Some("open this"),
+    );
     telegram.wait_for_sent(chat, 2).await;
     // getFile does not know this one: the download fails.
     telegram.document(ADA, "gone", "notes.txt", "text/plain", 10, None);
@@ -181,16 +239,31 @@ async fn oversized_unsupported_undownloadable_and_unseeable_files_get_answers_an
     app.stop().await;
 
     let texts: Vec<&str> = sent.iter().map(|c| c.text()).collect();
-    assert_eq!(texts[0], "big.csv is too large: I can read text files up to 200 KB.");
-    assert!(texts[1].starts_with("I can't read this kind of file (archive.zip)."), "{texts:?}");
-    assert_eq!(texts[2], "I could not download notes.txt; please send it again.");
-    assert_eq!(texts[3], "huge.txt is too large: I can read text files up to 200 KB.");
+    assert_eq!(
+        texts[0],
+        "big.csv is too large: I can read text files up to 200 KB."
+    );
+    assert!(
+        texts[1].starts_with("I can't read this kind of file (archive.zip)."),
+        "{texts:?}"
+    );
+    assert_eq!(
+        texts[2],
+        "I could not download notes.txt; please send it again."
+    );
+    assert_eq!(
+        texts[3],
+        "huge.txt is too large: I can read text files up to 200 KB."
+    );
     assert!(
         texts[4].contains("cannot see images") && texts[4].contains("/model"),
         "{texts:?}"
     );
     assert_eq!(texts[5], CANNOT_READ_YET);
-    assert!(texts[6].ends_with("you said: Ada: still there?"), "{texts:?}");
+    assert!(
+        texts[6].ends_with("you said: Ada: still there?"),
+        "{texts:?}"
+    );
     // Only the last message reached the model; the oversized files were
     // refused before any download.
     assert_eq!(llm.requests().len(), 1);
@@ -200,7 +273,12 @@ async fn oversized_unsupported_undownloadable_and_unseeable_files_get_answers_an
         .map(|c| c.body["file_id"].as_str().unwrap_or_default().to_owned())
         .collect();
     assert_eq!(asked, ["gone", "huge"], "unsupported kinds are not fetched");
-    assert!(telegram.downloads().iter().all(|path| !path.contains("huge")));
+    assert!(
+        telegram
+            .downloads()
+            .iter()
+            .all(|path| !path.contains("huge"))
+    );
 }
 
 /// The orchestrator hands the picture (by the id its context shows) to a
@@ -208,7 +286,11 @@ async fn oversized_unsupported_undownloadable_and_unseeable_files_get_answers_an
 fn delegate_the_picture(request: &SeenRequest) -> FakeReply {
     if request.model == WORKER_MODEL {
         let brief = last_user(request);
-        return FakeReply::Text(format!("worker got {} image(s) with: {}", brief.images.len(), brief.text));
+        return FakeReply::Text(format!(
+            "worker got {} image(s) with: {}",
+            brief.images.len(),
+            brief.text
+        ));
     }
     assert_eq!(request.model, ORCHESTRATOR_MODEL);
     if request.tool_results().is_empty() {
@@ -225,7 +307,10 @@ fn delegate_the_picture(request: &SeenRequest) -> FakeReply {
     }
     match request.awaited().first() {
         None => FakeReply::ToolCalls(vec![("await_workers".into(), json!({}))]),
-        Some(result) => FakeReply::Text(format!("Done: {}", result["result"].as_str().unwrap_or_default())),
+        Some(result) => FakeReply::Text(format!(
+            "Done: {}",
+            result["result"].as_str().unwrap_or_default()
+        )),
     }
 }
 
@@ -242,7 +327,9 @@ async fn spawn_worker_with_attachments_gives_the_worker_the_image() {
     app.stop().await;
 
     assert!(
-        sent[0].text().starts_with("Done: worker got 1 image(s) with: describe the picture"),
+        sent[0]
+            .text()
+            .starts_with("Done: worker got 1 image(s) with: describe the picture"),
         "{}",
         sent[0].text()
     );
@@ -260,7 +347,10 @@ async fn spawn_worker_with_attachments_gives_the_worker_the_image() {
         .iter()
         .find(|t| t["function"]["name"] == "spawn_worker")
         .unwrap();
-    assert_eq!(spawn["function"]["parameters"]["properties"]["attachments"]["type"], "array");
+    assert_eq!(
+        spawn["function"]["parameters"]["properties"]["attachments"]["type"],
+        "array"
+    );
 }
 
 #[tokio::test]
@@ -292,12 +382,23 @@ allowed_users = [{ADA}]
     let message = discord.dm_with_file(ADA_DM, ADA, "what is this?", ("cat.png", "image/png", PNG));
     let posts = discord.wait_for_posts(ADA_DM, 1).await;
     let notes = b"line one\nline two";
-    discord.dm_with_file(ADA_DM, ADA, "", ("notes.txt", "text/plain; charset=utf-8", notes));
+    discord.dm_with_file(
+        ADA_DM,
+        ADA,
+        "",
+        ("notes.txt", "text/plain; charset=utf-8", notes),
+    );
     let more = discord.wait_for_posts(ADA_DM, 2).await;
     app.stop().await;
 
     assert_eq!(posts[0].reference(), Some(message));
-    assert!(posts[0].content().starts_with("1 image(s); you said: ada: what is this?\n[image: cat.png, id "), "{}", posts[0].content());
+    assert!(
+        posts[0]
+            .content()
+            .starts_with("1 image(s); you said: ada: what is this?\n[image: cat.png, id "),
+        "{}",
+        posts[0].content()
+    );
     let requests = llm.requests();
     assert_eq!(last_user(&requests[0]).images, png());
     assert_eq!(discord.downloads().len(), 2);
@@ -316,7 +417,10 @@ fn tiny_pdf(text: &str) -> Vec<u8> {
         "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
          /Resources << /Font << /F1 5 0 R >> >> >>"
             .to_owned(),
-        format!("<< /Length {} >>\nstream\n{stream}\nendstream", stream.len()),
+        format!(
+            "<< /Length {} >>\nstream\n{stream}\nendstream",
+            stream.len()
+        ),
         "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
             .to_owned(),
     ];
@@ -327,7 +431,9 @@ fn tiny_pdf(text: &str) -> Vec<u8> {
         pdf.extend_from_slice(format!("{} 0 obj\n{object}\nendobj\n", index + 1).as_bytes());
     }
     let xref = pdf.len();
-    pdf.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    pdf.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
     for offset in offsets {
         pdf.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
     }

@@ -369,7 +369,10 @@ async fn strangers_edits_and_stickers_get_silence_or_a_short_answer() {
         texts.contains(&(Some(first), "Hello! You said: Ada: first")),
         "{texts:?}"
     );
-    assert!(texts.contains(&(Some(sticker), CANNOT_READ_YET)), "{texts:?}");
+    assert!(
+        texts.contains(&(Some(sticker), CANNOT_READ_YET)),
+        "{texts:?}"
+    );
     assert!(
         texts.contains(&(Some(last), "Hello! You said: Ada: last")),
         "{texts:?}"

@@ -26,7 +26,8 @@ impl Actor {
             return Ok(Vec::new());
         }
         let config = &self.services.config.media;
-        let read = media::read_all(config, self.files.as_deref(), message, attachments, model).await;
+        let read =
+            media::read_all(config, self.files.as_deref(), message, attachments, model).await;
         if let Err(refusal) = &read {
             tracing::info!(conversation = %self.key, message = message.0, reason = %refusal.0, "a message's files were refused");
         }

@@ -397,7 +397,9 @@ vision = true
         );
         assert!(list.contains("- p:small:"), "{list}");
         assert!(
-            !list.lines().any(|l| l.starts_with("- p:small") && l.contains("images")),
+            !list
+                .lines()
+                .any(|l| l.starts_with("- p:small") && l.contains("images")),
             "{list}"
         );
         assert!(

@@ -42,12 +42,7 @@ impl Actor {
         {
             Ok(turn) => {
                 let finished = store
-                    .finish_turn(
-                        turn,
-                        TurnStatus::Failed,
-                        Usage::default(),
-                        Some(why),
-                    )
+                    .finish_turn(turn, TurnStatus::Failed, Usage::default(), Some(why))
                     .await;
                 if let Err(e) = finished {
                     tracing::error!(conversation = %self.key, error = %e, "could not finish a turn");

@@ -113,9 +113,7 @@ impl Message {
     /// How much text it carries, in bytes (for estimating its tokens).
     pub fn text_len(&self) -> usize {
         match self {
-            Message::User { text, images } => {
-                text.len() + images.len() * IMAGE_TEXT_EQUIVALENT
-            }
+            Message::User { text, images } => text.len() + images.len() * IMAGE_TEXT_EQUIVALENT,
             Message::Assistant(assistant) => {
                 let calls: usize = assistant
                     .tool_calls

@@ -99,9 +99,11 @@ fn wire_message(message: &Message) -> Value {
         }
         Message::User { text, images } => {
             let mut parts = vec![json!({"type": "text", "text": text})];
-            parts.extend(images.iter().map(|image| {
-                json!({"type": "image_url", "image_url": {"url": image.data_url()}})
-            }));
+            parts.extend(
+                images.iter().map(
+                    |image| json!({"type": "image_url", "image_url": {"url": image.data_url()}}),
+                ),
+            );
             json!({"role": "user", "content": parts})
         }
         Message::Assistant(assistant) => {

@@ -45,10 +45,13 @@ const TEXT_EXTENSIONS: [&str; 48] = [
 /// The kind the platform's description suggests (before the bytes are
 /// seen).
 pub fn expected(attachment: &Attachment) -> Kind {
-    let mime = attachment
-        .mime
-        .as_deref()
-        .map(|m| m.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+    let mime = attachment.mime.as_deref().map(|m| {
+        m.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    });
     let extension = extension(&attachment.name);
     if attachment.image || mime.as_deref().is_some_and(|m| m.starts_with("image/")) {
         return Kind::Image;
@@ -132,10 +135,19 @@ mod tests {
         assert_eq!(expected(&file("a.png", Some("image/png"))), Kind::Image);
         assert_eq!(expected(&file("a.bin", Some("application/pdf"))), Kind::Pdf);
         assert_eq!(expected(&file("report.PDF", None)), Kind::Pdf);
-        assert_eq!(expected(&file("data", Some("text/csv; charset=utf-8"))), Kind::Text);
-        assert_eq!(expected(&file("main.rs", Some("application/octet-stream"))), Kind::Text);
+        assert_eq!(
+            expected(&file("data", Some("text/csv; charset=utf-8"))),
+            Kind::Text
+        );
+        assert_eq!(
+            expected(&file("main.rs", Some("application/octet-stream"))),
+            Kind::Text
+        );
         assert_eq!(expected(&file("x.json", None)), Kind::Text);
-        assert_eq!(expected(&file("song.mp3", Some("audio/mpeg"))), Kind::Unsupported);
+        assert_eq!(
+            expected(&file("song.mp3", Some("audio/mpeg"))),
+            Kind::Unsupported
+        );
         assert_eq!(expected(&file(".bashrc", None)), Kind::Unsupported);
     }
 

@@ -54,8 +54,7 @@ impl Ready {
 pub struct Refusal(pub String);
 
 /// What Baton reads, for the answers that say what it cannot.
-const WHAT_I_READ: &str =
-    "I can read pictures (PNG, JPEG, GIF, WebP), text files (text, JSON, CSV, Markdown, source \
+const WHAT_I_READ: &str = "I can read pictures (PNG, JPEG, GIF, WebP), text files (text, JSON, CSV, Markdown, source \
      code) and PDFs.";
 
 fn cannot_read(name: &str) -> String {
@@ -149,10 +148,8 @@ pub(super) async fn read_one(
     let Some(files) = files else {
         return Err(not_downloaded(&name));
     };
-    let download = tokio::time::timeout(
-        config.download_timeout(),
-        files.download(attachment, limit),
-    );
+    let download =
+        tokio::time::timeout(config.download_timeout(), files.download(attachment, limit));
     let bytes = match download.await {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(FileError::TooLarge { .. })) => return Err(too_large(&name, limit, text)),
@@ -190,7 +187,9 @@ pub(super) async fn read_one(
                 Ok(contents) => contents,
                 Err(error) => {
                     tracing::info!(file = %name, error = %error, "a PDF could not be read");
-                    return Err(format!("I could not read the PDF {name}: it may be damaged."));
+                    return Err(format!(
+                        "I could not read the PDF {name}: it may be damaged."
+                    ));
                 }
             };
             if contents.trim().is_empty() {
@@ -271,7 +270,10 @@ mod tests {
         let block = fenced("a.md", "3.1", "look: ```rust\nfn x() {}\n```\n");
         assert!(block.starts_with("Contents of a.md (id 3.1):\n````md\n"));
         assert!(block.ends_with("\n````"));
-        assert_eq!(fenced("n", "1.1", "plain"), "Contents of n (id 1.1):\n```\nplain\n```");
+        assert_eq!(
+            fenced("n", "1.1", "plain"),
+            "Contents of n (id 1.1):\n```\nplain\n```"
+        );
     }
 
     #[test]

@@ -163,7 +163,12 @@ impl WorkerPool {
             .or(profile.and_then(|p| p.effort))
             .unwrap_or(self.default_effort);
         let effort = model.clamp_effort(requested);
-        if !model.spec.vision && request.attachments.iter().any(crate::media::Ready::is_image) {
+        if !model.spec.vision
+            && request
+                .attachments
+                .iter()
+                .any(crate::media::Ready::is_image)
+        {
             return Err(ToolError::BadArguments(format!(
                 "the worker model {} cannot see images; give this worker only files, or describe the image in the prompt",
                 model.model

@@ -8,6 +8,9 @@ use super::{
     MessageId, Role, Store, StoreError, StoredMessage, TurnId, first_row, now_ms, one_row,
 };
 
+/// A `history_through` row: id, role, author name, content, attachments.
+type HistoryRow = (i64, String, Option<String>, String, Option<String>);
+
 impl Store {
     /// Records a user's message. Returns `None` when `platform_message_id`
     /// was already recorded in this conversation (a redelivered update),
@@ -124,7 +127,7 @@ impl Store {
         // inbound message), wherever its own id fell: messages that queued
         // up during a turn are stored before that turn's reply.
         let key = key.to_string();
-        let rows: Vec<(i64, String, Option<String>, String, Option<String>)> = self
+        let rows: Vec<HistoryRow> = self
             .db
             .run(move |conn| {
                 Box::pin(async move {

@@ -143,7 +143,9 @@ fn seen_image(media_type: String, base64_data: &str) -> SeenImage {
 
 /// The images in an OpenAI message's `content` parts.
 fn openai_images(content: Option<&Value>) -> Vec<SeenImage> {
-    let parts = content.and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    let parts = content
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
     parts
         .iter()
         .filter(|part| part.get("type").and_then(Value::as_str) == Some("image_url"))
@@ -610,8 +612,10 @@ fn parse_anthropic(path: String, raw: Value, auth: Option<String>) -> SeenReques
                 "image" => {
                     let source = block.get("source").cloned().unwrap_or_default();
                     if str_at(&source, "type") == "base64" {
-                        seen.images
-                            .push(seen_image(str_at(&source, "media_type"), &str_at(&source, "data")));
+                        seen.images.push(seen_image(
+                            str_at(&source, "media_type"),
+                            &str_at(&source, "data"),
+                        ));
                     }
                 }
                 "tool_result" => {
@@ -670,7 +674,8 @@ fn parse_gemini(path: String, raw: Value, auth: Option<String>) -> SeenRequest {
             if let Some(text) = part.get("text").and_then(Value::as_str) {
                 seen.text.push_str(text);
                 has_text = true;
-            } else if let Some(inline) = part.get("inline_data").or_else(|| part.get("inlineData")) {
+            } else if let Some(inline) = part.get("inline_data").or_else(|| part.get("inlineData"))
+            {
                 let media_type = inline
                     .get("mime_type")
                     .or_else(|| inline.get("mimeType"))

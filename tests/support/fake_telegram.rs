@@ -208,7 +208,13 @@ impl FakeTelegram {
 
     /// A photo from `user` in a private chat, as Telegram sends one: three
     /// sizes, the largest being `file_id` (added as a file with `bytes`).
-    pub fn photo(&self, user: u64, file_id: &str, bytes: &[u8], caption: Option<&str>) -> (u32, i64) {
+    pub fn photo(
+        &self,
+        user: u64,
+        file_id: &str,
+        bytes: &[u8],
+        caption: Option<&str>,
+    ) -> (u32, i64) {
         self.add_file(file_id, bytes);
         self.add_file(&format!("{file_id}-small"), b"small");
         let mut fields = json!({ "photo": [
@@ -506,7 +512,10 @@ async fn answer(
 
 /// A file download: `rest` is `<token>/<file_path>`.
 fn download(shared: &Arc<Shared>, rest: &str) -> Response {
-    let path = rest.split_once('/').map(|(_, path)| path).unwrap_or_default();
+    let path = rest
+        .split_once('/')
+        .map(|(_, path)| path)
+        .unwrap_or_default();
     let mut state = shared.state.lock().unwrap();
     state.downloads.push(path.to_owned());
     let found = state

@@ -18,10 +18,11 @@ pub const CANNOT_READ_YET: &str =
 /// offers) or its document.
 pub(crate) fn attachments(message: &Message) -> Vec<Attachment> {
     let mut found = Vec::new();
-    if let Some(largest) = message
-        .photo()
-        .and_then(|sizes| sizes.iter().max_by_key(|s| u64::from(s.width) * u64::from(s.height)))
-    {
+    if let Some(largest) = message.photo().and_then(|sizes| {
+        sizes
+            .iter()
+            .max_by_key(|s| u64::from(s.width) * u64::from(s.height))
+    }) {
         found.push(Attachment {
             file_id: largest.file.id.0.clone(),
             name: "photo.jpg".into(),
@@ -107,10 +108,12 @@ impl Files for TelegramFiles {
             .bot
             .get_file(FileId(attachment.file_id.clone()))
             .await
-            .map_err(|error| match Failure::from_request(&error, self.bot.token()) {
-                failure if failure.is_transient() => FileError::Transient(failure.to_string()),
-                failure => FileError::Gone(failure.to_string()),
-            })?;
+            .map_err(
+                |error| match Failure::from_request(&error, self.bot.token()) {
+                    failure if failure.is_transient() => FileError::Transient(failure.to_string()),
+                    failure => FileError::Gone(failure.to_string()),
+                },
+            )?;
         if known_size(file.meta.size).is_some_and(|size| size > max_bytes) {
             return Err(too_large);
         }

@@ -536,7 +536,10 @@ mod tests {
         assert_eq!(inbound.text, "what is this?");
         assert_eq!(inbound.attachments.len(), 1);
         let photo = &inbound.attachments[0];
-        assert_eq!((photo.file_id.as_str(), photo.size, photo.image), ("large", Some(90000), true));
+        assert_eq!(
+            (photo.file_id.as_str(), photo.size, photo.image),
+            ("large", Some(90000), true)
+        );
     }
 
     #[test]
