@@ -267,3 +267,58 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     /// Makes one model call. No retries here: see [`retry`].
     async fn complete(&self, request: &CompletionRequest) -> Result<Completion, ProviderError>;
 }
+
+#[cfg(test)]
+mod image_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request() -> CompletionRequest {
+        CompletionRequest {
+            model: "m".into(),
+            system: String::new(),
+            messages: vec![Message::User {
+                text: "what is this?".into(),
+                images: vec![Image::from_bytes("image/png", b"png-bytes")],
+            }],
+            tools: Vec::new(),
+            tool_choice: ToolChoice::Auto,
+            effort: Effort::Off,
+            max_output_tokens: None,
+            cache_key: None,
+        }
+    }
+
+    #[test]
+    fn an_image_goes_out_in_each_wire_format() {
+        let data = "cG5nLWJ5dGVz";
+        let openai = openai::OpenAiProvider::request_body(&request());
+        assert_eq!(
+            openai["messages"][0]["content"],
+            json!([
+                {"type": "text", "text": "what is this?"},
+                {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{data}")}}
+            ])
+        );
+        let anthropic = anthropic::AnthropicProvider::request_body(&request());
+        let blocks = &anthropic["messages"][0]["content"];
+        assert_eq!(
+            blocks[0],
+            json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}})
+        );
+        assert_eq!(blocks[1]["text"], "what is this?");
+        let gemini = gemini::GeminiProvider::request_body(&request());
+        assert_eq!(
+            gemini["contents"][0]["parts"],
+            json!([
+                {"inline_data": {"mime_type": "image/png", "data": data}},
+                {"text": "what is this?"}
+            ])
+        );
+        // A message without images keeps the plain form.
+        let mut plain = request();
+        plain.messages = vec![Message::user("hi")];
+        let openai = openai::OpenAiProvider::request_body(&plain);
+        assert_eq!(openai["messages"][0]["content"], "hi");
+    }
+}

@@ -103,3 +103,32 @@ impl Files for DiscordFiles {
         Ok(body)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn files_are_fetched_only_from_discord_or_the_api_host() {
+        let files = DiscordFiles::new(reqwest::Client::new(), "http://127.0.0.1:9");
+        let mut attachment = Attachment {
+            file_id: "1".into(),
+            name: "a.png".into(),
+            mime: Some("image/png".into()),
+            size: Some(10),
+            url: Some("http://169.254.169.254/latest/meta-data".into()),
+            image: true,
+        };
+        assert!(matches!(
+            files.download(&attachment, 100).await,
+            Err(FileError::Gone(_))
+        ));
+        assert!(files.allowed(&reqwest::Url::parse("https://cdn.discordapp.com/a/b").unwrap()));
+        assert!(files.allowed(&reqwest::Url::parse("http://127.0.0.1:9/attachments/x").unwrap()));
+        attachment.size = Some(1000);
+        assert_eq!(
+            files.download(&attachment, 100).await,
+            Err(FileError::TooLarge { limit: 100 })
+        );
+    }
+}

@@ -136,3 +136,19 @@ impl Files for TelegramFiles {
         Ok(body)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_url_stays_under_the_api_url() {
+        let api = reqwest::Url::parse("http://127.0.0.1:8081/").unwrap();
+        let files = TelegramFiles::new(Bot::new("123:abc").set_api_url(api));
+        let url = files.file_url("photos/../../file_1.jpg").unwrap();
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:8081/file/bot123:abc/photos/file_1.jpg"
+        );
+    }
+}
