@@ -49,6 +49,10 @@ impl Ready {
     }
 }
 
+/// The most files one message may carry (Discord's own limit); each is
+/// held in memory while its turn runs.
+pub const MAX_FILES_PER_MESSAGE: usize = 10;
+
 /// Why a message's files cannot be read, as the user reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal(pub String);
@@ -93,7 +97,7 @@ fn human_size(bytes: u64) -> String {
 
 /// Reads every attachment of message `message` for `model`. Images are
 /// refused up front when the model cannot see them; then the files are
-/// read one after another. Any refusal answers the whole message (every
+/// read concurrently. Any refusal answers the whole message (every
 /// reason is given), so nothing is answered from half of what was sent.
 pub async fn read_all(
     config: &MediaConfig,
@@ -108,11 +112,20 @@ pub async fn read_all(
     if images && !model.spec.vision {
         return Err(Refusal(no_vision(model)));
     }
+    if attachments.len() > MAX_FILES_PER_MESSAGE {
+        return Err(Refusal(format!(
+            "Please send at most {MAX_FILES_PER_MESSAGE} files in one message."
+        )));
+    }
+    // Read side by side, so a message's files together take at most one
+    // download timeout (plus a PDF's reading).
+    let reads = attachments.iter().enumerate().map(|(index, attachment)| {
+        read_one(config, files, attachment_id(message, index), attachment)
+    });
     let mut ready = Vec::with_capacity(attachments.len());
     let mut refusals = Vec::new();
-    for (index, attachment) in attachments.iter().enumerate() {
-        let id = attachment_id(message, index);
-        match read_one(config, files, id, attachment).await {
+    for read in futures::future::join_all(reads).await {
+        match read {
             Ok(one) => ready.push(one),
             Err(why) => refusals.push(why),
         }
@@ -183,9 +196,14 @@ pub(super) async fn read_one(
             if !kind::is_pdf(&bytes) {
                 return Err(cannot_read(&name));
             }
-            let contents = match pdf::text(bytes).await {
-                Ok(contents) => contents,
-                Err(error) => {
+            let extracted = tokio::time::timeout(config.download_timeout(), pdf::text(bytes));
+            let contents = match extracted.await {
+                Ok(Ok(contents)) => contents,
+                Err(_elapsed) => {
+                    tracing::warn!(file = %name, "reading a PDF's text took too long; given up");
+                    return Err(format!("I could not read the PDF {name} in time."));
+                }
+                Ok(Err(error)) => {
                     tracing::info!(file = %name, error = %error, "a PDF could not be read");
                     return Err(format!(
                         "I could not read the PDF {name}: it may be damaged."
