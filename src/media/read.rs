@@ -167,11 +167,11 @@ pub(super) async fn read_one(
         Ok(Ok(bytes)) => bytes,
         Ok(Err(FileError::TooLarge { .. })) => return Err(too_large(&name, limit, text)),
         Ok(Err(error)) => {
-            tracing::warn!(file = %name, error = %error, transient = error.is_transient(), "an attachment could not be downloaded");
+            tracing::warn!(attachment = %id, error = %error, transient = error.is_transient(), "an attachment could not be downloaded");
             return Err(not_downloaded(&name));
         }
         Err(_elapsed) => {
-            tracing::warn!(file = %name, timeout_secs = config.download_timeout_secs, "an attachment's download timed out");
+            tracing::warn!(attachment = %id, timeout_secs = config.download_timeout_secs, "an attachment's download timed out");
             return Err(not_downloaded(&name));
         }
     };
@@ -200,11 +200,11 @@ pub(super) async fn read_one(
             let contents = match extracted.await {
                 Ok(Ok(contents)) => contents,
                 Err(_elapsed) => {
-                    tracing::warn!(file = %name, "reading a PDF's text took too long; given up");
+                    tracing::warn!(attachment = %id, "reading a PDF's text took too long; given up");
                     return Err(format!("I could not read the PDF {name} in time."));
                 }
                 Ok(Err(error)) => {
-                    tracing::info!(file = %name, error = %error, "a PDF could not be read");
+                    tracing::info!(attachment = %id, error = %error, "a PDF could not be read");
                     return Err(format!(
                         "I could not read the PDF {name}: it may be damaged."
                     ));
