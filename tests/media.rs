@@ -281,6 +281,43 @@ async fn oversized_unsupported_undownloadable_and_unseeable_files_get_answers_an
     );
 }
 
+#[tokio::test]
+async fn a_stop_ends_a_stalled_download_and_the_next_message_is_answered() {
+    let telegram = FakeTelegram::start().await;
+    let llm = FakeLlm::start(Wire::OpenAi, describe).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = start(&telegram, &llm, Wire::OpenAi, &dir, VISION);
+    let chat = ADA as i64;
+
+    telegram.stall_downloads();
+    let (_, photo) = telegram.photo(ADA, "photo-4", PNG, None);
+    telegram
+        .wait_for("the download to start", |_| {
+            !telegram.downloads().is_empty()
+        })
+        .await;
+    telegram.dm(ADA, "/stop");
+    let sent = telegram.wait_for_sent(chat, 1).await;
+    telegram.dm(ADA, "never mind, hello");
+    let later = telegram.wait_for_sent(chat, 2).await;
+    app.stop().await;
+
+    assert_eq!(sent[0].text(), "Stopped.");
+    assert_eq!(sent[0].reply_to(), Some(photo));
+    assert!(
+        later[1]
+            .text()
+            .ends_with("you said: Ada: never mind, hello"),
+        "{}",
+        later[1].text()
+    );
+    assert_eq!(
+        llm.requests().len(),
+        1,
+        "the stopped photo never reached the model"
+    );
+}
+
 /// The orchestrator hands the picture (by the id its context shows) to a
 /// worker, which says what it got.
 fn delegate_the_picture(request: &SeenRequest) -> FakeReply {

@@ -39,7 +39,7 @@ const BUDGET_UNKNOWN: &str =
 /// How long a stopped turn gets to wind down before it is aborted.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// The answer to a `/stop` that cut a reply short while it was being sent.
-const STOPPED: &str = "Stopped.";
+pub(super) const STOPPED: &str = "Stopped.";
 /// Control messages held back while a reply is posted, at most (the rest
 /// wait in the bounded control channel).
 const DEFERRED_LIMIT: usize = 16;
@@ -463,9 +463,9 @@ impl Actor {
             .await
         {
             Ok(files) => files,
-            Err(refusal) => {
+            Err(refused) => {
                 return self
-                    .refuse(message_id, &origin, &refusal.0, "attachments refused")
+                    .refuse(message_id, &origin, &refused.text, refused.why)
                     .await;
             }
         };

@@ -95,6 +95,8 @@ struct State_ {
     files: HashMap<String, (String, Vec<u8>, usize)>,
     /// Paths of the files downloaded, in order.
     downloads: Vec<String>,
+    /// File downloads hang (a stalled connection).
+    stall_downloads: bool,
 }
 
 struct Shared {
@@ -199,6 +201,11 @@ impl FakeTelegram {
         self.state()
             .files
             .insert(file_id.to_owned(), (path, bytes.to_vec(), size));
+    }
+
+    /// Makes every file download from now on hang without an answer.
+    pub fn stall_downloads(&self) {
+        self.state().stall_downloads = true;
     }
 
     /// The paths of the files downloaded so far.
@@ -461,7 +468,7 @@ async fn answer(
     body: Bytes,
 ) -> Response {
     if let Some(rest) = uri.path().strip_prefix("/file/bot") {
-        return download(&shared, rest);
+        return download(&shared, rest).await;
     }
     let method = uri
         .path()
@@ -511,20 +518,25 @@ async fn answer(
 }
 
 /// A file download: `rest` is `<token>/<file_path>`.
-fn download(shared: &Arc<Shared>, rest: &str) -> Response {
+async fn download(shared: &Arc<Shared>, rest: &str) -> Response {
     let path = rest
         .split_once('/')
         .map(|(_, path)| path)
         .unwrap_or_default();
-    let mut state = shared.state.lock().unwrap();
-    state.downloads.push(path.to_owned());
-    let found = state
-        .files
-        .values()
-        .find(|(file_path, _, _)| file_path == path)
-        .map(|(_, bytes, _)| bytes.clone());
-    drop(state);
+    let (found, stall) = {
+        let mut state = shared.state.lock().unwrap();
+        state.downloads.push(path.to_owned());
+        let found = state
+            .files
+            .values()
+            .find(|(file_path, _, _)| file_path == path)
+            .map(|(_, bytes, _)| bytes.clone());
+        (found, state.stall_downloads)
+    };
     shared.changed.notify_waiters();
+    if stall {
+        std::future::pending::<()>().await;
+    }
     match found {
         Some(bytes) => (StatusCode::OK, bytes).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
