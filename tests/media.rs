@@ -445,6 +445,53 @@ allowed_users = [{ADA}]
     assert!(more[1].content().starts_with("0 image(s)"));
 }
 
+#[tokio::test]
+async fn attachment_metadata_is_stored_with_its_message_on_both_backends() {
+    let mut urls = vec!["sqlite::memory:".to_owned()];
+    urls.extend(crate::support::postgres::database().await);
+    let key = baton_channel::ConversationKey::new(baton_channel::Platform::Telegram, "42");
+    let ada = baton_channel::Author {
+        id: "42".into(),
+        name: "Ada".into(),
+    };
+    let file = baton_channel::Attachment {
+        file_id: "AgACAgIAAxkB".into(),
+        name: "plan.md".into(),
+        mime: Some("text/markdown".into()),
+        size: Some(123),
+        url: None,
+        image: false,
+    };
+    for url in urls {
+        let store = baton::store::Store::connect(&url).await.unwrap();
+        store
+            .record_inbound(&key, &ada, "plain", Some("1"))
+            .await
+            .unwrap();
+        store
+            .record_inbound_with(
+                &key,
+                &ada,
+                "with a file",
+                Some("2"),
+                std::slice::from_ref(&file),
+            )
+            .await
+            .unwrap();
+        let history = store.history(&key, 10).await.unwrap();
+        assert_eq!(history.len(), 2, "{url}");
+        assert!(history[0].attachments.is_empty(), "{url}");
+        assert_eq!(history[1].attachments, [file.clone()], "{url}");
+        let waiting = store.unanswered_messages(0, 10).await.unwrap();
+        assert_eq!(
+            waiting[1].attachments,
+            [file.clone()],
+            "{url}: a restart keeps the files"
+        );
+        store.close().await;
+    }
+}
+
 /// A one-page PDF showing `text` in Helvetica, with a correct xref table.
 fn tiny_pdf(text: &str) -> Vec<u8> {
     let stream = format!("BT /F1 24 Tf 72 700 Td ({text}) Tj ET");
