@@ -481,11 +481,11 @@ async fn attachment_metadata_is_stored_with_its_message_on_both_backends() {
         let history = store.history(&key, 10).await.unwrap();
         assert_eq!(history.len(), 2, "{url}");
         assert!(history[0].attachments.is_empty(), "{url}");
-        assert_eq!(history[1].attachments, [file.clone()], "{url}");
+        assert_eq!(history[1].attachments, std::slice::from_ref(&file), "{url}");
         let waiting = store.unanswered_messages(0, 10).await.unwrap();
         assert_eq!(
             waiting[1].attachments,
-            [file.clone()],
+            std::slice::from_ref(&file),
             "{url}: a restart keeps the files"
         );
         store.close().await;
