@@ -99,6 +99,7 @@ fn message(key: &ConversationKey, n: usize, text: &str) -> ChannelEvent {
         origin: Origin {
             message_id: Some(format!("m{n}")),
         },
+        attachments: Vec::new(),
     })
 }
 

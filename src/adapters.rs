@@ -10,9 +10,7 @@ use baton_telegram::{Settings as TelegramSettings, Telegram, UpdateMode};
 
 use baton_discord::{Discord, Settings as DiscordSettings};
 
-use crate::config::{
-    ConfigError, DiscordConfig, DmPolicy, MediaConfig, TelegramConfig, TelegramMode,
-};
+use crate::config::{ConfigError, DiscordConfig, DmPolicy, TelegramConfig, TelegramMode};
 use crate::conversation::Registry;
 
 #[async_trait::async_trait]
@@ -45,7 +43,7 @@ pub enum AdapterError {
 /// Connects the Telegram adapter if it is enabled and has a token.
 pub async fn connect_telegram(
     config: &TelegramConfig,
-    media: &MediaConfig,
+    media: &crate::media::MediaConfig,
 ) -> Result<Option<Telegram>, AdapterError> {
     let Some(token) = enabled_token(
         "telegram",
@@ -67,7 +65,7 @@ pub async fn connect_telegram(
 /// Connects the Discord adapter if it is enabled and has a token.
 pub async fn connect_discord(
     config: &DiscordConfig,
-    media: &MediaConfig,
+    media: &crate::media::MediaConfig,
 ) -> Result<Option<Discord>, AdapterError> {
     let Some(token) = enabled_token("discord", config.enabled, config.token(), &config.token_env)
     else {

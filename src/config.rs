@@ -62,12 +62,12 @@ pub struct Config {
     pub tools: crate::tools::ToolsConfig,
     /// Long-running projects.
     pub projects: crate::project::ProjectsConfig,
+    /// Files users send, and answers sent back as files.
+    pub media: crate::media::MediaConfig,
     /// Logging.
     pub log: LogConfig,
     /// Several instances on one Postgres database.
     pub cluster: crate::cluster::ClusterConfig,
-    /// Files in and out: size limits, and what answers go out as files.
-    pub media: MediaConfig,
 }
 
 /// `[storage]`.
@@ -287,6 +287,8 @@ pub struct ModelSpec {
     pub input_price: f64,
     /// US dollars per million output tokens.
     pub output_price: f64,
+    /// Whether images may be sent to it.
+    pub vision: bool,
 }
 
 impl ModelSpec {
@@ -305,6 +307,7 @@ impl Default for ModelSpec {
             context_window: None,
             input_price: 0.0,
             output_price: 0.0,
+            vision: false,
         }
     }
 }
@@ -471,44 +474,6 @@ impl ServerConfig {
         self.dashboard_token
             .clone()
             .or_else(|| self.dashboard_token_env.as_deref().and_then(env_secret))
-    }
-}
-
-/// `[media]`: attachments users send, and answers sent back as files.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct MediaConfig {
-    /// The largest attachment read, in bytes.
-    pub max_bytes: u64,
-    /// The largest text-like file given to the model, in bytes.
-    pub max_text_bytes: u64,
-    /// An answer's code block with more lines than this is also sent as a
-    /// file (0: never).
-    pub code_as_file_lines: usize,
-    /// An answer that would take more messages than this is sent as a file
-    /// with its first part as text (0: never).
-    pub max_pieces: usize,
-}
-
-impl Default for MediaConfig {
-    fn default() -> Self {
-        let out = baton_channel::MediaOut::default();
-        Self {
-            max_bytes: 10_000_000,
-            max_text_bytes: 200_000,
-            code_as_file_lines: out.code_as_file_lines,
-            max_pieces: out.max_pieces,
-        }
-    }
-}
-
-impl MediaConfig {
-    /// What the adapters send as files.
-    pub fn out(&self) -> baton_channel::MediaOut {
-        baton_channel::MediaOut {
-            code_as_file_lines: self.code_as_file_lines,
-            max_pieces: self.max_pieces,
-        }
     }
 }
 
@@ -844,11 +809,8 @@ impl Config {
         if let Some(key) = self.projects.invalid_key() {
             return invalid(key);
         }
-        if self.media.max_bytes == 0 {
-            return invalid("media.max_bytes");
-        }
-        if self.media.max_text_bytes == 0 {
-            return invalid("media.max_text_bytes");
+        if let Some(key) = self.media.invalid_key() {
+            return invalid(key);
         }
         let telegram = &self.telegram;
         if telegram.group_messages_per_minute == 0 {
@@ -928,6 +890,13 @@ mod tests {
             "openai"
         );
         assert!(config.providers.contains_key("anthropic"));
+        assert_eq!(config.media.max_bytes, 10_000_000);
+        assert!(
+            config
+                .models
+                .spec(&config.models.orchestrator_model().unwrap())
+                .vision
+        );
     }
 
     #[test]
@@ -935,6 +904,7 @@ mod tests {
         let config = Config::from_toml("", env(&[])).unwrap();
         assert_eq!(config.media.max_bytes, 10_000_000);
         assert_eq!(config.media.max_text_bytes, 200_000);
+        assert_eq!(config.media.download_timeout_secs, 60);
         assert_eq!(config.media.out(), baton_channel::MediaOut::default());
         let config = Config::from_toml(
             "[media]\ncode_as_file_lines = 120\n",

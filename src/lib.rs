@@ -42,6 +42,7 @@ pub mod config;
 pub mod conversation;
 pub mod llm;
 pub mod logging;
+pub mod media;
 pub mod metrics;
 pub mod newcomer;
 pub mod orchestrator;

@@ -13,6 +13,7 @@ mod engine;
 mod files_out;
 mod limits;
 mod mcp;
+mod media;
 mod model_calls;
 mod outbox;
 mod projects;

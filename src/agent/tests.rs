@@ -203,7 +203,7 @@ async fn at_the_round_limit_the_model_answers_once_more_without_tools() {
     assert_ne!(super::prompt_cache_key(&other), key);
     let last = &requests[3];
     assert_eq!(last.tools, tools.specs(), "the tools stay declared");
-    let Some(Message::User { text: note }) = last.messages.last() else {
+    let Some(Message::User { text: note, .. }) = last.messages.last() else {
         panic!("the last call ends with the note: {:?}", last.messages);
     };
     assert!(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton_channel::{
-    Author, ChannelError, Command, CommandError, ConversationKey, Inbound, Origin, Reply,
+    Author, ChannelError, Command, CommandError, ConversationKey, Files, Inbound, Origin, Reply,
     WorkerEvent, WorkerEventKind, WorkerId,
 };
 use dashmap::DashMap;
@@ -39,7 +39,7 @@ const BUDGET_UNKNOWN: &str =
 /// How long a stopped turn gets to wind down before it is aborted.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// The answer to a `/stop` that cut a reply short while it was being sent.
-const STOPPED: &str = "Stopped.";
+pub(super) const STOPPED: &str = "Stopped.";
 /// Control messages held back while a reply is posted, at most (the rest
 /// wait in the bounded control channel).
 const DEFERRED_LIMIT: usize = 16;
@@ -135,6 +135,8 @@ struct TurnPlan {
     model: ModelHandle,
     /// Counts the turn's tokens as they are used.
     meter: Arc<UsageMeter>,
+    /// The context's attachments, for workers.
+    shelf: Arc<crate::media::Shelf>,
 }
 
 pub(crate) struct Actor {
@@ -143,6 +145,8 @@ pub(crate) struct Actor {
     pub services: Arc<Services>,
     /// The conversation's one handle to its channel. Never shared.
     pub reply: Box<dyn Reply>,
+    /// The platform's file API (read-only), for attachments.
+    pub files: Option<Arc<dyn Files>>,
     pub settings: ConversationSettings,
     pub queue: mpsc::Receiver<Box<Queued>>,
     pub control: mpsc::Receiver<Box<Control>>,
@@ -416,6 +420,7 @@ impl Actor {
                 role: Role::User,
                 author: Some(inbound.author.name.clone()),
                 content: inbound.text.clone(),
+                attachments: inbound.attachments.clone(),
             };
             self.recent.push(message, history_limit);
         } else {
@@ -455,9 +460,24 @@ impl Actor {
                     notice = Some(text);
                 }
             }
-            Allowance::Refused(text) => return self.refuse(message_id, &origin, &text).await,
+            Allowance::Refused(text) => {
+                return self
+                    .refuse(message_id, &origin, &text, "daily budget used up")
+                    .await;
+            }
         }
         let model = self.orchestrator_model(&settings, &inbound.text);
+        let files = match self
+            .read_files(message_id, &inbound.attachments, &model)
+            .await
+        {
+            Ok(files) => files,
+            Err(refused) => {
+                return self
+                    .refuse(message_id, &origin, &refused.text, refused.why)
+                    .await;
+            }
+        };
         // An orchestrator turn is recorded now: its workers' rows point at
         // it. A single-mode turn is recorded once, when it ends.
         let turn = match settings.mode {
@@ -486,7 +506,8 @@ impl Actor {
         let source = format!("user:{}", inbound.author.id);
         self.log(turn, EventKind::Message, &source, &inbound.text)
             .await;
-        let context = context::to_context(self.recent.messages(), model.spec.context_window);
+        let mut context = context::to_context(self.recent.messages(), model.spec.context_window);
+        let shelf = self.shelve(&mut context, files);
         let meter = Arc::new(UsageMeter::default());
         let row = TurnRow {
             turn,
@@ -500,6 +521,7 @@ impl Actor {
             settings,
             model,
             meter: meter.clone(),
+            shelf,
         };
         // Every line of the turn (its task and workers too) carries these.
         let span = tracing::info_span!("turn", conversation = %self.key, turn = turn.map(|t| t.0), message = message_id.0);
@@ -574,6 +596,7 @@ impl Actor {
             events: events_tx,
             notices: notices_tx,
             started: started_tx,
+            shelf: plan.shelf,
             reply_to: origin.message_id.clone(),
             cancel: cancel.clone(),
         };

@@ -124,10 +124,11 @@ fn model_list(settings: &ConversationSettings, models: &Models) -> String {
         let spec = models.config().spec(&model);
         let efforts: Vec<&str> = spec.efforts.iter().map(|e| e.as_str()).collect();
         lines.push(format!(
-            "- {model}: effort {}; ${:.2} / ${:.2} per million tokens in / out",
+            "- {model}: effort {}; ${:.2} / ${:.2} per million tokens in / out{}",
             efforts.join("|"),
             spec.input_price,
-            spec.output_price
+            spec.output_price,
+            if spec.vision { "; sees images" } else { "" }
         ));
     }
     lines.push("/model provider:model picks one; /model default goes back.".to_owned());
@@ -291,6 +292,7 @@ worker = "p:small"
 efforts = ["off", "on"]
 input_price = 2.0
 output_price = 8.0
+vision = true
 
 [models.catalog."elsewhere:model"]
 "#,
@@ -388,10 +390,18 @@ output_price = 8.0
             "{list}"
         );
         assert!(
-            list.contains("- p:big: effort off|on; $2.00 / $8.00 per million tokens"),
+            list.contains(
+                "- p:big: effort off|on; $2.00 / $8.00 per million tokens in / out; sees images"
+            ),
             "{list}"
         );
         assert!(list.contains("- p:small:"), "{list}");
+        assert!(
+            !list
+                .lines()
+                .any(|l| l.starts_with("- p:small") && l.contains("images")),
+            "{list}"
+        );
         assert!(
             !list.contains("elsewhere:model"),
             "a model without a configured provider cannot be picked: {list}"

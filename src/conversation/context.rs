@@ -105,7 +105,29 @@ fn clip(text: &str, max_chars: usize) -> Cow<'_, str> {
     ))
 }
 
-/// The transcript as model messages; people's messages carry their name.
+/// `content` followed by a placeholder per attachment of `message`
+/// (`[image: photo.jpg, id 57.1]`): the files themselves are given only to
+/// the turn that answers their message.
+fn with_placeholders<'a>(message: &StoredMessage, content: Cow<'a, str>) -> Cow<'a, str> {
+    if message.attachments.is_empty() {
+        return content;
+    }
+    let placeholders: Vec<String> = message
+        .attachments
+        .iter()
+        .enumerate()
+        .map(|(index, file)| crate::media::placeholder(message.id, index, file))
+        .collect();
+    let placeholders = placeholders.join(" ");
+    if content.trim().is_empty() {
+        Cow::Owned(placeholders)
+    } else {
+        Cow::Owned(format!("{content}\n{placeholders}"))
+    }
+}
+
+/// The transcript as model messages; people's messages carry their name,
+/// and their files appear as placeholders.
 ///
 /// Every message but the newest is cut to [`MESSAGE_CHARS_IN_CONTEXT`]
 /// characters. Then the oldest messages are dropped until the rest fits
@@ -124,6 +146,7 @@ pub fn to_context(history: &[StoredMessage], context_window: Option<u64>) -> Vec
             } else {
                 clip(&message.content, MESSAGE_CHARS_IN_CONTEXT)
             };
+            let content = with_placeholders(message, content);
             match message.role {
                 Role::User => match &message.author {
                     Some(author) => Message::user(format!("{author}: {content}")),
@@ -165,7 +188,34 @@ mod tests {
             role,
             author,
             content: content.into(),
+            attachments: Vec::new(),
         }
+    }
+
+    #[test]
+    fn earlier_files_are_placeholders_with_their_ids() {
+        let mut photo = stored(5, Role::User, "what is this?");
+        photo.attachments.push(baton_channel::Attachment {
+            file_id: "f".into(),
+            name: "photo.jpg".into(),
+            mime: Some("image/jpeg".into()),
+            size: Some(10),
+            url: None,
+            image: true,
+        });
+        let mut file = stored(7, Role::User, "");
+        file.attachments.push(baton_channel::Attachment {
+            name: "notes.md".into(),
+            image: false,
+            ..photo.attachments[0].clone()
+        });
+        let history = [photo, stored(6, Role::Assistant, "a cat"), file];
+        let context = to_context(&history, None);
+        assert_eq!(
+            context[0],
+            Message::user("Ada: what is this?\n[image: photo.jpg, id 5.1]")
+        );
+        assert_eq!(context[2], Message::user("Ada: [file: notes.md, id 7.1]"));
     }
 
     #[test]

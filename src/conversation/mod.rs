@@ -12,6 +12,7 @@
 //! their state lives in the store.
 
 mod actor;
+mod attachments;
 mod backlog;
 mod commands;
 mod context;

@@ -131,7 +131,13 @@ impl Registry {
                 let store = &self.services.store;
                 let platform_id = inbound.origin.message_id.as_deref();
                 let stored = match store
-                    .record_inbound(&key, &inbound.author, &inbound.text, platform_id)
+                    .record_inbound_with(
+                        &key,
+                        &inbound.author,
+                        &inbound.text,
+                        platform_id,
+                        &inbound.attachments,
+                    )
                     .await
                 {
                     Ok(stored) => stored,
@@ -367,6 +373,7 @@ impl Registry {
             generation,
             services: self.services.clone(),
             reply: channel.reply_to(key),
+            files: channel.files(),
             settings: ConversationSettings {
                 mode: defaults.default_mode.0,
                 verbose: defaults.default_verbose,

@@ -53,6 +53,9 @@ pub struct TurnRequest {
     /// Where projects the orchestrator starts go (the actor runs them);
     /// `None` in single mode, which cannot start projects.
     pub started: Option<mpsc::Sender<StartedProject>>,
+    /// The context's attachments, which the orchestrator can hand to
+    /// workers.
+    pub shelf: Arc<crate::media::Shelf>,
     /// The platform id of the message the turn answers.
     pub reply_to: Option<String>,
     /// `/stop` cancels this.
@@ -163,6 +166,7 @@ pub async fn run_turn(request: TurnRequest) -> TurnOutcome {
             delegation: DelegationTools {
                 pool,
                 tools: &services.tools,
+                shelf: Some(&request.shelf),
             },
             starter: Starter {
                 services: &services,

@@ -24,9 +24,16 @@ pub(super) struct TurnRow {
 }
 
 impl Actor {
-    /// Answers without a model (the budget is used up); the turn is recorded
-    /// as failed so the message counts as handled.
-    pub(super) async fn refuse(&mut self, message: MessageId, origin: &Origin, text: &str) {
+    /// Answers without a model (the budget is used up, the files cannot be
+    /// read); the turn is recorded as failed (`why`) so the message counts
+    /// as handled.
+    pub(super) async fn refuse(
+        &mut self,
+        message: MessageId,
+        origin: &Origin,
+        text: &str,
+        why: &str,
+    ) {
         let store = self.services.store.clone();
         let model = self.services.models.orchestrator.model.to_string();
         match store
@@ -35,12 +42,7 @@ impl Actor {
         {
             Ok(turn) => {
                 let finished = store
-                    .finish_turn(
-                        turn,
-                        TurnStatus::Failed,
-                        Usage::default(),
-                        Some("daily budget used up"),
-                    )
+                    .finish_turn(turn, TurnStatus::Failed, Usage::default(), Some(why))
                     .await;
                 if let Err(e) = finished {
                     tracing::error!(conversation = %self.key, error = %e, "could not finish a turn");
@@ -153,6 +155,7 @@ impl Actor {
                             role: Role::Assistant,
                             author: None,
                             content: text.clone(),
+                            attachments: Vec::new(),
                         };
                         let limit = self.services.config.orchestrator.history_limit;
                         self.recent.push(reply, limit);

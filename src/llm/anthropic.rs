@@ -165,7 +165,21 @@ fn wire_messages(messages: &[Message], marked: &[usize]) -> Vec<Value> {
     let mut wire: Vec<(&'static str, Vec<Value>)> = Vec::new();
     for (index, message) in messages.iter().enumerate() {
         let (role, mut blocks) = match message {
-            Message::User { text } => ("user", vec![json!({"type": "text", "text": text})]),
+            Message::User { text, images } => {
+                // Images first: Anthropic reads them best before the text.
+                let mut blocks: Vec<Value> = images
+                    .iter()
+                    .map(|image| {
+                        json!({"type": "image", "source": {
+                            "type": "base64",
+                            "media_type": image.media_type,
+                            "data": &*image.base64,
+                        }})
+                    })
+                    .collect();
+                blocks.push(json!({"type": "text", "text": text}));
+                ("user", blocks)
+            }
             Message::ToolResult(result) => (
                 "user",
                 vec![json!({

@@ -103,7 +103,19 @@ fn wire_contents(messages: &[Message]) -> Vec<Value> {
     let mut contents: Vec<(&'static str, Vec<Value>)> = Vec::new();
     for message in messages {
         let (role, parts) = match message {
-            Message::User { text } => ("user", vec![json!({"text": text})]),
+            Message::User { text, images } => {
+                let mut parts: Vec<Value> = images
+                    .iter()
+                    .map(|image| {
+                        json!({"inline_data": {
+                            "mime_type": image.media_type,
+                            "data": &*image.base64,
+                        }})
+                    })
+                    .collect();
+                parts.push(json!({"text": text}));
+                ("user", parts)
+            }
             Message::ToolResult(result) => ("user", vec![function_response(result)]),
             Message::Assistant(assistant) => ("model", model_parts(assistant)),
         };

@@ -25,6 +25,8 @@ pub use error::ProviderError;
 pub use http::ProviderOptions;
 pub use quota::Quota;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// One model call: everything a provider needs to answer.
@@ -78,8 +80,13 @@ pub struct ToolSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "role", rename_all = "snake_case")]
 pub enum Message {
-    /// Something the user (or, for a worker, the orchestrator's brief) said.
-    User { text: String },
+    /// Something the user (or, for a worker, the orchestrator's brief) said,
+    /// with the images that came with it (sent only to vision models).
+    User {
+        text: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        images: Vec<Image>,
+    },
     /// What the model answered: text, tool calls, or both.
     Assistant(AssistantMessage),
     /// The result of one tool call, answering the call with the same id.
@@ -89,7 +96,10 @@ pub enum Message {
 impl Message {
     /// A user message.
     pub fn user(text: impl Into<String>) -> Self {
-        Message::User { text: text.into() }
+        Message::User {
+            text: text.into(),
+            images: Vec::new(),
+        }
     }
 
     /// An assistant message with text only.
@@ -103,7 +113,7 @@ impl Message {
     /// How much text it carries, in bytes (for estimating its tokens).
     pub fn text_len(&self) -> usize {
         match self {
-            Message::User { text } => text.len(),
+            Message::User { text, images } => text.len() + images.len() * IMAGE_TEXT_EQUIVALENT,
             Message::Assistant(assistant) => {
                 let calls: usize = assistant
                     .tool_calls
@@ -114,6 +124,38 @@ impl Message {
             }
             Message::ToolResult(result) => result.content.len(),
         }
+    }
+}
+
+/// What one image counts as in [`Message::text_len`], in bytes of text:
+/// about 1,500 tokens, what the providers charge for a mid-sized picture.
+pub const IMAGE_TEXT_EQUIVALENT: usize = 6_000;
+
+/// An image for a vision model, in the form every wire format takes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Image {
+    /// Its MIME type (`image/png`, `image/jpeg`, ...).
+    pub media_type: String,
+    /// Its bytes, base64-encoded (standard alphabet, padded); shared, as a
+    /// context is copied into every round's request.
+    pub base64: Arc<str>,
+}
+
+impl Image {
+    /// `bytes` of type `media_type`.
+    pub fn from_bytes(media_type: impl Into<String>, bytes: &[u8]) -> Self {
+        use base64::Engine as _;
+        Self {
+            media_type: media_type.into(),
+            base64: base64::engine::general_purpose::STANDARD
+                .encode(bytes)
+                .into(),
+        }
+    }
+
+    /// The image as a `data:` URL (OpenAI's `image_url`).
+    pub fn data_url(&self) -> String {
+        format!("data:{};base64,{}", self.media_type, self.base64)
     }
 }
 
@@ -224,4 +266,59 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
 
     /// Makes one model call. No retries here: see [`retry`].
     async fn complete(&self, request: &CompletionRequest) -> Result<Completion, ProviderError>;
+}
+
+#[cfg(test)]
+mod image_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request() -> CompletionRequest {
+        CompletionRequest {
+            model: "m".into(),
+            system: String::new(),
+            messages: vec![Message::User {
+                text: "what is this?".into(),
+                images: vec![Image::from_bytes("image/png", b"png-bytes")],
+            }],
+            tools: Vec::new(),
+            tool_choice: ToolChoice::Auto,
+            effort: Effort::Off,
+            max_output_tokens: None,
+            cache_key: None,
+        }
+    }
+
+    #[test]
+    fn an_image_goes_out_in_each_wire_format() {
+        let data = "cG5nLWJ5dGVz";
+        let openai = openai::OpenAiProvider::request_body(&request());
+        assert_eq!(
+            openai["messages"][0]["content"],
+            json!([
+                {"type": "text", "text": "what is this?"},
+                {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{data}")}}
+            ])
+        );
+        let anthropic = anthropic::AnthropicProvider::request_body(&request());
+        let blocks = &anthropic["messages"][0]["content"];
+        assert_eq!(
+            blocks[0],
+            json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}})
+        );
+        assert_eq!(blocks[1]["text"], "what is this?");
+        let gemini = gemini::GeminiProvider::request_body(&request());
+        assert_eq!(
+            gemini["contents"][0]["parts"],
+            json!([
+                {"inline_data": {"mime_type": "image/png", "data": data}},
+                {"text": "what is this?"}
+            ])
+        );
+        // A message without images keeps the plain form.
+        let mut plain = request();
+        plain.messages = vec![Message::user("hi")];
+        let openai = openai::OpenAiProvider::request_body(&plain);
+        assert_eq!(openai["messages"][0]["content"], "hi");
+    }
 }

@@ -94,7 +94,18 @@ pub fn reasoning_effort(effort: Effort) -> Option<&'static str> {
 
 fn wire_message(message: &Message) -> Value {
     match message {
-        Message::User { text } => json!({"role": "user", "content": text}),
+        Message::User { text, images } if images.is_empty() => {
+            json!({"role": "user", "content": text})
+        }
+        Message::User { text, images } => {
+            let mut parts = vec![json!({"type": "text", "text": text})];
+            parts.extend(
+                images.iter().map(
+                    |image| json!({"type": "image_url", "image_url": {"url": image.data_url()}}),
+                ),
+            );
+            json!({"role": "user", "content": parts})
+        }
         Message::Assistant(assistant) => {
             // `content` may be null only beside tool calls.
             let text = assistant.text.as_deref().filter(|text| !text.is_empty());

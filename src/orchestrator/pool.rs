@@ -44,6 +44,8 @@ pub struct SpawnRequest {
     pub specialty: Option<Specialty>,
     /// A named worker profile from `[models.profiles]`.
     pub profile: Option<String>,
+    /// Files from the conversation the worker gets with its brief.
+    pub attachments: Vec<crate::media::Ready>,
 }
 
 /// One worker's slot in the pool.
@@ -161,6 +163,17 @@ impl WorkerPool {
             .or(profile.and_then(|p| p.effort))
             .unwrap_or(self.default_effort);
         let effort = model.clamp_effort(requested);
+        if !model.spec.vision
+            && request
+                .attachments
+                .iter()
+                .any(crate::media::Ready::is_image)
+        {
+            return Err(ToolError::BadArguments(format!(
+                "the worker model {} cannot see images; give this worker only files, or describe the image in the prompt",
+                model.model
+            )));
+        }
         let (number, reservation) = {
             let slots = self.slots();
             if slots.len() + self.reserved.load(Ordering::SeqCst) >= max {
@@ -217,6 +230,7 @@ impl WorkerPool {
         let cancel = CancellationToken::new();
         let brief = Brief {
             prompt: request.prompt,
+            attachments: request.attachments,
             effort,
             cancel: cancel.clone(),
         };
@@ -279,6 +293,7 @@ impl WorkerPool {
             let cancel = CancellationToken::new();
             let brief = Brief {
                 prompt: prompt.clone(),
+                attachments: Vec::new(),
                 effort,
                 cancel: cancel.clone(),
             };

@@ -16,6 +16,7 @@ use super::pool::{SpawnRequest, WorkerPool};
 use super::prompt;
 use crate::llm::ToolSpec;
 use crate::llm::routing::Specialty;
+use crate::media::Shelf;
 use crate::tools::{ToolError, ToolRegistry, Toolbox};
 
 /// The exact names of the delegation tools.
@@ -34,6 +35,9 @@ pub struct DelegationTools<'a> {
     pub pool: &'a WorkerPool,
     /// Worker-safe tools the orchestrator may use itself.
     pub tools: &'a ToolRegistry,
+    /// The context's attachments `spawn_worker` can hand over (none for
+    /// project bosses).
+    pub shelf: Option<&'a Shelf>,
 }
 
 #[derive(Deserialize)]
@@ -44,6 +48,7 @@ struct SpawnArgs {
     effort: Option<String>,
     specialty: Option<String>,
     profile: Option<String>,
+    attachments: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -92,6 +97,18 @@ impl Toolbox for DelegationTools<'_> {
         let result = match name {
             "spawn_worker" => {
                 let args: SpawnArgs = parse(arguments)?;
+                let ids = args.attachments.unwrap_or_default();
+                let attachments = match (ids.is_empty(), self.shelf) {
+                    (true, _) => Vec::new(),
+                    (false, Some(shelf)) => {
+                        shelf.take(&ids).await.map_err(ToolError::BadArguments)?
+                    }
+                    (false, None) => {
+                        return Err(ToolError::BadArguments(
+                            "there are no attachments to give here".into(),
+                        ));
+                    }
+                };
                 self.pool
                     .spawn(SpawnRequest {
                         prompt: args.prompt,
@@ -102,6 +119,7 @@ impl Toolbox for DelegationTools<'_> {
                             .map(|word| word.parse().map_err(ToolError::BadArguments))
                             .transpose()?,
                         profile: args.profile,
+                        attachments,
                     })
                     .await?
             }
@@ -169,6 +187,12 @@ pub fn delegation_specs(profiles: &[&str], efforts: &[Effort]) -> Vec<ToolSpec> 
                         "type": "string",
                         "enum": Specialty::ALL.map(Specialty::as_str),
                         "description": "What kind of work it is: picks a model suited to it (where configured) and adds matching instructions."
+                    },
+                    "attachments": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "maxItems": crate::media::MAX_PER_WORKER,
+                        "description": "Ids of files from the conversation to give the worker (shown as [image: name, id 57.1] or [file: name, id 57.2]): it sees the images (if its model can) and the files' text."
                     }
                 },
                 "required": ["prompt"]

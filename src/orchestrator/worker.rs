@@ -36,6 +36,8 @@ use crate::store::{EventKind, TurnId};
 pub(crate) struct Brief {
     /// The prompt: the first brief, or a follow-up.
     pub prompt: String,
+    /// Files handed over with the first brief (empty for follow-ups).
+    pub attachments: Vec<crate::media::Ready>,
     /// Effort for this run, already clamped.
     pub effort: Effort,
     /// Cancels this run only.
@@ -141,7 +143,10 @@ impl WorkerTask {
                 brief: brief.prompt.clone(),
             })
             .await;
-            history.push(Message::user(brief.prompt));
+            history.push(crate::media::worker_brief(
+                &brief.prompt,
+                &brief.attachments,
+            ));
             let end = self
                 .run_brief(&mut history, &mut usage, brief.effort, &brief.cancel)
                 .await;

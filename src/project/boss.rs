@@ -150,6 +150,7 @@ async fn boss(run: &ProjectRun) -> Ending {
     );
     let toolbox = ProjectTools {
         delegation: DelegationTools {
+            shelf: None,
             pool: &pool,
             tools: &services.tools,
         },

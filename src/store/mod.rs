@@ -34,6 +34,7 @@
 //! each worker row its worker's cumulative tokens, so [`Store::usage_since`]
 //! adds both.
 
+mod attachments;
 mod browse;
 mod conversations;
 mod db;

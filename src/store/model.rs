@@ -88,6 +88,8 @@ pub struct StoredMessage {
     pub author: Option<String>,
     /// What was said.
     pub content: String,
+    /// Files sent with it (users only).
+    pub attachments: Vec<baton_channel::Attachment>,
 }
 
 /// How a turn ended.

@@ -20,6 +20,8 @@ pub struct UnansweredMessage {
     pub text: String,
     /// The platform's id of the message, for the reply to reference.
     pub platform_message_id: Option<String>,
+    /// Files sent with it.
+    pub attachments: Vec<baton_channel::Attachment>,
 }
 
 type Row = (
@@ -28,6 +30,7 @@ type Row = (
     Option<String>,
     Option<String>,
     String,
+    Option<String>,
     Option<String>,
 );
 
@@ -49,7 +52,7 @@ impl Store {
                 Box::pin(async move {
                     sqlx::query_as(
                         "SELECT m.id, m.conversation, m.author_id, m.author_name, m.content, \
-                                m.platform_message_id \
+                                m.platform_message_id, m.attachments \
                          FROM messages m \
                          WHERE m.role = 'user' AND m.created_at >= $1 \
                            AND NOT EXISTS (SELECT 1 FROM turns t \
@@ -83,7 +86,7 @@ impl Store {
                 Box::pin(async move {
                     sqlx::query_as(
                         "SELECT m.id, m.conversation, m.author_id, m.author_name, m.content, \
-                                m.platform_message_id \
+                                m.platform_message_id, m.attachments \
                          FROM messages m \
                          WHERE m.conversation = $1 AND m.id >= $2 AND m.role = 'user' \
                            AND NOT EXISTS (SELECT 1 FROM turns t \
@@ -106,7 +109,7 @@ impl Store {
 /// conversation key this version cannot read is skipped.
 fn read_rows(rows: Vec<Row>) -> Vec<UnansweredMessage> {
     let mut messages = Vec::with_capacity(rows.len());
-    for (id, conversation, author_id, author_name, text, platform_message_id) in rows {
+    for (id, conversation, author_id, author_name, text, platform_message_id, attachments) in rows {
         let Ok(key) = conversation.parse::<ConversationKey>() else {
             tracing::warn!(
                 conversation,
@@ -124,6 +127,7 @@ fn read_rows(rows: Vec<Row>) -> Vec<UnansweredMessage> {
             },
             text,
             platform_message_id,
+            attachments: super::attachments::from_column(attachments.as_deref()),
         });
     }
     messages

@@ -2,9 +2,12 @@
 //! messages are deduplicated by their platform message id so a redelivered
 //! update is handled once; `history` reads back the current context.
 
-use baton_channel::{Author, ConversationKey};
+use baton_channel::{Attachment, Author, ConversationKey};
 
 use super::{MessageId, Role, Store, StoreError, StoredMessage, first_row, now_ms};
+
+/// A `history_through` row: id, role, author name, content, attachments.
+type HistoryRow = (i64, String, Option<String>, String, Option<String>);
 
 impl Store {
     /// Records a user's message. Returns `None` when `platform_message_id`
@@ -18,17 +21,32 @@ impl Store {
         text: &str,
         platform_message_id: Option<&str>,
     ) -> Result<Option<MessageId>, StoreError> {
+        self.record_inbound_with(key, author, text, platform_message_id, &[])
+            .await
+    }
+
+    /// [`Store::record_inbound`] for a message with files: their metadata
+    /// is stored with it (as JSON, in the same statement).
+    pub async fn record_inbound_with(
+        &self,
+        key: &ConversationKey,
+        author: &Author,
+        text: &str,
+        platform_message_id: Option<&str>,
+        attachments: &[Attachment],
+    ) -> Result<Option<MessageId>, StoreError> {
         let now = now_ms();
         let author = author.clone();
         let text = text.to_owned();
         let platform_message_id = platform_message_id.map(str::to_owned);
+        let attachments = super::attachments::to_column(attachments);
         let id: Option<i64> = self
             .run_in_conversation(key, now, move |conn, key| {
                 Box::pin(async move {
                     sqlx::query_scalar(
                         "INSERT INTO messages (conversation, role, author_id, author_name, \
-                         content, platform_message_id, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         content, platform_message_id, created_at, attachments) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                          ON CONFLICT (conversation, platform_message_id) \
                          WHERE platform_message_id IS NOT NULL DO NOTHING \
                          RETURNING id",
@@ -40,6 +58,7 @@ impl Store {
                     .bind(text)
                     .bind(platform_message_id)
                     .bind(now)
+                    .bind(attachments)
                     .fetch_all(conn)
                     .await
                     .map(first_row)
@@ -75,12 +94,12 @@ impl Store {
         // inbound message), wherever its own id fell: messages that queued
         // up during a turn are stored before that turn's reply.
         let key = key.to_string();
-        let rows: Vec<(i64, String, Option<String>, String)> = self
+        let rows: Vec<HistoryRow> = self
             .db
             .run(move |conn| {
                 Box::pin(async move {
                     sqlx::query_as(
-                        "SELECT m.id, m.role, m.author_name, m.content FROM ( \
+                        "SELECT m.id, m.role, m.author_name, m.content, m.attachments FROM ( \
                              SELECT m.*, COALESCE(t.inbound_message_id, m.id) AS position \
                              FROM messages m LEFT JOIN turns t ON t.id = m.turn_id \
                              WHERE m.conversation = $1 \
@@ -100,7 +119,7 @@ impl Store {
             .await?;
         let mut messages: Vec<StoredMessage> = rows
             .into_iter()
-            .map(|(id, role, author, content)| {
+            .map(|(id, role, author, content, attachments)| {
                 let role = Role::parse(&role).unwrap_or(Role::User);
                 StoredMessage {
                     id: MessageId(id),
@@ -110,6 +129,7 @@ impl Store {
                         Role::Assistant => None,
                     },
                     content,
+                    attachments: super::attachments::from_column(attachments.as_deref()),
                 }
             })
             .collect();

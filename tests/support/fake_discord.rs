@@ -8,7 +8,9 @@
 //! callback, edit original response, follow-up — and a gateway websocket
 //! that says HELLO, answers IDENTIFY with READY, RESUME with RESUMED and
 //! heartbeats with ACKs, asks for a reconnect (op 7) when told, and dispatches the MESSAGE_CREATE and
-//! INTERACTION_CREATE events a test injects. Every REST call is recorded;
+//! INTERACTION_CREATE events a test injects. Attachments of injected
+//! messages are served at their `url` (`/attachments/...` on the REST
+//! listener, as Discord's CDN would). Every REST call is recorded;
 //! a test can make the next call of a route fail with a 429. A message
 //! with files comes as multipart (`payload_json` and `files[n]`, matched
 //! with the payload's `attachments`), and a channel can refuse files as
@@ -127,6 +129,10 @@ struct FakeState {
     /// Channels whose next create is made but answered with a 500, as when
     /// the answer is lost on its way back.
     lose_answer: HashSet<u64>,
+    /// Attachment bytes by URL path (`/attachments/...`).
+    files: HashMap<String, Vec<u8>>,
+    /// Attachment paths downloaded, in order.
+    downloads: Vec<String>,
 }
 
 struct Shared {
@@ -319,6 +325,36 @@ impl FakeDiscord {
         id
     }
 
+    /// A DM from `user` in `channel` with one attachment (`name`, of
+    /// `content_type`, holding `bytes`), served by the fake at its URL.
+    /// Returns the message id.
+    pub fn dm_with_file(
+        &self,
+        channel: u64,
+        user: u64,
+        content: &str,
+        (name, content_type, bytes): (&str, &str, &[u8]),
+    ) -> u64 {
+        self.refuse_threads_in(channel);
+        let id = self.next_id();
+        let file_id = self.next_id();
+        let path = format!("/attachments/{channel}/{file_id}/{name}");
+        self.state().files.insert(path.clone(), bytes.to_vec());
+        let url = format!("{}{path}", self.api_url());
+        let mut message = message_json(id, channel, user, content);
+        message["attachments"] = json!([{
+            "id": file_id.to_string(), "filename": name, "size": bytes.len(),
+            "url": url, "proxy_url": url, "content_type": content_type,
+        }]);
+        self.dispatch("MESSAGE_CREATE", message);
+        id
+    }
+
+    /// The attachment paths downloaded so far.
+    pub fn downloads(&self) -> Vec<String> {
+        self.state().downloads.clone()
+    }
+
     /// Dispatches the same MESSAGE_CREATE again (a gateway redelivery).
     pub fn redispatch_last(&self) {
         let last = self.last_dispatched();
@@ -468,6 +504,17 @@ async fn answer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if uri.path().starts_with("/attachments/") {
+        let mut state = lock(&shared);
+        state.downloads.push(uri.path().to_owned());
+        let file = state.files.get(uri.path()).cloned();
+        drop(state);
+        shared.changed.notify_waiters();
+        return match file {
+            Some(bytes) => (StatusCode::OK, bytes).into_response(),
+            None => StatusCode::NOT_FOUND.into_response(),
+        };
+    }
     let path = uri
         .path()
         .strip_prefix("/api/v10")

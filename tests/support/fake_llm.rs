@@ -116,6 +116,44 @@ pub struct SeenMessage {
     pub tool_calls: Vec<(String, Value)>,
     /// For tool results: the name of the tool they answer.
     pub tool_name: Option<String>,
+    /// The images it carries, decoded from the wire's own form (OpenAI
+    /// `image_url` data URLs, Anthropic `image` blocks, Gemini
+    /// `inline_data` parts).
+    pub images: Vec<SeenImage>,
+}
+
+/// An image part of a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeenImage {
+    /// Its MIME type as sent.
+    pub media_type: String,
+    /// Its bytes (empty when the base64 did not decode).
+    pub bytes: Vec<u8>,
+}
+
+fn seen_image(media_type: String, base64_data: &str) -> SeenImage {
+    use base64::Engine as _;
+    SeenImage {
+        media_type,
+        bytes: base64::engine::general_purpose::STANDARD
+            .decode(base64_data)
+            .unwrap_or_default(),
+    }
+}
+
+/// The images in an OpenAI message's `content` parts.
+fn openai_images(content: Option<&Value>) -> Vec<SeenImage> {
+    let parts = content
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    parts
+        .iter()
+        .filter(|part| part.get("type").and_then(Value::as_str) == Some("image_url"))
+        .filter_map(|part| part.pointer("/image_url/url").and_then(Value::as_str))
+        .filter_map(|url| url.strip_prefix("data:"))
+        .filter_map(|rest| rest.split_once(";base64,"))
+        .map(|(media_type, data)| seen_image(media_type.to_owned(), data))
+        .collect()
 }
 
 /// One request the fake received, provider-neutral, with the raw body.
@@ -481,6 +519,7 @@ fn message(role: &str, text: String) -> SeenMessage {
         text,
         tool_calls: Vec::new(),
         tool_name: None,
+        images: Vec::new(),
     }
 }
 
@@ -508,7 +547,11 @@ fn parse_openai(path: String, raw: Value, auth: Option<String>) -> SeenRequest {
                 seen.tool_name = call_names.get(&str_at(wire, "tool_call_id")).cloned();
                 messages.push(seen);
             }
-            _ => messages.push(message("user", text)),
+            _ => {
+                let mut seen = message("user", text);
+                seen.images = openai_images(wire.get("content"));
+                messages.push(seen);
+            }
         }
     }
     let tool_names = array_at(&raw, "tools")
@@ -566,6 +609,15 @@ fn parse_anthropic(path: String, raw: Value, auth: Option<String>) -> SeenReques
                     let input = block.get("input").cloned().unwrap_or_default();
                     seen.tool_calls.push((name, input));
                 }
+                "image" => {
+                    let source = block.get("source").cloned().unwrap_or_default();
+                    if str_at(&source, "type") == "base64" {
+                        seen.images.push(seen_image(
+                            str_at(&source, "media_type"),
+                            &str_at(&source, "data"),
+                        ));
+                    }
+                }
                 "tool_result" => {
                     let text = block.get("content").map(text_of).unwrap_or_default();
                     let mut result = message("tool", text);
@@ -622,6 +674,15 @@ fn parse_gemini(path: String, raw: Value, auth: Option<String>) -> SeenRequest {
             if let Some(text) = part.get("text").and_then(Value::as_str) {
                 seen.text.push_str(text);
                 has_text = true;
+            } else if let Some(inline) = part.get("inline_data").or_else(|| part.get("inlineData"))
+            {
+                let media_type = inline
+                    .get("mime_type")
+                    .or_else(|| inline.get("mimeType"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                seen.images
+                    .push(seen_image(media_type.to_owned(), &str_at(inline, "data")));
             } else if let Some(call) = part.get("functionCall") {
                 let args = call.get("args").cloned().unwrap_or_else(|| json!({}));
                 seen.tool_calls.push((str_at(call, "name"), args));

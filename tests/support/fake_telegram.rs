@@ -4,9 +4,11 @@
 //! [`FakeTelegram::start`] binds `127.0.0.1:0` and answers `getMe`,
 //! `getUpdates` (long poll with offset confirmation), `sendMessage`,
 //! `sendDocument` (multipart: the file, named by `attach://`, is kept with
-//! the call), `editMessageText`, `sendChatAction`, `setMyCommands`, `deleteWebhook`,
-//! `setWebhook`, `getWebhookInfo` and `getChatMember` at
-//! `/bot<token>/<Method>` (method names matched case-insensitively). It
+//! the call), `editMessageText`, `sendChatAction`, `setMyCommands`,
+//! `deleteWebhook`, `setWebhook`, `getWebhookInfo`, `getChatMember` and
+//! `getFile` at `/bot<token>/<Method>` (method names matched
+//! case-insensitively), and serves the files a test adds at
+//! `/file/bot<token>/<file_path>`. It
 //! records every call, lets a test inject updates, and answers a call with
 //! a 429, 400 or 409 when told to. The server stops when dropped.
 //!
@@ -110,6 +112,12 @@ struct State_ {
     polling: usize,
     most_polling: usize,
     admins: HashSet<(i64, u64)>,
+    /// Files by `file_id`: (file_path, bytes, size reported by getFile).
+    files: HashMap<String, (String, Vec<u8>, usize)>,
+    /// Paths of the files downloaded, in order.
+    downloads: Vec<String>,
+    /// File downloads hang (a stalled connection).
+    stall_downloads: bool,
 }
 
 struct Shared {
@@ -214,6 +222,71 @@ impl FakeTelegram {
     /// The most getUpdates calls that were in flight at once.
     pub fn most_polling_at_once(&self) -> usize {
         self.state().most_polling
+    }
+
+    /// Adds a file `getFile` finds by `file_id` and the fake serves.
+    pub fn add_file(&self, file_id: &str, bytes: &[u8]) {
+        self.add_file_reporting(file_id, bytes, bytes.len());
+    }
+
+    /// Like [`FakeTelegram::add_file`], with `getFile` reporting `size`.
+    pub fn add_file_reporting(&self, file_id: &str, bytes: &[u8], size: usize) {
+        let path = format!("documents/file_{file_id}");
+        self.state()
+            .files
+            .insert(file_id.to_owned(), (path, bytes.to_vec(), size));
+    }
+
+    /// Makes every file download from now on hang without an answer.
+    pub fn stall_downloads(&self) {
+        self.state().stall_downloads = true;
+    }
+
+    /// The paths of the files downloaded so far.
+    pub fn downloads(&self) -> Vec<String> {
+        self.state().downloads.clone()
+    }
+
+    /// A photo from `user` in a private chat, as Telegram sends one: three
+    /// sizes, the largest being `file_id` (added as a file with `bytes`).
+    pub fn photo(
+        &self,
+        user: u64,
+        file_id: &str,
+        bytes: &[u8],
+        caption: Option<&str>,
+    ) -> (u32, i64) {
+        self.add_file(file_id, bytes);
+        self.add_file(&format!("{file_id}-small"), b"small");
+        let mut fields = json!({ "photo": [
+            {"file_id": format!("{file_id}-small"), "file_unique_id": "s", "width": 90, "height": 60, "file_size": 5},
+            {"file_id": file_id, "file_unique_id": "l", "width": 1280, "height": 960, "file_size": bytes.len()},
+        ]});
+        if let Some(caption) = caption {
+            fields["caption"] = json!(caption);
+        }
+        self.message(private_chat(user), user, fields)
+    }
+
+    /// A document from `user` in a private chat; `size` is what the message
+    /// reports. Add its bytes with [`FakeTelegram::add_file`].
+    pub fn document(
+        &self,
+        user: u64,
+        file_id: &str,
+        name: &str,
+        mime: &str,
+        size: usize,
+        caption: Option<&str>,
+    ) -> (u32, i64) {
+        let mut fields = json!({ "document": {
+            "file_id": file_id, "file_unique_id": format!("u-{file_id}"),
+            "file_name": name, "mime_type": mime, "file_size": size,
+        }});
+        if let Some(caption) = caption {
+            fields["caption"] = json!(caption);
+        }
+        self.message(private_chat(user), user, fields)
     }
 
     /// The highest offset a getUpdates call has confirmed.
@@ -428,6 +501,9 @@ async fn answer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(rest) = uri.path().strip_prefix("/file/bot") {
+        return download(&shared, rest).await;
+    }
     let method = uri
         .path()
         .rsplit('/')
@@ -484,6 +560,32 @@ async fn answer(
         reply,
     )
         .into_response()
+}
+
+/// A file download: `rest` is `<token>/<file_path>`.
+async fn download(shared: &Arc<Shared>, rest: &str) -> Response {
+    let path = rest
+        .split_once('/')
+        .map(|(_, path)| path)
+        .unwrap_or_default();
+    let (found, stall) = {
+        let mut state = shared.state.lock().unwrap();
+        state.downloads.push(path.to_owned());
+        let found = state
+            .files
+            .values()
+            .find(|(file_path, _, _)| file_path == path)
+            .map(|(_, bytes, _)| bytes.clone());
+        (found, state.stall_downloads)
+    };
+    shared.changed.notify_waiters();
+    if stall {
+        std::future::pending::<()>().await;
+    }
+    match found {
+        Some(bytes) => (StatusCode::OK, bytes).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// A multipart form (teloxide sends `setWebhook` and `sendDocument` so)
@@ -609,6 +711,23 @@ async fn succeed(shared: &Arc<Shared>, method: &str, body: &Value, files: &[Part
                 ok(json!({ "status": "creator", "user": user_json(user), "is_anonymous": false }))
             } else {
                 ok(json!({ "status": "member", "user": user_json(user) }))
+            }
+        }
+        "getfile" => {
+            let id = body["file_id"].as_str().unwrap_or_default();
+            let file = shared.state.lock().unwrap().files.get(id).cloned();
+            match file {
+                Some((path, _, size)) => ok(json!({
+                    "file_id": id,
+                    "file_unique_id": format!("u-{id}"),
+                    "file_size": size,
+                    "file_path": path,
+                })),
+                None => json!({
+                    "ok": false,
+                    "error_code": 400,
+                    "description": "Bad Request: invalid file_id",
+                }),
             }
         }
         "getwebhookinfo" => ok(json!({

@@ -9,6 +9,7 @@
 //! the adapters share (to log a dropped message once per chat), and
 //! [`file_reply`] decides when an answer goes out as a file attachment.
 
+mod attachment;
 pub mod backoff;
 mod chunk;
 mod command;
@@ -21,6 +22,7 @@ pub mod metrics;
 mod once;
 mod reply;
 
+pub use attachment::{Attachment, FileError, Files, WithFiles, append_bounded};
 pub use chunk::chunk_text;
 pub use command::{
     Command, CommandArg, CommandError, CommandSpec, Effort, ModelChoice, ParseEffortError,

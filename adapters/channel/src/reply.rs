@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::attachment::{Attachment, Files};
 use crate::command::{Command, CommandError};
 use crate::event::WorkerEvent;
 use crate::key::ConversationKey;
@@ -38,6 +39,8 @@ pub struct Inbound {
     pub reply_to: Option<String>,
     /// The message itself, for replies and deduplication.
     pub origin: Origin,
+    /// Files sent with it (a caption and its file are one message).
+    pub attachments: Vec<Attachment>,
 }
 
 /// A failure to deliver something to a platform.
@@ -155,6 +158,12 @@ pub trait Channel: Send + Sync {
     /// A new reply handle for `key`; the engine keeps exactly one per live
     /// conversation.
     fn reply_to(&self, key: &ConversationKey) -> Box<dyn Reply>;
+
+    /// The platform's file API, for the attachments of messages; `None`
+    /// where messages carry none (the terminal).
+    fn files(&self) -> Option<Arc<dyn Files>> {
+        None
+    }
 }
 
 /// The adapter's side of [`PendingCancel`]: each reply handle owns one, and

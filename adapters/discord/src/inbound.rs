@@ -114,7 +114,11 @@ pub fn decide(message: &Message, me: &BotIdentity, settings: &Settings) -> Actio
     if !allowed {
         return Action::Ignore("sender not allowed");
     }
-    if text.is_empty() {
+    if crate::files::unreadable(message) {
+        return Action::Answer(spot, crate::files::CANNOT_READ_YET);
+    }
+    let attachments = crate::files::attachments(message);
+    if text.is_empty() && attachments.is_empty() {
         return Action::Unanswerable(
             "no text (nothing but white space or the mention, or the MESSAGE_CONTENT intent is missing)",
         );
@@ -129,6 +133,7 @@ pub fn decide(message: &Message, me: &BotIdentity, settings: &Settings) -> Actio
             .and_then(|reference| reference.message_id)
             .map(|id| id.get().to_string()),
         origin,
+        attachments,
     }))
 }
 
@@ -384,5 +389,63 @@ mod tests {
             decide(&message(None, BOB, " ", json!({})), &me(), &s),
             Action::Ignore(_)
         ));
+    }
+
+    fn file(name: &str, content_type: &str) -> Value {
+        json!({"id": "800", "filename": name, "size": 12, "content_type": content_type,
+               "url": "https://cdn.discordapp.com/attachments/300/800/x",
+               "proxy_url": "https://media.discordapp.net/attachments/300/800/x"})
+    }
+
+    #[test]
+    fn a_file_without_text_is_a_message_and_stickers_and_voice_get_an_answer() {
+        let s = settings();
+        let with_file = message(
+            None,
+            ADA,
+            "",
+            json!({"attachments": [file("a.png", "image/png")]}),
+        );
+        let Action::Dispatch(ChannelEvent::Message(inbound)) = decide(&with_file, &me(), &s) else {
+            panic!("not dispatched")
+        };
+        assert_eq!(inbound.text, "");
+        let attachment = &inbound.attachments[0];
+        assert_eq!(
+            (attachment.name.as_str(), attachment.image, attachment.size),
+            ("a.png", true, Some(12))
+        );
+        assert_eq!(
+            attachment.url.as_deref(),
+            Some("https://cdn.discordapp.com/attachments/300/800/x")
+        );
+        let voice = message(
+            None,
+            ADA,
+            "",
+            json!({"attachments": [file("voice-message.ogg", "audio/ogg")]}),
+        );
+        assert!(matches!(
+            decide(&voice, &me(), &s),
+            Action::Answer(_, crate::files::CANNOT_READ_YET)
+        ));
+        let sticker = message(
+            None,
+            ADA,
+            "",
+            json!({"sticker_items": [{"id": "1", "name": "wave", "format_type": 1}]}),
+        );
+        assert!(matches!(
+            decide(&sticker, &me(), &s),
+            Action::Answer(_, crate::files::CANNOT_READ_YET)
+        ));
+        // A stranger's file gets silence, as a stranger's text does.
+        let stranger = message(
+            None,
+            BOB,
+            "",
+            json!({"attachments": [file("a.png", "image/png")]}),
+        );
+        assert!(matches!(decide(&stranger, &me(), &s), Action::Ignore(_)));
     }
 }

@@ -25,6 +25,7 @@
 //! Nothing here knows about agents or models.
 
 pub mod commands;
+pub mod files;
 pub mod gateway;
 pub mod inbound;
 pub mod interaction;
@@ -168,10 +169,13 @@ impl Discord {
 
     /// The engine's side: reply handles, one per conversation.
     pub fn channel(&self) -> Arc<dyn Channel> {
-        Arc::new(DiscordChannel::new(
-            self.outboxes.clone(),
-            self.interactions.clone(),
-        ))
+        Arc::new(baton_channel::WithFiles {
+            channel: DiscordChannel::new(self.outboxes.clone(), self.interactions.clone()),
+            files: Arc::new(files::DiscordFiles::new(
+                self.client.clone(),
+                &self.settings.api_url,
+            )),
+        })
     }
 
     /// Runs the gateway client, handing its events to `engine`, until

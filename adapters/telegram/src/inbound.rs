@@ -1,6 +1,7 @@
 //! From a Telegram update to what the engine hears: conversation keys,
 //! mention gating in groups, access control, commands, and the short
-//! answers the adapter gives by itself (refusals, "text only").
+//! answers the adapter gives by itself (refusals, "can't read this yet").
+//! A caption and its photo or document are one message.
 //!
 //! An update is handled once it is dispatched to the engine (which stores a
 //! message before it returns), answered by the adapter, or deliberately
@@ -23,8 +24,7 @@ use crate::settings::{DmPolicy, Settings};
 pub const NOT_ALLOWED: &str = "Sorry, you are not allowed to use this bot here.";
 /// The answer to a settings command from a non-administrator in a group.
 pub const ADMINS_ONLY: &str = "Only this chat's administrators can change my settings.";
-/// The answer to a photo, sticker, voice message and the like.
-pub const TEXT_ONLY: &str = "I can only read text messages for now.";
+pub use crate::files::CANNOT_READ_YET;
 
 /// Who the bot is.
 #[derive(Debug, Clone)]
@@ -182,14 +182,19 @@ fn decide(update: &Update, me: &BotIdentity, settings: &Settings) -> Action {
     let origin = Origin {
         message_id: Some(message.id.0.to_string()),
     };
-    let Some(text) = message.text().or(message.caption()) else {
-        let addressed = private || replies_to_bot(message, me);
+    let attachments = crate::files::attachments(message);
+    let text = message.text().or(message.caption());
+    if crate::files::unreadable(message) || (text.is_none() && attachments.is_empty()) {
+        let addressed = private
+            || replies_to_bot(message, me)
+            || text.is_some_and(|text| mentions_bot(text, me));
         return if allowed && addressed {
-            Action::Answer(target, TEXT_ONLY)
+            Action::Answer(target, CANNOT_READ_YET)
         } else {
             Action::Ignore("not text")
         };
-    };
+    }
+    let text = text.unwrap_or_default();
     if let Some(command) = parse_command(text, Some(&me.username)) {
         let for_me = private || command.is_ok() || names_bot(text, me);
         if !for_me {
@@ -224,7 +229,7 @@ fn decide(update: &Update, me: &BotIdentity, settings: &Settings) -> Action {
     if !allowed {
         return Action::Ignore("sender not allowed");
     }
-    if text.is_empty() {
+    if text.is_empty() && attachments.is_empty() {
         return Action::Unanswerable("nothing but white space or the mention");
     }
     Action::Dispatch(ChannelEvent::Message(Inbound {
@@ -235,6 +240,7 @@ fn decide(update: &Update, me: &BotIdentity, settings: &Settings) -> Action {
             .reply_to_message()
             .map(|replied| replied.id.0.to_string()),
         origin,
+        attachments,
     }))
 }
 
@@ -506,7 +512,62 @@ mod tests {
         }}));
         assert!(matches!(
             decide(&sticker, &me(), &settings()),
-            Action::Answer(_, TEXT_ONLY)
+            Action::Answer(_, CANNOT_READ_YET)
+        ));
+    }
+
+    #[test]
+    fn a_photo_with_a_caption_is_one_message_with_its_largest_size() {
+        let update: Update = parse(json!({"update_id": 4, "message": {
+            "message_id": 7, "date": 0,
+            "chat": {"id": 42, "type": "private", "first_name": "Ada"},
+            "from": {"id": 42, "is_bot": false, "first_name": "Ada"},
+            "photo": [
+                {"file_id": "small", "file_unique_id": "s", "width": 90, "height": 60, "file_size": 900},
+                {"file_id": "large", "file_unique_id": "l", "width": 1280, "height": 853, "file_size": 90000},
+                {"file_id": "mid", "file_unique_id": "m", "width": 320, "height": 213}
+            ],
+            "caption": "what is this?"
+        }}));
+        let Action::Dispatch(ChannelEvent::Message(inbound)) = decide(&update, &me(), &settings())
+        else {
+            panic!("not dispatched")
+        };
+        assert_eq!(inbound.text, "what is this?");
+        assert_eq!(inbound.attachments.len(), 1);
+        let photo = &inbound.attachments[0];
+        assert_eq!(
+            (photo.file_id.as_str(), photo.size, photo.image),
+            ("large", Some(90000), true)
+        );
+    }
+
+    #[test]
+    fn a_document_without_a_caption_is_dispatched_and_a_voice_message_is_answered() {
+        let document: Update = parse(json!({"update_id": 5, "message": {
+            "message_id": 10, "date": 0,
+            "chat": {"id": 42, "type": "private", "first_name": "Ada"},
+            "from": {"id": 42, "is_bot": false, "first_name": "Ada"},
+            "document": {"file_id": "d", "file_unique_id": "du", "file_name": "notes.md",
+                         "mime_type": "text/markdown", "file_size": 12}
+        }}));
+        let Action::Dispatch(ChannelEvent::Message(inbound)) =
+            decide(&document, &me(), &settings())
+        else {
+            panic!("not dispatched")
+        };
+        assert_eq!(inbound.text, "");
+        assert_eq!(inbound.attachments[0].name, "notes.md");
+        assert!(!inbound.attachments[0].image);
+        let voice: Update = parse(json!({"update_id": 6, "message": {
+            "message_id": 11, "date": 0,
+            "chat": {"id": 42, "type": "private", "first_name": "Ada"},
+            "from": {"id": 42, "is_bot": false, "first_name": "Ada"},
+            "voice": {"file_id": "v", "file_unique_id": "vu", "duration": 2}
+        }}));
+        assert!(matches!(
+            decide(&voice, &me(), &settings()),
+            Action::Answer(_, CANNOT_READ_YET)
         ));
     }
 

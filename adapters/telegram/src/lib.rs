@@ -26,6 +26,7 @@
 
 pub mod api;
 mod decode;
+pub mod files;
 pub mod inbound;
 pub mod outbox;
 mod poll;
@@ -161,7 +162,10 @@ impl Telegram {
 
     /// The engine's side: reply handles, one per conversation.
     pub fn channel(&self) -> Arc<dyn Channel> {
-        Arc::new(TelegramChannel::new(self.outboxes.clone()))
+        Arc::new(baton_channel::WithFiles {
+            channel: TelegramChannel::new(self.outboxes.clone()),
+            files: Arc::new(files::TelegramFiles::new(self.bot.clone())),
+        })
     }
 
     /// Whether the link to the Bot API works: the webhook is set, or the
