@@ -20,6 +20,9 @@
 //!   against a provider that takes only 20 calls at once
 //!   (`engine/throughput.rs`).
 //!
+//! - **postgres** (only when named): the overhead part on PostgreSQL, one
+//!   instance, on the tests' throwaway server (`tests/support/postgres.rs`).
+//!
 //! `cargo bench --bench engine -- parallel` runs only the parts named.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -29,6 +32,10 @@ mod fake_llm;
 
 #[path = "engine/throughput.rs"]
 mod throughput;
+
+#[path = "../tests/support/postgres.rs"]
+#[allow(dead_code)]
+mod postgres;
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
@@ -77,6 +84,10 @@ fn main() -> anyhow::Result<()> {
         }
         if runs("throughput") {
             throughput::run().await?;
+        }
+        // Not in the default run: it needs PostgreSQL's server binaries.
+        if wanted.iter().any(|w| w == "postgres") {
+            overhead::run_postgres().await?;
         }
         anyhow::Ok(())
     })
@@ -268,8 +279,13 @@ impl Provider for ZeroDelay {
 /// Single-mode services on the zero-delay model and a SQLite file database
 /// in `dir`; actors stay live for an hour without messages.
 async fn zero_delay_services(dir: &Path) -> anyhow::Result<Arc<Services>> {
+    zero_delay_services_on(&format!("sqlite://{}", dir.join("baton.db").display())).await
+}
+
+/// Like [`zero_delay_services`], on the database at `url`.
+async fn zero_delay_services_on(url: &str) -> anyhow::Result<Arc<Services>> {
     let mut config = Config::default();
-    config.storage.url = format!("sqlite://{}", dir.join("baton.db").display());
+    config.storage.url = url.to_owned();
     config.engine.idle_timeout_secs = 3600;
     // Every conversation's messages come from the same user here.
     config.engine.max_messages_per_user_per_minute = 0;
@@ -541,6 +557,42 @@ mod overhead {
         println!(
             "== Engine overhead: single mode, zero-delay in-process model, SQLite file store =="
         );
+        print_header();
+        let mut levels = Vec::new();
+        for concurrency in CONCURRENCY {
+            let dir = tempfile::tempdir()?;
+            let services = zero_delay_services(dir.path()).await?;
+            let level = measure(concurrency, services).await?;
+            print_level(&level);
+            levels.push(level);
+        }
+        verdicts(&levels);
+        store_breakdown().await
+    }
+
+    /// The same measure on PostgreSQL (one instance; a fresh database for
+    /// each run), on the throwaway server the tests use.
+    pub async fn run_postgres() -> anyhow::Result<()> {
+        println!();
+        println!(
+            "== Engine overhead on PostgreSQL: single mode, zero-delay model, one instance =="
+        );
+        println!(
+            "  the tests' throwaway server on this machine: fsync, synchronous_commit and full_page_writes off"
+        );
+        print_header();
+        for concurrency in CONCURRENCY {
+            let Some(url) = crate::postgres::database().await else {
+                bail!("no PostgreSQL server binaries (apt-get install postgresql)");
+            };
+            let services = zero_delay_services_on(&url).await?;
+            let level = measure(concurrency, services).await?;
+            print_level(&level);
+        }
+        Ok(())
+    }
+
+    fn print_header() {
         println!(
             "{CONVERSATIONS} conversations × {MESSAGES} messages; each conversation sends its next message when the previous reply is posted"
         );
@@ -549,29 +601,23 @@ mod overhead {
             "  {:>11}  {:>10}  {:>9}  {:>9}  {:>9}  {:>9}",
             "in flight", "turns/s", "p50 ms", "p90 ms", "p99 ms", "max ms"
         );
-        let mut levels = Vec::new();
-        for concurrency in CONCURRENCY {
-            let level = measure(concurrency).await?;
-            println!(
-                "  {:>11}  {:>10.0}  {:>9.3}  {:>9.3}  {:>9.3}  {:>9.3}",
-                level.concurrency,
-                level.turns_per_sec,
-                ms(level.p50),
-                ms(level.p90),
-                ms(level.p99),
-                ms(level.max)
-            );
-            levels.push(level);
-        }
-        verdicts(&levels);
-        store_breakdown().await
     }
 
-    /// One run: a fresh engine and database, `concurrency` conversations at
-    /// a time.
-    async fn measure(concurrency: usize) -> anyhow::Result<Level> {
-        let dir = tempfile::tempdir()?;
-        let services = zero_delay_services(dir.path()).await?;
+    fn print_level(level: &Level) {
+        println!(
+            "  {:>11}  {:>10.0}  {:>9.3}  {:>9.3}  {:>9.3}  {:>9.3}",
+            level.concurrency,
+            level.turns_per_sec,
+            ms(level.p50),
+            ms(level.p90),
+            ms(level.p99),
+            ms(level.max)
+        );
+    }
+
+    /// One run on `services` (a fresh engine and database),
+    /// `concurrency` conversations at a time.
+    async fn measure(concurrency: usize, services: Arc<Services>) -> anyhow::Result<Level> {
         let channel = Arc::new(TimingChannel::default());
         let registry = Arc::new(
             Registry::new(services.clone()).with_channel(Platform::Telegram, channel.clone()),
