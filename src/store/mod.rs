@@ -371,6 +371,17 @@ fn tokens_from_db(tokens: i64) -> u64 {
     u64::try_from(tokens).unwrap_or(0)
 }
 
+/// A [`Usage`](crate::llm::Usage) from its four stored columns: input,
+/// output, cached input and cache-write tokens.
+fn usage_from_db(input: i64, output: i64, cached: i64, written: i64) -> crate::llm::Usage {
+    crate::llm::Usage {
+        input_tokens: tokens_from_db(input),
+        output_tokens: tokens_from_db(output),
+        cached_input_tokens: tokens_from_db(cached),
+        cache_write_tokens: tokens_from_db(written),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
