@@ -20,6 +20,10 @@
 //!   against a provider that takes only 20 calls at once
 //!   (`engine/throughput.rs`).
 //!
+//! - **metrics**: the overhead part's runs without a metrics recorder (the
+//!   `metrics` macros are no-ops, as in every other part) and then with the
+//!   Prometheus recorder `baton run` installs: what `/metrics` costs a turn.
+//!
 //! `cargo bench --bench engine -- parallel` runs only the parts named.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -78,6 +82,10 @@ fn main() -> anyhow::Result<()> {
         if runs("throughput") {
             throughput::run().await?;
         }
+        // Last: it installs the Prometheus recorder for the rest of the process.
+        if runs("metrics") {
+            overhead::metrics_cost().await?;
+        }
         anyhow::Ok(())
     })
 }
@@ -99,6 +107,7 @@ fn message(key: &ConversationKey, n: usize, text: &str) -> ChannelEvent {
         origin: Origin {
             message_id: Some(format!("m{n}")),
         },
+        chat_title: None,
     })
 }
 
@@ -564,6 +573,38 @@ mod overhead {
         }
         verdicts(&levels);
         store_breakdown().await
+    }
+
+    /// The overhead runs without, then with, the Prometheus recorder
+    /// installed (it stays installed: this part runs last).
+    pub async fn metrics_cost() -> anyhow::Result<()> {
+        println!();
+        println!("== Metrics cost: the overhead runs without, then with, the Prometheus recorder ==");
+        println!(
+            "  {:>9}  {:>11}  {:>10}  {:>9}  {:>9}  {:>9}",
+            "recorder", "in flight", "turns/s", "p50 ms", "p90 ms", "p99 ms"
+        );
+        for recorder in ["off", "on"] {
+            if recorder == "on" {
+                ensure!(
+                    baton::metrics::install().is_some(),
+                    "the recorder could not be installed"
+                );
+            }
+            for concurrency in CONCURRENCY {
+                let level = measure(concurrency).await?;
+                println!(
+                    "  {:>9}  {:>11}  {:>10.0}  {:>9.3}  {:>9.3}  {:>9.3}",
+                    recorder,
+                    level.concurrency,
+                    level.turns_per_sec,
+                    ms(level.p50),
+                    ms(level.p90),
+                    ms(level.p99)
+                );
+            }
+        }
+        Ok(())
     }
 
     /// One run: a fresh engine and database, `concurrency` conversations at

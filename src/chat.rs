@@ -107,6 +107,7 @@ pub async fn chat(
                 text: text.to_owned(),
                 reply_to: None,
                 origin,
+                chat_title: None,
             }),
         };
         registry.dispatch(event).await?;

@@ -768,6 +768,7 @@ async fn a_message_delivered_twice_is_answered_once() {
         origin: baton_channel::Origin {
             message_id: Some("update-7".into()),
         },
+        chat_title: None,
     };
     let first = bot
         .registry

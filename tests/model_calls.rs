@@ -42,6 +42,7 @@ async fn say_in(bot: &TestBot, chat: &str, n: usize, text: &str) {
             text: text.to_owned(),
             reply_to: None,
             origin,
+            chat_title: None,
         }),
     };
     bot.registry.dispatch(event).await.unwrap();

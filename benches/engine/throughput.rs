@@ -190,6 +190,7 @@ async fn talk(registry: &Registry, channel: &TimingChannel, n: usize) -> anyhow:
             origin: Origin {
                 message_id: Some(format!("m{m}")),
             },
+            chat_title: None,
         });
         registry.dispatch(event).await?;
         loop {

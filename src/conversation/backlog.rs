@@ -153,6 +153,7 @@ pub(crate) fn stored_inbound(message: UnansweredMessage) -> StoredInbound {
             origin: Origin {
                 message_id: message.platform_message_id,
             },
+            chat_title: None,
         },
     }
 }

@@ -84,8 +84,8 @@ impl Actor {
             }
             TurnOutcome::Failed(error) => {
                 // Redacted where it was built; the user gets plain words.
+                // Logged once recorded, so that the line has the turn id.
                 let message = error.to_string();
-                tracing::warn!(conversation = %self.key, error = %message, "turn failed");
                 (
                     TurnStatus::Failed,
                     Some(message),
@@ -131,12 +131,20 @@ impl Actor {
             }
         };
         let turn = match turn {
-            Ok(turn) => Some(turn),
+            Ok(turn) => {
+                // A single-mode turn's id exists from here on (its row is
+                // written once, at its end): the span's lines carry it now.
+                tracing::Span::current().record("turn", turn.0);
+                Some(turn)
+            }
             Err(e) => {
                 tracing::error!(conversation = %self.key, error = %e, "could not record a turn's end");
                 None
             }
         };
+        if let Some(error) = &error {
+            tracing::warn!(conversation = %self.key, error = %error, "turn failed");
+        }
         match (status, turn) {
             (TurnStatus::Done, Some(turn)) => {
                 match store.record_reply(&self.key, turn, &text).await {

@@ -23,6 +23,7 @@
 //! - `projects.rs`: long-running projects (each with its boss's turn);
 //! - `usage.rs`: token totals per model (costs, budgets, `/status`);
 //! - `upkeep.rs`: the cache of known conversations, WAL checkpoints;
+//! - `titles.rs`: conversations' readable titles, written when they change;
 //! - `health.rs`: [`StoreHealth`], whether the SQLite file is still there;
 //! - `events.rs` and `event_writer.rs`: the event log, written in batches;
 //! - `browse.rs`: paged read-only queries for the dashboard and `/api`;
@@ -43,6 +44,7 @@ mod events;
 mod health;
 mod model;
 mod projects;
+mod titles;
 mod recovery;
 mod transcript;
 mod turns;
@@ -114,6 +116,8 @@ pub struct Store {
     backend: Backend,
     /// Conversation rows known to exist.
     known: Arc<upkeep::KnownConversations>,
+    /// The titles last written (`note_title` skips the unchanged).
+    titles: Arc<titles::KnownTitles>,
     /// Writes the event log in batches, off the callers' path.
     events: event_writer::EventWriter,
     /// Stops the background WAL checkpoints (SQLite files) with the last clone.
@@ -190,6 +194,7 @@ impl Store {
             db,
             backend,
             known,
+            titles: Arc::default(),
             events,
             _checkpointer: checkpointer,
             health,

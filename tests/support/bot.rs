@@ -296,6 +296,7 @@ impl TestBot {
                 text: text.to_owned(),
                 reply_to: None,
                 origin,
+                chat_title: None,
             }),
         };
         self.registry

@@ -38,6 +38,11 @@ pub struct Inbound {
     pub reply_to: Option<String>,
     /// The message itself, for replies and deduplication.
     pub origin: Origin,
+    /// The chat's title where it has one (a group, a channel), as the
+    /// platform gave it with this message; `None` for direct chats and
+    /// where the adapter cannot tell without an extra request. The
+    /// dashboard names conversations by it.
+    pub chat_title: Option<String>,
 }
 
 /// A failure to deliver something to a platform.

@@ -129,6 +129,7 @@ pub fn decide(message: &Message, me: &BotIdentity, settings: &Settings) -> Actio
             .and_then(|reference| reference.message_id)
             .map(|id| id.get().to_string()),
         origin,
+        chat_title: None,
     }))
 }
 

@@ -235,6 +235,7 @@ fn decide(update: &Update, me: &BotIdentity, settings: &Settings) -> Action {
             .reply_to_message()
             .map(|replied| replied.id.0.to_string()),
         origin,
+        chat_title: message.chat.title().map(str::to_owned),
     }))
 }
 
