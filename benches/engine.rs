@@ -20,6 +20,10 @@
 //!   against a provider that takes only 20 calls at once
 //!   (`engine/throughput.rs`).
 //!
+//! - **cost**: one orchestrator turn with 8 workers after a 20-message
+//!   history on each wire format, before and after issue 16's changes:
+//!   orchestrator calls, input tokens sent, cached and billed, output
+//!   tokens, dollars at list prices (`engine/cost.rs`).
 //! - **metrics**: the overhead part's runs without a metrics recorder (the
 //!   `metrics` macros are no-ops, as in every other part) and then with the
 //!   Prometheus recorder `baton run` installs: what `/metrics` costs a turn.
@@ -33,6 +37,9 @@ mod fake_llm;
 
 #[path = "engine/throughput.rs"]
 mod throughput;
+
+#[path = "engine/cost.rs"]
+mod cost;
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
@@ -81,6 +88,9 @@ fn main() -> anyhow::Result<()> {
         }
         if runs("throughput") {
             throughput::run().await?;
+        }
+        if runs("cost") {
+            cost::run().await?;
         }
         // Last: it installs the Prometheus recorder for the rest of the process.
         if runs("metrics") {
