@@ -374,6 +374,9 @@ url = "sqlite://{db}"
 kind = "openai"
 base_url = "{url}"
 timeout_secs = 30
+# The hosted default: on loopback the default would be 4 calls at once,
+# and the 8 workers would start in two waves.
+max_concurrency = 256
 
 [models]
 orchestrator = "fake:{ORCHESTRATOR_MODEL}"
