@@ -592,7 +592,9 @@ mod overhead {
     /// installed (it stays installed: this part runs last).
     pub async fn metrics_cost() -> anyhow::Result<()> {
         println!();
-        println!("== Metrics cost: the overhead runs without, then with, the Prometheus recorder ==");
+        println!(
+            "== Metrics cost: the overhead runs without, then with, the Prometheus recorder =="
+        );
         println!(
             "  {:>9}  {:>11}  {:>10}  {:>9}  {:>9}  {:>9}",
             "recorder", "in flight", "turns/s", "p50 ms", "p90 ms", "p99 ms"

@@ -962,7 +962,9 @@ input_price = 2.0
         assert!((priced.cost(odd) - 10.0 * 0.2 / 1e6).abs() < 1e-12);
 
         let negative = "[models.catalog.\"a:b\"]\ncached_input_price = -1.0\n";
-        let error = Config::from_toml(negative, env(&[])).unwrap_err().to_string();
+        let error = Config::from_toml(negative, env(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("cached_input_price"), "{error}");
     }
 

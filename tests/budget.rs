@@ -115,7 +115,11 @@ conversation_hard_usd = 2.5
         status.contains("Last turn: 50 in (40 cached) / ") && status.contains("$1.4000"),
         "{status}"
     );
-    assert_eq!(bot.llm.requests().len(), 3, "no model call past the hard cap");
+    assert_eq!(
+        bot.llm.requests().len(),
+        3,
+        "no model call past the hard cap"
+    );
 }
 
 #[tokio::test]

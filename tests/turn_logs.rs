@@ -81,7 +81,10 @@ async fn a_turns_log_lines_carry_the_conversation_and_the_turn_id_in_both_modes(
     let mut ids: Vec<(i64, String)> = turns.iter().map(|t| (t.id, t.mode.clone())).collect();
     ids.sort();
     assert_eq!(ids.len(), 2, "{ids:?}");
-    assert_eq!((ids[0].1.as_str(), ids[1].1.as_str()), ("single", "orchestrator"));
+    assert_eq!(
+        (ids[0].1.as_str(), ids[1].1.as_str()),
+        ("single", "orchestrator")
+    );
 
     let failed: Vec<Value> = captured
         .lines()

@@ -157,8 +157,16 @@ pub async fn run() -> anyhow::Result<()> {
             for _ in 0..RUNS {
                 costs.push(measure(setup, before).await?);
             }
-            let calls_min = costs.iter().map(|c| c.orchestrator_calls).min().unwrap_or(0);
-            let calls_max = costs.iter().map(|c| c.orchestrator_calls).max().unwrap_or(0);
+            let calls_min = costs
+                .iter()
+                .map(|c| c.orchestrator_calls)
+                .min()
+                .unwrap_or(0);
+            let calls_max = costs
+                .iter()
+                .map(|c| c.orchestrator_calls)
+                .max()
+                .unwrap_or(0);
             // The token figures of the run with the median calls.
             costs.sort_by_key(|c| c.orchestrator_calls);
             let c = &costs[costs.len() / 2];
@@ -189,7 +197,9 @@ pub async fn run() -> anyhow::Result<()> {
             billed[0] / billed[1].max(1.0)
         );
     }
-    println!("  target: at most 3 orchestrator calls per 8-worker turn when the workers finish together");
+    println!(
+        "  target: at most 3 orchestrator calls per 8-worker turn when the workers finish together"
+    );
     Ok(())
 }
 
@@ -300,7 +310,8 @@ async fn measure(setup: &'static WireSetup, before: bool) -> anyhow::Result<Turn
     let dir = tempfile::tempdir()?;
     let services = baton::app::services(config(setup, &llm, &dir.path().join("baton.db"))?).await?;
     let channel = Arc::new(TimingChannel::default());
-    let registry = Registry::new(services.clone()).with_channel(Platform::Telegram, channel.clone());
+    let registry =
+        Registry::new(services.clone()).with_channel(Platform::Telegram, channel.clone());
     let key = conversation("cost", 0);
     let mut posts = channel.expect(&key);
     let mut say = async |n: usize, text: String| -> anyhow::Result<()> {

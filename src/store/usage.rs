@@ -67,7 +67,8 @@ impl Store {
             .db
             .run(move |conn| {
                 Box::pin(async move {
-                    let mut query = sqlx::query_as::<_, (String, i64, i64, i64, i64)>(&sql).bind(since_ms);
+                    let mut query =
+                        sqlx::query_as::<_, (String, i64, i64, i64, i64)>(&sql).bind(since_ms);
                     if let Some(key) = key {
                         query = query.bind(key);
                     }

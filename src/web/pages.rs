@@ -168,7 +168,11 @@ fn turn_line(turn: &TurnRow) -> String {
                 .or(turn.error.as_deref())
                 .unwrap_or("")
         ),
-        tokens(turn.input_tokens, turn.output_tokens, turn.cached_input_tokens),
+        tokens(
+            turn.input_tokens,
+            turn.output_tokens,
+            turn.cached_input_tokens
+        ),
         id = turn.id,
         s = esc(&turn.status),
     )
@@ -301,7 +305,11 @@ pub async fn turn(State(web): State<Arc<Web>>, Path(id): Path<i64>) -> Response 
         esc(&turn.conversation),
         time(Some(turn.started_at)),
         esc(&turn.model),
-        tokens(turn.input_tokens, turn.output_tokens, turn.cached_input_tokens),
+        tokens(
+            turn.input_tokens,
+            turn.output_tokens,
+            turn.cached_input_tokens
+        ),
         cost(
             &web,
             &turn.model,

@@ -111,8 +111,7 @@ impl PromptCache {
                         ..Counted::default()
                     };
                 };
-                let reachable =
-                    |i: usize| marks.iter().any(|&m| m >= i && m - i <= LOOKBACK);
+                let reachable = |i: usize| marks.iter().any(|&m| m >= i && m - i <= LOOKBACK);
                 let cached = (0..=last_mark)
                     .rev()
                     .find(|&i| reachable(i) && self.prefixes.contains(&blocks[i].prefix))
@@ -168,10 +167,7 @@ fn blocks(rules: Rules, raw: &Value) -> Vec<Block> {
                     .flatten()
                 {
                     let marked = block.get("cache_control").is_some();
-                    parts.push((
-                        serde_json::json!({"role": role, "block": block}),
-                        marked,
-                    ));
+                    parts.push((serde_json::json!({"role": role, "block": block}), marked));
                 }
             }
         }
