@@ -134,6 +134,7 @@ on_both_backends! {
         reset_context_hides_earlier_messages,
         usage_since_adds_turn_and_worker_usage,
         cache_tokens_are_stored_per_turn_and_worker,
+        conversations_browse_by_last_activity_with_titles,
         updating_an_unknown_turn_or_worker_is_not_found,
         events_are_logged_in_order,
         clones_share_the_connection_and_close_ends_it,
@@ -445,6 +446,50 @@ async fn cache_tokens_are_stored_per_turn_and_worker(db: TestDb) {
             tree.workers[0].cache_write_tokens
         ),
         (300, 50)
+    );
+}
+
+/// The dashboard's list: most recently active first, paged by cursor,
+/// named by the chat's title when one was noted (else the last user).
+async fn conversations_browse_by_last_activity_with_titles(db: TestDb) {
+    let store = db.connect().await;
+    for (chat, text) in [("1", "a"), ("2", "b"), ("3", "c"), ("1", "d")] {
+        store
+            .record_inbound(&key(chat), &alice(), text, None)
+            .await
+            .unwrap();
+    }
+    store.note_title(&key("2"), "Team two").await.unwrap();
+    // Unchanged: nothing written; blank: ignored.
+    store.note_title(&key("2"), "Team two").await.unwrap();
+    store.note_title(&key("3"), "   ").await.unwrap();
+
+    let first = store.browse_conversations(None, 2, 0).await.unwrap();
+    let names: Vec<(&str, Option<&str>)> = first
+        .iter()
+        .map(|c| (c.key.as_str(), c.name.as_deref()))
+        .collect();
+    assert_eq!(
+        names,
+        [("telegram/1", Some("Alice")), ("telegram/3", Some("Alice"))]
+    );
+    let rest = store
+        .browse_conversations(Some(first[1].cursor.clone()), 2, 0)
+        .await
+        .unwrap();
+    let names: Vec<(&str, Option<&str>)> = rest
+        .iter()
+        .map(|c| (c.key.as_str(), c.name.as_deref()))
+        .collect();
+    assert_eq!(names, [("telegram/2", Some("Team two"))]);
+    assert!(
+        store
+            .browse_conversations(Some("not a cursor".into()), 2, 0)
+            .await
+            .unwrap()
+            .len()
+            == 2,
+        "an unreadable cursor starts from the top"
     );
 }
 
