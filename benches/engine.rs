@@ -22,6 +22,13 @@
 //!
 //! - **postgres** (only when named): the overhead part on PostgreSQL, one
 //!   instance, on the tests' throwaway server (`tests/support/postgres.rs`).
+//! - **cost**: one orchestrator turn with 8 workers after a 20-message
+//!   history on each wire format, before and after issue 16's changes:
+//!   orchestrator calls, input tokens sent, cached and billed, output
+//!   tokens, dollars at list prices (`engine/cost.rs`).
+//! - **metrics**: the overhead part's runs without a metrics recorder (the
+//!   `metrics` macros are no-ops, as in every other part) and then with the
+//!   Prometheus recorder `baton run` installs: what `/metrics` costs a turn.
 //!
 //! `cargo bench --bench engine -- parallel` runs only the parts named.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -36,6 +43,9 @@ mod throughput;
 #[path = "../tests/support/postgres.rs"]
 #[allow(dead_code)]
 mod postgres;
+
+#[path = "engine/cost.rs"]
+mod cost;
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
@@ -85,9 +95,16 @@ fn main() -> anyhow::Result<()> {
         if runs("throughput") {
             throughput::run().await?;
         }
+        if runs("cost") {
+            cost::run().await?;
+        }
         // Not in the default run: it needs PostgreSQL's server binaries.
         if wanted.iter().any(|w| w == "postgres") {
             overhead::run_postgres().await?;
+        }
+        // Last: it installs the Prometheus recorder for the rest of the process.
+        if runs("metrics") {
+            overhead::metrics_cost().await?;
         }
         anyhow::Ok(())
     })
@@ -111,6 +128,7 @@ fn message(key: &ConversationKey, n: usize, text: &str) -> ChannelEvent {
             message_id: Some(format!("m{n}")),
         },
         attachments: Vec::new(),
+        chat_title: None,
     })
 }
 
@@ -372,6 +390,9 @@ url = "sqlite://{db}"
 kind = "openai"
 base_url = "{url}"
 timeout_secs = 30
+# The hosted default: on loopback the default would be 4 calls at once,
+# and the 8 workers would start in two waves.
+max_concurrency = 256
 
 [models]
 orchestrator = "fake:{ORCHESTRATOR_MODEL}"
@@ -601,6 +622,42 @@ mod overhead {
             "  {:>11}  {:>10}  {:>9}  {:>9}  {:>9}  {:>9}",
             "in flight", "turns/s", "p50 ms", "p90 ms", "p99 ms", "max ms"
         );
+    }
+
+    /// The overhead runs without, then with, the Prometheus recorder
+    /// installed (it stays installed: this part runs last).
+    pub async fn metrics_cost() -> anyhow::Result<()> {
+        println!();
+        println!(
+            "== Metrics cost: the overhead runs without, then with, the Prometheus recorder =="
+        );
+        println!(
+            "  {:>9}  {:>11}  {:>10}  {:>9}  {:>9}  {:>9}",
+            "recorder", "in flight", "turns/s", "p50 ms", "p90 ms", "p99 ms"
+        );
+        for recorder in ["off", "on"] {
+            if recorder == "on" {
+                ensure!(
+                    baton::metrics::install().is_some(),
+                    "the recorder could not be installed"
+                );
+            }
+            for concurrency in CONCURRENCY {
+                let dir = tempfile::tempdir()?;
+                let services = zero_delay_services(dir.path()).await?;
+                let level = measure(concurrency, services).await?;
+                println!(
+                    "  {:>9}  {:>11}  {:>10.0}  {:>9.3}  {:>9.3}  {:>9.3}",
+                    recorder,
+                    level.concurrency,
+                    level.turns_per_sec,
+                    ms(level.p50),
+                    ms(level.p90),
+                    ms(level.p99)
+                );
+            }
+        }
+        Ok(())
     }
 
     fn print_level(level: &Level) {

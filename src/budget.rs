@@ -61,6 +61,20 @@ impl Spend {
     }
 }
 
+/// Tokens as `/status`, budget answers and project outcomes show them, with
+/// the cached ones apart: `1200 in (800 cached, 100 cache writes) / 50 out
+/// tokens` (cache writes only when there were any).
+pub fn token_summary(usage: Usage) -> String {
+    let writes = match usage.cache_write_tokens {
+        0 => String::new(),
+        n => format!(", {n} cache writes"),
+    };
+    format!(
+        "{} in ({} cached{writes}) / {} out tokens",
+        usage.input_tokens, usage.cached_input_tokens, usage.output_tokens
+    )
+}
+
 /// The tokens one turn has used so far, per model: the orchestrator's and
 /// its workers' calls add to it as they finish, so `/status` can show a
 /// running turn's cost.
@@ -144,9 +158,11 @@ pub async fn allowance(
         Spend::default()
     };
     let over = |spent: f64, limit: Option<f64>| limit.filter(|limit| spent >= *limit);
+    let spent = |spend: &Spend| format!("${:.2}, {}", spend.usd, token_summary(spend.usage));
     if let Some(limit) = over(conversation.usd, budget.conversation_hard_usd) {
         return Ok(Allowance::Refused(format!(
-            "This conversation has used its daily budget (${limit:.2}); I can answer again after midnight UTC."
+            "This conversation has used its daily budget (${limit:.2}; today: {}); I can answer again after midnight UTC.",
+            spent(&conversation)
         )));
     }
     if let Some(limit) = over(service.usd, budget.service_hard_usd) {
@@ -154,9 +170,13 @@ pub async fn allowance(
             "The bot has used its daily budget (${limit:.2}); it can answer again after midnight UTC."
         )));
     }
-    if let Some(limit) = over(conversation.usd, budget.conversation_soft_usd)
-        .or_else(|| over(service.usd, budget.service_soft_usd))
-    {
+    if let Some(limit) = over(conversation.usd, budget.conversation_soft_usd) {
+        return Ok(Allowance::SingleOnly(format!(
+            "Today's spending passed the ${limit:.2} budget (today: {}), so I answer without workers.",
+            spent(&conversation)
+        )));
+    }
+    if let Some(limit) = over(service.usd, budget.service_soft_usd) {
         return Ok(Allowance::SingleOnly(format!(
             "Today's spending passed the ${limit:.2} budget, so I answer without workers."
         )));

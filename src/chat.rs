@@ -108,6 +108,7 @@ pub async fn chat(
                 reply_to: None,
                 origin,
                 attachments: Vec::new(),
+                chat_title: None,
             }),
         };
         registry.dispatch(event).await?;

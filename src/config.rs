@@ -289,12 +289,52 @@ pub struct ModelSpec {
     pub output_price: f64,
     /// Whether images may be sent to it.
     pub vision: bool,
+    /// US dollars per million input tokens read from the provider's prompt
+    /// cache. Unset: `input_price` (no discount assumed, so a budget is never
+    /// under-counted; real providers bill less, e.g. a tenth).
+    pub cached_input_price: Option<f64>,
+    /// US dollars per million input tokens written to the prompt cache
+    /// (Anthropic). Unset: 1.25 × `input_price`, what Anthropic bills for a
+    /// five-minute cache write.
+    pub cache_write_price: Option<f64>,
 }
 
 impl ModelSpec {
-    /// The cost in US dollars of `usage` at this model's prices.
+    /// The first price that is negative or not a number, by its key.
+    fn invalid_price(&self) -> Option<&'static str> {
+        [
+            ("input_price", Some(self.input_price)),
+            ("output_price", Some(self.output_price)),
+            ("cached_input_price", self.cached_input_price),
+            ("cache_write_price", self.cache_write_price),
+        ]
+        .into_iter()
+        .find(|(_, price)| price.is_some_and(|p| !(p.is_finite() && p >= 0.0)))
+        .map(|(key, _)| key)
+    }
+}
+
+/// What a cache write costs against an uncached input token when the
+/// catalog gives no `cache_write_price` (Anthropic's five-minute writes).
+const CACHE_WRITE_FACTOR: f64 = 1.25;
+
+impl ModelSpec {
+    /// The cost in US dollars of `usage` at this model's prices: input
+    /// tokens neither read from nor written to the cache at `input_price`,
+    /// cached ones at `cached_input_price`, cache writes at
+    /// `cache_write_price`, output at `output_price`. Budgets, `/status` and
+    /// the dashboard all price through here.
     pub fn cost(&self, usage: crate::llm::Usage) -> f64 {
-        (usage.input_tokens as f64 * self.input_price
+        let cached = usage.cached_input_tokens.min(usage.input_tokens);
+        let written = usage.cache_write_tokens.min(usage.input_tokens - cached);
+        let plain = usage.input_tokens - cached - written;
+        let cached_price = self.cached_input_price.unwrap_or(self.input_price);
+        let write_price = self
+            .cache_write_price
+            .unwrap_or(self.input_price * CACHE_WRITE_FACTOR);
+        (plain as f64 * self.input_price
+            + cached as f64 * cached_price
+            + written as f64 * write_price
             + usage.output_tokens as f64 * self.output_price)
             / 1_000_000.0
     }
@@ -308,6 +348,8 @@ impl Default for ModelSpec {
             input_price: 0.0,
             output_price: 0.0,
             vision: false,
+            cached_input_price: None,
+            cache_write_price: None,
         }
     }
 }
@@ -806,6 +848,13 @@ impl Config {
                 "cluster.lease_secs must be at least 3".into(),
             ));
         }
+        for (model, spec) in &self.models.catalog {
+            if let Some(key) = spec.invalid_price() {
+                return Err(ConfigError::Invalid(format!(
+                    "models.catalog.\"{model}\".{key} must be a number of dollars, 0 or more"
+                )));
+            }
+        }
         if let Some(key) = self.projects.invalid_key() {
             return invalid(key);
         }
@@ -916,6 +965,48 @@ mod tests {
         let refused = Config::from_toml("[media]\nmax_bytes = 0\n", env(&[])).unwrap_err();
         assert!(refused.to_string().contains("media.max_bytes"), "{refused}");
         assert!(Config::from_toml("[media]\nmax_files = 3\n", env(&[])).is_err());
+    }
+
+    #[test]
+    fn cached_and_cache_write_tokens_have_their_own_prices() {
+        let text = r#"
+[models.catalog."a:priced"]
+input_price = 2.0
+output_price = 10.0
+cached_input_price = 0.2
+cache_write_price = 3.0
+
+[models.catalog."a:unpriced-cache"]
+input_price = 2.0
+"#;
+        let config = Config::from_toml(text, env(&[])).unwrap();
+        let usage = crate::llm::Usage {
+            input_tokens: 1_000_000,
+            output_tokens: 100_000,
+            cached_input_tokens: 500_000,
+            cache_write_tokens: 250_000,
+        };
+        let priced = &config.models.catalog["a:priced"];
+        // 250k plain at $2, 500k cached at $0.2, 250k written at $3, 100k out at $10.
+        assert!((priced.cost(usage) - (0.5 + 0.1 + 0.75 + 1.0)).abs() < 1e-9);
+        // Unset: cached at the input price, writes at 1.25 times it.
+        let plain = &config.models.catalog["a:unpriced-cache"];
+        assert!((plain.cost(usage) - (0.5 + 1.0 + 0.625)).abs() < 1e-9);
+        // Cache counts larger than the input (a confused provider) never
+        // make a negative or inflated cost.
+        let odd = crate::llm::Usage {
+            input_tokens: 10,
+            cached_input_tokens: 50,
+            cache_write_tokens: 50,
+            ..crate::llm::Usage::default()
+        };
+        assert!((priced.cost(odd) - 10.0 * 0.2 / 1e6).abs() < 1e-12);
+
+        let negative = "[models.catalog.\"a:b\"]\ncached_input_price = -1.0\n";
+        let error = Config::from_toml(negative, env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("cached_input_price"), "{error}");
     }
 
     #[test]

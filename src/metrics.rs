@@ -28,7 +28,9 @@ pub const TURN_DURATION: &str = "baton_turn_duration_seconds";
 pub const MODEL_CALLS: &str = "baton_model_calls_total";
 /// Model call duration in seconds by `provider`, `model`, `role` (histogram).
 pub const MODEL_CALL_DURATION: &str = "baton_model_call_duration_seconds";
-/// Tokens by `model`, `role` and `direction` (`in`, `out`) (counter).
+/// Tokens by `model`, `role` and `direction` (`in`, `out`; and, as part of
+/// `in`, `cached`: read from the prompt cache, `cache_write`: written to it)
+/// (counter).
 pub const MODEL_TOKENS: &str = "baton_model_tokens_total";
 /// Cost in US dollars by `model` (a gauge that only grows: counters are integers).
 pub const COST: &str = "baton_cost_dollars";
@@ -105,12 +107,35 @@ pub fn install() -> Option<PrometheusHandle> {
             match metrics::set_global_recorder(recorder) {
                 Ok(()) => {
                     describe();
+                    start_upkeep(handle.clone());
                     Some(handle)
                 }
                 Err(_) => None,
             }
         })
         .clone()
+}
+
+/// How often the recorder's histograms are drained into their buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Drains the recorder's histogram samples every [`UPKEEP_EVERY`] on a
+/// thread of its own, for the life of the process. The recorder keeps every
+/// sample until it is drained, and only a scrape of `/metrics` would drain
+/// it otherwise: a service nobody scrapes would grow without bound (about
+/// 8 bytes per store statement and per model call).
+fn start_upkeep(handle: PrometheusHandle) {
+    let started = std::thread::Builder::new()
+        .name("baton-metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = started {
+        tracing::warn!(error = %e, "metrics upkeep thread not started; histograms drain only when /metrics is scraped");
+    }
 }
 
 fn describe() {
@@ -211,6 +236,14 @@ pub fn model_usage(model: &ModelRef, spec: &ModelSpec, priority: Priority, usage
         .increment(usage.input_tokens);
     counter!(MODEL_TOKENS, "model" => name.clone(), "role" => role, "direction" => "out")
         .increment(usage.output_tokens);
+    if usage.cached_input_tokens > 0 {
+        counter!(MODEL_TOKENS, "model" => name.clone(), "role" => role, "direction" => "cached")
+            .increment(usage.cached_input_tokens);
+    }
+    if usage.cache_write_tokens > 0 {
+        counter!(MODEL_TOKENS, "model" => name.clone(), "role" => role, "direction" => "cache_write")
+            .increment(usage.cache_write_tokens);
+    }
     let cost = spec.cost(usage);
     if cost > 0.0 {
         // Counters are integers: the cost is kept as a float gauge that only grows.

@@ -27,4 +27,5 @@ mod telegram;
 mod telegram_hostile;
 mod tools;
 mod transcript;
+mod turn_logs;
 mod web_search;

@@ -39,12 +39,13 @@ conversation_hard_usd = 3.5
     assert_eq!(replies[0], "1 messages seen");
     assert!(replies[1].starts_with("Orchestrator mode on"));
     assert!(
-        replies[2].contains("passed the $0.50 budget") && replies[2].ends_with("3 messages seen"),
+        replies[2].contains("passed the $0.50 budget (today: $1.00, 10 in (0 cached) / ")
+            && replies[2].ends_with("3 messages seen"),
         "the soft limit answers in single mode with a notice: {}",
         replies[2]
     );
     assert!(
-        replies[3].contains("used its daily budget ($3.50)"),
+        replies[3].contains("used its daily budget ($3.50; today: $4.00, "),
         "the hard cap refuses: {}",
         replies[3]
     );
@@ -61,6 +62,64 @@ conversation_hard_usd = 3.5
         "above the soft limit no delegation tools are offered"
     );
     assert!(requests.iter().all(|r| r.model == ORCHESTRATOR_MODEL));
+}
+
+#[tokio::test]
+async fn cached_input_tokens_are_priced_apart_in_status_and_budgets() {
+    // The fake OpenAI reports 10 input tokens per message, of which those of
+    // every message before the last were read from the prompt cache. At
+    // $100,000 per million input tokens and a tenth of it cached:
+    // turn 1 (1 message, none cached) $1; turn 2 (3 messages, 2 cached)
+    // $1 + $0.20; turn 3 (5 messages, 4 cached) $1 + $0.40: $3.60 in all.
+    // Priced as plain input the second turn would already reach $4 and the
+    // $2.50 cap would refuse the third message.
+    let mut bot = TestBot::builder(Wire::OpenAi)
+        .config(&format!(
+            r#"
+[models.catalog."fake:{ORCHESTRATOR_MODEL}"]
+input_price = 100000.0
+cached_input_price = 10000.0
+output_price = 0.0
+
+[budget]
+conversation_hard_usd = 2.5
+"#
+        ))
+        .start(|request| FakeReply::Text(format!("{} messages seen", request.messages.len())))
+        .await;
+    bot.say("first").await;
+    bot.say("second").await;
+    bot.say("third").await;
+    bot.say("fourth").await;
+    bot.channel.wait_for_replies(4).await;
+    bot.say("/status").await;
+    bot.drain().await;
+
+    let replies = bot.channel.replies();
+    assert_eq!(replies.len(), 5, "{replies:#?}");
+    assert_eq!(
+        replies[..3],
+        ["1 messages seen", "3 messages seen", "5 messages seen"]
+    );
+    assert!(
+        replies[3].contains("used its daily budget ($2.50; today: $3.60, 90 in (60 cached) / "),
+        "the refusal shows the cached tokens apart: {}",
+        replies[3]
+    );
+    let status = &replies[4];
+    assert!(
+        status.contains("Today: 90 in (60 cached) / ") && status.contains("$3.6000"),
+        "status shows cached tokens apart and prices them: {status}"
+    );
+    assert!(
+        status.contains("Last turn: 50 in (40 cached) / ") && status.contains("$1.4000"),
+        "{status}"
+    );
+    assert_eq!(
+        bot.llm.requests().len(),
+        3,
+        "no model call past the hard cap"
+    );
 }
 
 #[tokio::test]

@@ -250,3 +250,121 @@ async fn readiness_metrics_api_and_stream_through_the_real_server() {
     assert!(!metrics.contains(TOKEN) && !metrics.contains("TEST-TOKEN"));
     app.stop().await;
 }
+
+/// The conversation list through the real server: most recently active
+/// first, paged by its cursor, each named by its chat's title (a group's,
+/// as the platform last gave it) or, for a direct chat, by its user; cached
+/// prompt tokens counted apart in the list and in a turn's tree.
+#[tokio::test]
+async fn conversations_are_listed_by_last_activity_named_by_chat_title() {
+    let telegram = FakeTelegram::start().await;
+    let llm = FakeLlm::start(Wire::OpenAi, |_| FakeReply::Text("ok".into())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (app, base) = start(&telegram, &llm, &dir, "").await;
+    let client = reqwest::Client::new();
+    let group = |chat: i64, title: &str| {
+        telegram.message(
+            json!({"id": chat, "type": "supergroup", "title": title}),
+            ADA,
+            json!({"text": "@baton_bot hi"}),
+        );
+        telegram.wait_for_sent(chat, 1)
+    };
+
+    telegram.dm(ADA, "hello");
+    telegram.wait_for_sent(ADA as i64, 1).await;
+    group(-1001, "Alpha team").await;
+    group(-1002, "Beta team").await;
+    telegram.dm(ADA, "again");
+    telegram.wait_for_sent(ADA as i64, 2).await;
+    // The first group is renamed and speaks last.
+    telegram.message(
+        json!({"id": -1001, "type": "supergroup", "title": "Alpha renamed"}),
+        ADA,
+        json!({"text": "@baton_bot and now?"}),
+    );
+    telegram.wait_for_sent(-1001, 2).await;
+
+    let first = until(
+        &client,
+        &format!("{base}/api/conversations?limit=2"),
+        "two conversations",
+        |s, b| s == 200 && b["items"].as_array().is_some_and(|i| i.len() == 2),
+    )
+    .await;
+    let keys = |page: &Value| -> Vec<(String, String)> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["key"].as_str().unwrap().to_owned(),
+                    c["name"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        keys(&first),
+        [
+            ("telegram/-1001".to_owned(), "Alpha renamed".to_owned()),
+            (format!("telegram/{ADA}"), "Ada".to_owned()),
+        ],
+        "{first}"
+    );
+    let next = first["next"].as_str().expect("a full page has a cursor");
+    let second: Value = get(
+        &client,
+        &format!(
+            "{base}/api/conversations?limit=2&cursor={}",
+            next.replace('/', "%2F").replace(':', "%3A")
+        ),
+        Some(TOKEN),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        keys(&second),
+        [("telegram/-1002".to_owned(), "Beta team".to_owned())],
+        "{second}"
+    );
+    assert!(second["next"].is_null(), "the last page: {second}");
+
+    // The direct chat's second turn sent 3 messages, 2 of them (20 tokens)
+    // read from the fake's cache: counted apart in the list and the tree.
+    let dm = &first["items"][1];
+    assert_eq!(dm["cached_tokens_today"], 20, "{dm}");
+    let turns: Value = get(
+        &client,
+        &format!("{base}/api/turns?conversation=telegram%2F{ADA}"),
+        Some(TOKEN),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let newest = turns["items"][0]["id"].clone();
+    let tree: Value = get(&client, &format!("{base}/api/turns/{newest}"), Some(TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            &tree["turn"]["input_tokens"],
+            &tree["turn"]["cached_input_tokens"]
+        ),
+        (&json!(30), &json!(20)),
+        "{tree}"
+    );
+    let page = get(&client, &format!("{base}/turn/{newest}"), Some(TOKEN))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("(20 cached)"), "{page}");
+    app.stop().await;
+}

@@ -769,6 +769,7 @@ async fn a_message_delivered_twice_is_answered_once() {
             message_id: Some("update-7".into()),
         },
         attachments: Vec::new(),
+        chat_title: None,
     };
     let first = bot
         .registry

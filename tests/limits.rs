@@ -349,6 +349,48 @@ async fn await_workers_returns_every_finished_worker_in_the_order_they_finished(
 }
 
 #[tokio::test]
+async fn workers_finishing_close_together_are_reported_in_one_await() {
+    // Both workers are released once both were asked; beta answers 20 ms
+    // after alpha, well inside await_workers' 100 ms gathering, so the one
+    // call that alpha's finish ends also brings beta's result.
+    let gate = Gate::new();
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut bot = TestBot::builder(Wire::OpenAi)
+        .config("[orchestrator]\ndefault_mode = \"orchestrator\"")
+        .start(move |request| {
+            if request.model == WORKER_MODEL {
+                if asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                    gate.open();
+                }
+                let brief = request.last_user_text().unwrap_or_default();
+                let done = FakeReply::Text(format!("{brief} done"));
+                let done = if brief.contains("beta") {
+                    FakeReply::Delayed(Duration::from_millis(20), Box::new(done))
+                } else {
+                    done
+                };
+                return FakeReply::After(gate.clone(), Box::new(done));
+            }
+            if request.tool_results().is_empty() {
+                return spawn(&["alpha", "beta"]);
+            }
+            if request.awaited().len() < 2 {
+                return await_workers(json!({}));
+            }
+            FakeReply::Text("Both reviewed.".into())
+        })
+        .await;
+    bot.say("research alpha and beta").await;
+    bot.drain().await;
+
+    assert_eq!(bot.channel.replies(), ["Both reviewed."]);
+    let requests = orchestrator_requests(&bot);
+    assert_eq!(requests.len(), 3, "spawn, one await, the answer");
+    let awaited = requests.last().unwrap().awaited();
+    assert_eq!(ids(&awaited), ["w1", "w2"], "in finish order");
+}
+
+#[tokio::test]
 async fn max_results_caps_a_call_and_the_rest_wait_for_the_next() {
     let mut bot = TestBot::builder(Wire::OpenAi)
         .config("[orchestrator]\ndefault_mode = \"orchestrator\"")

@@ -43,6 +43,7 @@ async fn say_in(bot: &TestBot, chat: &str, n: usize, text: &str) {
             reply_to: None,
             origin,
             attachments: Vec::new(),
+            chat_title: None,
         }),
     };
     bot.registry.dispatch(event).await.unwrap();

@@ -301,17 +301,18 @@ async fn status_shows_the_last_turns_totals_with_its_workers() {
     bot.say("/status").await;
     bot.drain().await;
 
-    // The fake reports 10 input tokens per message it was sent.
-    let input: usize = bot
-        .llm
-        .requests()
+    // The fake reports 10 input tokens per message it was sent, those of
+    // every message before the last read from the cache.
+    let requests = bot.llm.requests();
+    let input: usize = requests.iter().map(|r| r.messages.len() * 10).sum();
+    let cached: usize = requests
         .iter()
-        .map(|r| r.messages.len() * 10)
+        .map(|r| r.messages.len().saturating_sub(1) * 10)
         .sum();
     let status = &bot.channel.replies()[2];
     assert!(
-        status.contains(&format!("Last turn: {input} in /")),
-        "orchestrator and worker tokens together ({input}): {status}"
+        status.contains(&format!("Last turn: {input} in ({cached} cached) /")),
+        "orchestrator and worker tokens together ({input}, {cached} cached): {status}"
     );
     assert!(status.contains("Greedy: off, autonomy: off"), "{status}");
 }

@@ -133,6 +133,8 @@ on_both_backends! {
         a_reply_follows_its_message_even_when_others_queued_before_it,
         reset_context_hides_earlier_messages,
         usage_since_adds_turn_and_worker_usage,
+        cache_tokens_are_stored_per_turn_and_worker,
+        conversations_browse_by_last_activity_with_titles,
         updating_an_unknown_turn_or_worker_is_not_found,
         events_are_logged_in_order,
         clones_share_the_connection_and_close_ends_it,
@@ -373,6 +375,123 @@ fn worker(id: &str) -> NewWorker {
         effort: Effort::Off,
         model: "openai:gpt-mini".into(),
     }
+}
+
+/// Prompt-cache tokens go to the turn's and each worker's row, come back
+/// from every read (the turn, its workers, the totals, the dashboard's tree)
+/// and are added up like the other counts.
+async fn cache_tokens_are_stored_per_turn_and_worker(db: TestDb) {
+    let store = db.connect().await;
+    let k = key("12");
+    let cached = |input, output, cached_input_tokens, cache_write_tokens| Usage {
+        input_tokens: input,
+        output_tokens: output,
+        cached_input_tokens,
+        cache_write_tokens,
+    };
+    let turn = store
+        .start_turn(&k, None, Mode::Orchestrator, "anthropic:claude")
+        .await
+        .unwrap();
+    store.insert_worker(turn, &worker("w1")).await.unwrap();
+    store
+        .update_worker(
+            turn,
+            &WorkerId("w1".into()),
+            WorkerStatus::Done,
+            Some("done"),
+            None,
+            cached(400, 40, 300, 50),
+        )
+        .await
+        .unwrap();
+    store
+        .finish_turn(turn, TurnStatus::Done, cached(2000, 100, 1500, 200), None)
+        .await
+        .unwrap();
+    // A single-mode turn is written once, at its end.
+    let single = store
+        .record_turn(
+            &k,
+            None,
+            Mode::Single,
+            "anthropic:claude",
+            0,
+            baton::store::TurnEnd {
+                status: TurnStatus::Done,
+                usage: cached(1000, 10, 900, 0),
+                error: None,
+            },
+        )
+        .await
+        .unwrap();
+
+    let stored = store.load_turn(turn).await.unwrap().unwrap();
+    assert_eq!(stored.usage, cached(2000, 100, 1500, 200));
+    let workers = store.workers(turn).await.unwrap();
+    assert_eq!(workers[0].usage, cached(400, 40, 300, 50));
+    let stored = store.load_turn(single).await.unwrap().unwrap();
+    assert_eq!(stored.usage, cached(1000, 10, 900, 0));
+    assert_eq!(
+        store.usage_since(&k, 0).await.unwrap(),
+        cached(3400, 150, 2700, 250)
+    );
+    let tree = store.browse_turn(turn.0).await.unwrap().unwrap();
+    assert_eq!(
+        (tree.turn.cached_input_tokens, tree.turn.cache_write_tokens),
+        (1500, 200)
+    );
+    assert_eq!(
+        (
+            tree.workers[0].cached_input_tokens,
+            tree.workers[0].cache_write_tokens
+        ),
+        (300, 50)
+    );
+}
+
+/// The dashboard's list: most recently active first, paged by cursor,
+/// named by the chat's title when one was noted (else the last user).
+async fn conversations_browse_by_last_activity_with_titles(db: TestDb) {
+    let store = db.connect().await;
+    for (chat, text) in [("1", "a"), ("2", "b"), ("3", "c"), ("1", "d")] {
+        store
+            .record_inbound(&key(chat), &alice(), text, None)
+            .await
+            .unwrap();
+    }
+    store.note_title(&key("2"), "Team two").await.unwrap();
+    // Unchanged: nothing written; blank: ignored.
+    store.note_title(&key("2"), "Team two").await.unwrap();
+    store.note_title(&key("3"), "   ").await.unwrap();
+
+    let first = store.browse_conversations(None, 2, 0).await.unwrap();
+    let names: Vec<(&str, Option<&str>)> = first
+        .iter()
+        .map(|c| (c.key.as_str(), c.name.as_deref()))
+        .collect();
+    assert_eq!(
+        names,
+        [("telegram/1", Some("Alice")), ("telegram/3", Some("Alice"))]
+    );
+    let rest = store
+        .browse_conversations(Some(first[1].cursor.clone()), 2, 0)
+        .await
+        .unwrap();
+    let names: Vec<(&str, Option<&str>)> = rest
+        .iter()
+        .map(|c| (c.key.as_str(), c.name.as_deref()))
+        .collect();
+    assert_eq!(names, [("telegram/2", Some("Team two"))]);
+    assert!(
+        store
+            .browse_conversations(Some("not a cursor".into()), 2, 0)
+            .await
+            .unwrap()
+            .len()
+            == 2,
+        "an unreadable cursor starts from the top"
+    );
 }
 
 async fn usage_since_adds_turn_and_worker_usage(db: TestDb) {

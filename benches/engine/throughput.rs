@@ -191,6 +191,7 @@ async fn talk(registry: &Registry, channel: &TimingChannel, n: usize) -> anyhow:
                 message_id: Some(format!("m{m}")),
             },
             attachments: Vec::new(),
+            chat_title: None,
         });
         registry.dispatch(event).await?;
         loop {

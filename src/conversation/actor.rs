@@ -523,7 +523,11 @@ impl Actor {
             meter: meter.clone(),
             shelf,
         };
-        // Every line of the turn (its task and workers too) carries these.
+        // Every line of the turn (its task and workers too) carries these:
+        // the conversation, the message it answers (`turns.inbound_message_id`)
+        // and the turn id. A single-mode turn's row is written at its end
+        // (no store round trip before the model call), so its id joins the
+        // span there (`finish`): its lines before that carry the message id.
         let span = tracing::info_span!("turn", conversation = %self.key, turn = turn.map(|t| t.0), message = message_id.0);
         let started = std::time::Instant::now();
         let outcome = self

@@ -154,6 +154,7 @@ pub(crate) fn stored_inbound(message: UnansweredMessage) -> StoredInbound {
                 message_id: message.platform_message_id,
             },
             attachments: message.attachments,
+            chat_title: None,
         },
     }
 }

@@ -3,7 +3,7 @@
 use baton_channel::{Command, ModelChoice};
 
 use crate::agent::LimiterLoad;
-use crate::budget::Spend;
+use crate::budget::{Spend, token_summary};
 use crate::config::ModelRef;
 use crate::llm::models::Models;
 use crate::store::{ConversationSettings, Mode};
@@ -210,22 +210,18 @@ pub fn status_text(view: StatusView<'_>) -> String {
     if let Some(turn) = view.turn {
         let usage = turn.spend.usage;
         lines.push(format!(
-            "{}: {} in / {} out tokens, ${:.4}",
+            "{}: {}, ${:.4}",
             if turn.running {
                 "This turn so far"
             } else {
                 "Last turn"
             },
-            usage.input_tokens,
-            usage.output_tokens,
+            token_summary(usage),
             turn.spend.usd
         ));
     }
     lines.push(match view.today {
-        Some(today) => format!(
-            "Today: {} in / {} out tokens, ${:.4}",
-            today.usage.input_tokens, today.usage.output_tokens, today.usd
-        ),
+        Some(today) => format!("Today: {}, ${:.4}", token_summary(today.usage), today.usd),
         None => "Today: unknown (the store could not be read)".to_owned(),
     });
     lines.extend(model_call_lines(&view.model_calls));

@@ -161,6 +161,13 @@ impl Registry {
                     tracing::info!(conversation = %key, "duplicate message ignored");
                     return Ok(Accepted::Duplicate);
                 };
+                // Written only when it changed; cosmetic, so a failure is
+                // no reason to refuse the message.
+                if let Some(title) = inbound.chat_title.as_deref()
+                    && let Err(e) = store.note_title(&key, title).await
+                {
+                    tracing::debug!(conversation = %key, error = %e, "could not store the chat's title");
+                }
                 match self.flood.check(key.platform, &inbound.author.id) {
                     Verdict::Admit => {
                         Delivery::Queue(Box::new(Queued::Message(StoredInbound { id, inbound })))

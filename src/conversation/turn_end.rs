@@ -91,8 +91,8 @@ impl Actor {
             }
             TurnOutcome::Failed(error) => {
                 // Redacted where it was built; the user gets plain words.
+                // Logged once recorded, so that the line has the turn id.
                 let message = error.to_string();
-                tracing::warn!(conversation = %self.key, error = %message, "turn failed");
                 (
                     TurnStatus::Failed,
                     Some(message),
@@ -138,13 +138,21 @@ impl Actor {
             }
         };
         let turn = match turn {
-            Ok(turn) => Some(turn),
+            Ok(turn) => {
+                // A single-mode turn's id exists from here on (its row is
+                // written once, at its end): the span's lines carry it now.
+                tracing::Span::current().record("turn", turn.0);
+                Some(turn)
+            }
             Err(e) => {
                 tracing::error!(conversation = %self.key, error = %e, "could not record a turn's end");
                 None
             }
         };
         let mut outbox = None;
+        if let Some(error) = &error {
+            tracing::warn!(conversation = %self.key, error = %error, "turn failed");
+        }
         match (status, turn) {
             (TurnStatus::Done, Some(turn)) => {
                 let reply_to = origin.message_id.as_deref();

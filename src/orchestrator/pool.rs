@@ -30,6 +30,9 @@ use crate::tools::ToolError;
 
 /// How long a cancelled worker gets to record its end before it is aborted.
 const CANCEL_GRACE: Duration = Duration::from_secs(2);
+/// How long `await_workers` waits, after a worker finished, for others
+/// finishing close behind it, so that they are reported in one round.
+pub const GATHER: Duration = Duration::from_millis(100);
 
 /// What `spawn_worker` asks for.
 #[derive(Debug, Clone, Default)]
@@ -335,6 +338,12 @@ impl WorkerPool {
     /// was not reported yet, then reports every such run, in the order they
     /// finished (at most `max_results` of them; the rest stay for the next
     /// call): `{"finished": [...], "still_running": [...]}`.
+    ///
+    /// Workers that finish close together are reported together: once one
+    /// has finished, the call waits up to [`GATHER`] more while others of
+    /// those awaited still run (and `max_results` leaves room), returning as
+    /// soon as none does. A model round costs seconds and resends the whole
+    /// prompt, so a few milliseconds here save whole rounds.
     pub async fn await_next(
         &self,
         ids: Option<Vec<WorkerId>>,
@@ -345,6 +354,7 @@ impl WorkerPool {
                 "max_results must be at least 1".into(),
             ));
         }
+        let mut gather_until: Option<tokio::time::Instant> = None;
         loop {
             let mut waiting = Vec::new();
             {
@@ -365,7 +375,16 @@ impl WorkerPool {
                         unreported.then(|| (state.finished, id.clone()))
                     })
                     .collect();
-                if !finished.is_empty() {
+                let running = slots
+                    .iter()
+                    .any(|(id, slot)| wanted(id) && slot.status() == WorkerStatus::Running);
+                let room = finished.len() < max_results.unwrap_or(usize::MAX);
+                let now = tokio::time::Instant::now();
+                let gathering = !finished.is_empty()
+                    && running
+                    && room
+                    && *gather_until.get_or_insert(now + GATHER) > now;
+                if !finished.is_empty() && !gathering {
                     finished.sort();
                     finished.truncate(max_results.unwrap_or(usize::MAX));
                     let reports: Vec<Value> = finished
@@ -400,7 +419,14 @@ impl WorkerPool {
                     let _ = state.wait_for(|s| s.status.is_finished()).await;
                 })
             });
-            select_all(ends).await;
+            match gather_until {
+                Some(until) => {
+                    let _ = tokio::time::timeout_at(until, select_all(ends)).await;
+                }
+                None => {
+                    select_all(ends).await;
+                }
+            }
         }
     }
 

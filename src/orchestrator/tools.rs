@@ -213,7 +213,7 @@ pub fn delegation_specs(profiles: &[&str], efforts: &[Effort]) -> Vec<ToolSpec> 
         },
         ToolSpec {
             name: "await_workers".into(),
-            description: "Wait for the NEXT worker to finish (not all of them), then return EVERY finished worker not reported yet, in the order they finished: {\"finished\": [{worker_id, label, status, result or error, usage}, ...], \"still_running\": [ids]}. Several results may come back at once: review each of them. A result with \"cut_short\": true is what the worker had when it hit its step limit. Call it again while workers are still running.".into(),
+            description: "Wait for the NEXT worker to finish (not all of them), then return EVERY finished worker not reported yet, in the order they finished: {\"finished\": [{worker_id, label, status, result or error, usage}, ...], \"still_running\": [ids]}. Workers finishing together come back in one call: review every result in it before deciding what to do next. A result with \"cut_short\": true is what the worker had when it hit its step limit. Call it again while workers are still running.".into(),
             parameters: json!({
                 "type": "object",
                 "properties": {

@@ -68,13 +68,12 @@ pub async fn status_line(services: &Services, project: &StoredProject) -> String
     }
     let spend = Spend::of(&parts, &services.config.models);
     let mut line = format!(
-        "- {}: {} ({}); {} workers ({running} running); {} in / {} out tokens, ${:.4}",
+        "- {}: {} ({}); {} workers ({running} running); {}, ${:.4}",
         project.id,
         headline(&project.goal),
         project.status,
         workers.len(),
-        spend.usage.input_tokens,
-        spend.usage.output_tokens,
+        crate::budget::token_summary(spend.usage),
         spend.usd
     );
     match (&project.question, &project.reason) {

@@ -1,7 +1,8 @@
 //! Read-only, paged queries for the dashboard and `/api` (`src/web`):
 //! conversations, a conversation's turns, a turn's tree, projects, the
 //! event log after an id, and a wake-up when the log grows. Lists are paged
-//! by cursor (the last row's id or key); nothing here writes.
+//! by cursor (the last row's id; for conversations, its activity and key);
+//! nothing here writes.
 
 use serde::Serialize;
 use tokio::sync::watch;
@@ -15,7 +16,9 @@ pub struct ConversationRow {
     pub key: String,
     /// The platform (the key's first part).
     pub platform: String,
-    /// The last user who wrote there (a readable name).
+    /// A readable name: the chat's title (group, channel) or the user of a
+    /// direct chat, as the platform last gave it; for conversations stored
+    /// before titles were, the last user who wrote there.
     pub name: Option<String>,
     /// `single` or `orchestrator` (`None`: the defaults).
     pub mode: Option<String>,
@@ -27,6 +30,10 @@ pub struct ConversationRow {
     pub turns_today: i64,
     /// Tokens in and out since `since` (orchestrator and workers).
     pub tokens_today: i64,
+    /// Of those, input tokens read from the providers' prompt caches.
+    pub cached_tokens_today: i64,
+    /// The page cursor after this row: `<newest message id>:<key>`.
+    pub cursor: String,
 }
 
 /// One turn in a conversation's list.
@@ -39,6 +46,10 @@ pub struct TurnRow {
     pub status: String,
     pub input_tokens: i64,
     pub output_tokens: i64,
+    /// Of `input_tokens`, read from the provider's prompt cache.
+    pub cached_input_tokens: i64,
+    /// Of `input_tokens`, written to the prompt cache (Anthropic).
+    pub cache_write_tokens: i64,
     pub error: Option<String>,
     pub started_at: i64,
     pub finished_at: Option<i64>,
@@ -61,6 +72,10 @@ pub struct WorkerRow {
     pub error: Option<String>,
     pub input_tokens: i64,
     pub output_tokens: i64,
+    /// Of `input_tokens`, read from the provider's prompt cache.
+    pub cached_input_tokens: i64,
+    /// Of `input_tokens`, written to the prompt cache (Anthropic).
+    pub cache_write_tokens: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -106,6 +121,8 @@ type TurnTuple = (
     String,
     i64,
     i64,
+    i64,
+    i64,
     Option<String>,
     i64,
     Option<i64>,
@@ -114,14 +131,29 @@ type TurnTuple = (
 );
 
 const TURN_COLUMNS: &str = "t.id, t.conversation, t.mode, t.model, t.status, t.input_tokens, \
-     t.output_tokens, t.error, t.started_at, t.finished_at, \
+     t.output_tokens, t.cached_input_tokens, t.cache_write_tokens, t.error, t.started_at, \
+     t.finished_at, \
      (SELECT m.content FROM messages m WHERE m.id = t.inbound_message_id), \
      (SELECT r.content FROM messages r WHERE r.turn_id = t.id AND r.role = 'assistant' \
       ORDER BY r.id DESC LIMIT 1)";
 
 fn turn_row(row: TurnTuple) -> TurnRow {
-    let (id, conversation, mode, model, status, input, output, error, started, finished, m, r) =
-        row;
+    let (
+        id,
+        conversation,
+        mode,
+        model,
+        status,
+        input,
+        output,
+        cached,
+        written,
+        error,
+        started,
+        finished,
+        m,
+        r,
+    ) = row;
     TurnRow {
         id,
         conversation,
@@ -130,6 +162,8 @@ fn turn_row(row: TurnTuple) -> TurnRow {
         status,
         input_tokens: input,
         output_tokens: output,
+        cached_input_tokens: cached,
+        cache_write_tokens: written,
         error,
         started_at: started,
         finished_at: finished,
@@ -153,13 +187,25 @@ fn event_row(row: EventTuple) -> EventRow {
     }
 }
 
+/// Reads a conversation cursor, `<newest message id>:<key>`.
+fn parse_conversation_cursor(cursor: &str) -> Option<(i64, String)> {
+    let (id, key) = cursor.split_once(':')?;
+    Some((id.parse().ok()?, key.to_owned()))
+}
+
 fn limit(limit: usize) -> i64 {
     i64::try_from(limit.clamp(1, 500)).unwrap_or(500)
 }
 
 impl Store {
-    /// Conversations in key order after `after` (a key), at most `max`;
-    /// the day's counts are of turns started at or after `since` (unix ms).
+    /// Conversations by last activity, most recent first, after the cursor
+    /// `after` (a row's [`ConversationRow::cursor`]), at most `max`; the
+    /// day's counts are of turns started at or after `since` (unix ms).
+    ///
+    /// Activity is the conversation's newest message id (ids grow with
+    /// time), read through the `messages (conversation, id)` index at page
+    /// time: nothing is written per message for it, and a page costs one
+    /// index probe per conversation.
     pub async fn browse_conversations(
         &self,
         after: Option<String>,
@@ -171,11 +217,16 @@ impl Store {
             Option<String>,
             Option<String>,
             Option<i64>,
+            i64,
             Option<i64>,
             i64,
             i64,
+            i64,
         );
-        let after = after.unwrap_or_default();
+        let (before_id, after_key) = after
+            .as_deref()
+            .and_then(parse_conversation_cursor)
+            .unwrap_or((i64::MAX, String::new()));
         let max = limit(max);
         let rows: Vec<Row> = self
             .db
@@ -183,20 +234,33 @@ impl Store {
                 Box::pin(async move {
                     sqlx::query_as(
                         "SELECT c.key, \
-                         (SELECT m.author_name FROM messages m WHERE m.conversation = c.key \
-                          AND m.role = 'user' ORDER BY m.id DESC LIMIT 1), \
+                         COALESCE(c.title, (SELECT m.author_name FROM messages m \
+                          WHERE m.conversation = c.key AND m.role = 'user' \
+                          ORDER BY m.id DESC LIMIT 1)), \
                          c.mode, \
                          CASE WHEN c.\"verbose\" IS NULL THEN NULL WHEN c.\"verbose\" THEN 1 ELSE 0 END, \
-                         (SELECT MAX(m.created_at) FROM messages m WHERE m.conversation = c.key), \
-                         (SELECT COUNT(*) FROM turns t WHERE t.conversation = c.key AND t.started_at >= $2), \
+                         x.last_id, \
+                         (SELECT m.created_at FROM messages m WHERE m.id = x.last_id), \
+                         (SELECT COUNT(*) FROM turns t WHERE t.conversation = c.key AND t.started_at >= $3), \
                          CAST(COALESCE((SELECT SUM(t.input_tokens + t.output_tokens) FROM turns t \
-                           WHERE t.conversation = c.key AND t.started_at >= $2), 0) \
+                           WHERE t.conversation = c.key AND t.started_at >= $3), 0) \
                           + COALESCE((SELECT SUM(w.input_tokens + w.output_tokens) FROM workers w \
                            JOIN turns t ON t.id = w.turn_id \
-                           WHERE t.conversation = c.key AND t.started_at >= $2), 0) AS BIGINT) \
-                         FROM conversations c WHERE c.key > $1 ORDER BY c.key LIMIT $3",
+                           WHERE t.conversation = c.key AND t.started_at >= $3), 0) AS BIGINT), \
+                         CAST(COALESCE((SELECT SUM(t.cached_input_tokens) FROM turns t \
+                           WHERE t.conversation = c.key AND t.started_at >= $3), 0) \
+                          + COALESCE((SELECT SUM(w.cached_input_tokens) FROM workers w \
+                           JOIN turns t ON t.id = w.turn_id \
+                           WHERE t.conversation = c.key AND t.started_at >= $3), 0) AS BIGINT) \
+                         FROM (SELECT k.key AS key, COALESCE((SELECT MAX(m.id) FROM messages m \
+                                WHERE m.conversation = k.key), 0) AS last_id \
+                               FROM conversations k) AS x \
+                         JOIN conversations c ON c.key = x.key \
+                         WHERE x.last_id < $1 OR (x.last_id = $1 AND x.key > $2) \
+                         ORDER BY x.last_id DESC, x.key LIMIT $4",
                     )
-                    .bind(after)
+                    .bind(before_id)
+                    .bind(after_key)
                     .bind(since)
                     .bind(max)
                     .fetch_all(conn)
@@ -207,15 +271,19 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(
-                |(key, name, mode, verbose, last, turns, tokens)| ConversationRow {
-                    platform: key.split('/').next().unwrap_or_default().to_owned(),
-                    key,
-                    name,
-                    mode,
-                    verbose: verbose.map(|v| v != 0),
-                    last_activity: last,
-                    turns_today: turns,
-                    tokens_today: tokens,
+                |(key, name, mode, verbose, last_id, last, turns, tokens, cached)| {
+                    ConversationRow {
+                        platform: key.split('/').next().unwrap_or_default().to_owned(),
+                        cursor: format!("{last_id}:{key}"),
+                        key,
+                        name,
+                        mode,
+                        verbose: verbose.map(|v| v != 0),
+                        last_activity: last,
+                        turns_today: turns,
+                        tokens_today: tokens,
+                        cached_tokens_today: cached,
+                    }
                 },
             )
             .collect())
@@ -268,6 +336,8 @@ impl Store {
             i64,
             i64,
             i64,
+            i64,
+            i64,
         );
         let sql = format!("SELECT {TURN_COLUMNS} FROM turns t WHERE t.id = $1");
         let found: Option<(TurnTuple, Vec<Worker>, Vec<EventTuple>)> = self
@@ -283,7 +353,8 @@ impl Store {
                     };
                     let workers = sqlx::query_as(
                         "SELECT worker_id, label, brief, effort, model, status, result, error, \
-                         input_tokens, output_tokens, created_at, updated_at FROM workers \
+                         input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, \
+                         created_at, updated_at FROM workers \
                          WHERE turn_id = $1 ORDER BY created_at, worker_id",
                     )
                     .bind(turn)
@@ -316,6 +387,8 @@ impl Store {
                         error,
                         i,
                         o,
+                        cached,
+                        written,
                         c,
                         u,
                     )| {
@@ -330,6 +403,8 @@ impl Store {
                             error,
                             input_tokens: i,
                             output_tokens: o,
+                            cached_input_tokens: cached,
+                            cache_write_tokens: written,
                             created_at: c,
                             updated_at: u,
                         }

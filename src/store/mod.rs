@@ -23,6 +23,7 @@
 //! - `projects.rs`: long-running projects (each with its boss's turn);
 //! - `usage.rs`: token totals per model (costs, budgets, `/status`);
 //! - `upkeep.rs`: the cache of known conversations, WAL checkpoints;
+//! - `titles.rs`: conversations' readable titles, written when they change;
 //! - `health.rs`: [`StoreHealth`], whether the SQLite file is still there;
 //! - `events.rs` and `event_writer.rs`: the event log, written in batches;
 //! - `browse.rs`: paged read-only queries for the dashboard and `/api`;
@@ -47,6 +48,7 @@ mod model;
 mod outbox;
 mod projects;
 mod recovery;
+mod titles;
 mod transcript;
 mod turns;
 mod upkeep;
@@ -119,6 +121,8 @@ pub struct Store {
     backend: Backend,
     /// Conversation rows known to exist.
     known: Arc<upkeep::KnownConversations>,
+    /// The titles last written (`note_title` skips the unchanged).
+    titles: Arc<titles::KnownTitles>,
     /// Writes the event log in batches, off the callers' path.
     events: event_writer::EventWriter,
     /// Stops the background WAL checkpoints (SQLite files) with the last clone.
@@ -195,6 +199,7 @@ impl Store {
             db,
             backend,
             known,
+            titles: Arc::default(),
             events,
             _checkpointer: checkpointer,
             health,
@@ -374,6 +379,17 @@ fn one_row<T>(rows: Vec<T>) -> Result<T, sqlx::Error> {
 /// reads as 0).
 fn tokens_from_db(tokens: i64) -> u64 {
     u64::try_from(tokens).unwrap_or(0)
+}
+
+/// A [`Usage`](crate::llm::Usage) from its four stored columns: input,
+/// output, cached input and cache-write tokens.
+fn usage_from_db(input: i64, output: i64, cached: i64, written: i64) -> crate::llm::Usage {
+    crate::llm::Usage {
+        input_tokens: tokens_from_db(input),
+        output_tokens: tokens_from_db(output),
+        cached_input_tokens: tokens_from_db(cached),
+        cache_write_tokens: tokens_from_db(written),
+    }
 }
 
 #[cfg(test)]

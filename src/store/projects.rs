@@ -217,11 +217,14 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                     sqlx::query(
-                        "UPDATE turns SET input_tokens = $1, output_tokens = $2 \
-                         WHERE id = (SELECT turn_id FROM projects WHERE id = $3)",
+                        "UPDATE turns SET input_tokens = $1, output_tokens = $2, \
+                         cached_input_tokens = $3, cache_write_tokens = $4 \
+                         WHERE id = (SELECT turn_id FROM projects WHERE id = $5)",
                     )
                     .bind(tokens_to_db(usage.input_tokens))
                     .bind(tokens_to_db(usage.output_tokens))
+                    .bind(tokens_to_db(usage.cached_input_tokens))
+                    .bind(tokens_to_db(usage.cache_write_tokens))
                     .bind(id.0)
                     .execute(&mut *tx)
                     .await?;

@@ -11,7 +11,7 @@ use sqlx::Connection;
 
 use super::{
     MessageId, Mode, NewWorker, Store, StoreError, StoredTurn, StoredWorker, TurnId, TurnStatus,
-    now_ms, one_row, tokens_from_db, tokens_to_db,
+    now_ms, one_row, tokens_to_db, usage_from_db,
 };
 use crate::llm::Usage;
 
@@ -85,8 +85,9 @@ impl Store {
                 Box::pin(async move {
                     sqlx::query_scalar(
                         "INSERT INTO turns (conversation, inbound_message_id, mode, model, \
-                         status, input_tokens, output_tokens, error, started_at, finished_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                         status, input_tokens, output_tokens, cached_input_tokens, \
+                         cache_write_tokens, error, started_at, finished_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
                     )
                     .bind(key)
                     .bind(inbound.map(|message| message.0))
@@ -95,6 +96,8 @@ impl Store {
                     .bind(status.as_str())
                     .bind(tokens_to_db(usage.input_tokens))
                     .bind(tokens_to_db(usage.output_tokens))
+                    .bind(tokens_to_db(usage.cached_input_tokens))
+                    .bind(tokens_to_db(usage.cache_write_tokens))
                     .bind(error)
                     .bind(started_at)
                     .bind(now)
@@ -125,11 +128,14 @@ impl Store {
                 Box::pin(async move {
                     sqlx::query(
                         "UPDATE turns SET status = $1, input_tokens = $2, output_tokens = $3, \
-                         error = $4, finished_at = $5 WHERE id = $6",
+                         cached_input_tokens = $4, cache_write_tokens = $5, \
+                         error = $6, finished_at = $7 WHERE id = $8",
                     )
                     .bind(status.as_str())
                     .bind(tokens_to_db(usage.input_tokens))
                     .bind(tokens_to_db(usage.output_tokens))
+                    .bind(tokens_to_db(usage.cached_input_tokens))
+                    .bind(tokens_to_db(usage.cache_write_tokens))
                     .bind(error)
                     .bind(finished_at)
                     .bind(turn.0)
@@ -194,14 +200,17 @@ impl Store {
                 Box::pin(async move {
                     sqlx::query(
                         "UPDATE workers SET status = $1, result = $2, error = $3, \
-                         input_tokens = $4, output_tokens = $5, updated_at = $6 \
-                         WHERE turn_id = $7 AND worker_id = $8",
+                         input_tokens = $4, output_tokens = $5, cached_input_tokens = $6, \
+                         cache_write_tokens = $7, updated_at = $8 \
+                         WHERE turn_id = $9 AND worker_id = $10",
                     )
                     .bind(status.as_str())
                     .bind(result)
                     .bind(error)
                     .bind(tokens_to_db(usage.input_tokens))
                     .bind(tokens_to_db(usage.output_tokens))
+                    .bind(tokens_to_db(usage.cached_input_tokens))
+                    .bind(tokens_to_db(usage.cache_write_tokens))
                     .bind(now)
                     .bind(turn.0)
                     .bind(id)
@@ -277,6 +286,8 @@ impl Store {
             String,
             i64,
             i64,
+            i64,
+            i64,
             Option<String>,
             i64,
             Option<i64>,
@@ -287,7 +298,8 @@ impl Store {
                 Box::pin(async move {
                     sqlx::query_as(
                         "SELECT id, inbound_message_id, mode, model, status, input_tokens, \
-                         output_tokens, error, started_at, finished_at FROM turns WHERE id = $1",
+                         output_tokens, cached_input_tokens, cache_write_tokens, error, \
+                         started_at, finished_at FROM turns WHERE id = $1",
                     )
                     .bind(turn.0)
                     .fetch_optional(conn)
@@ -296,18 +308,27 @@ impl Store {
             })
             .await?;
         Ok(row.map(
-            |(id, inbound, mode, model, status, input, output, error, started_at, finished_at)| {
+            |(
+                id,
+                inbound,
+                mode,
+                model,
+                status,
+                input,
+                output,
+                cached,
+                written,
+                error,
+                started_at,
+                finished_at,
+            )| {
                 StoredTurn {
                     id: TurnId(id),
                     inbound: inbound.map(MessageId),
                     mode: Mode::parse(&mode).unwrap_or_default(),
                     model,
                     status: TurnStatus::parse(&status).unwrap_or(TurnStatus::Failed),
-                    usage: Usage {
-                        input_tokens: tokens_from_db(input),
-                        output_tokens: tokens_from_db(output),
-                        ..Usage::default()
-                    },
+                    usage: usage_from_db(input, output, cached, written),
                     error,
                     started_at,
                     finished_at,
@@ -329,6 +350,8 @@ impl Store {
             Option<String>,
             i64,
             i64,
+            i64,
+            i64,
         );
         let rows: Vec<Row> = self
             .db
@@ -336,7 +359,8 @@ impl Store {
                 Box::pin(async move {
                     sqlx::query_as(
                         "SELECT worker_id, label, brief, effort, model, status, result, error, \
-                         input_tokens, output_tokens FROM workers WHERE turn_id = $1 \
+                         input_tokens, output_tokens, cached_input_tokens, cache_write_tokens \
+                         FROM workers WHERE turn_id = $1 \
                          ORDER BY created_at, worker_id",
                     )
                     .bind(turn.0)
@@ -348,7 +372,20 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(
-                |(worker_id, label, brief, effort, model, status, result, error, input, output)| {
+                |(
+                    worker_id,
+                    label,
+                    brief,
+                    effort,
+                    model,
+                    status,
+                    result,
+                    error,
+                    input,
+                    output,
+                    cached,
+                    written,
+                )| {
                     StoredWorker {
                         worker_id: WorkerId(worker_id),
                         label,
@@ -358,11 +395,7 @@ impl Store {
                         status: parse_worker_status(&status),
                         result,
                         error,
-                        usage: Usage {
-                            input_tokens: tokens_from_db(input),
-                            output_tokens: tokens_from_db(output),
-                            ..Usage::default()
-                        },
+                        usage: usage_from_db(input, output, cached, written),
                     }
                 },
             )

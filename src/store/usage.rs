@@ -1,8 +1,10 @@
-//! Token usage totals, per model, for `/status`, costs and budgets.
+//! Token usage totals, per model, for `/status`, costs and budgets: input
+//! and output tokens, and of the input those read from and written to the
+//! providers' prompt caches (priced apart by the catalog).
 
 use baton_channel::ConversationKey;
 
-use super::{Store, StoreError, tokens_from_db};
+use super::{Store, StoreError, usage_from_db};
 use crate::llm::Usage;
 
 /// Tokens one model used.
@@ -19,12 +21,16 @@ pub struct ModelUsage {
 /// SUM over BIGINT is NUMERIC in Postgres, which `Any` cannot decode: the
 /// totals are cast back to BIGINT.
 const BY_MODEL: &str = "SELECT model, CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT), \
-            CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) \
+            CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT), \
+            CAST(COALESCE(SUM(cached_input_tokens), 0) AS BIGINT), \
+            CAST(COALESCE(SUM(cache_write_tokens), 0) AS BIGINT) \
      FROM ( \
-         SELECT t.model, t.input_tokens, t.output_tokens FROM turns t \
+         SELECT t.model, t.input_tokens, t.output_tokens, t.cached_input_tokens, \
+                t.cache_write_tokens FROM turns t \
          WHERE t.started_at >= $1 {scope} \
          UNION ALL \
-         SELECT w.model, w.input_tokens, w.output_tokens FROM workers w \
+         SELECT w.model, w.input_tokens, w.output_tokens, w.cached_input_tokens, \
+                w.cache_write_tokens FROM workers w \
          JOIN turns t ON t.id = w.turn_id \
          WHERE t.started_at >= $1 {scope} \
      ) AS parts GROUP BY model ORDER BY model";
@@ -61,7 +67,8 @@ impl Store {
             .db
             .run(move |conn| {
                 Box::pin(async move {
-                    let mut query = sqlx::query_as::<_, (String, i64, i64)>(&sql).bind(since_ms);
+                    let mut query =
+                        sqlx::query_as::<_, (String, i64, i64, i64, i64)>(&sql).bind(since_ms);
                     if let Some(key) = key {
                         query = query.bind(key);
                     }
@@ -71,13 +78,9 @@ impl Store {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|(model, input, output)| ModelUsage {
+            .map(|(model, input, output, cached, written)| ModelUsage {
                 model,
-                usage: Usage {
-                    input_tokens: tokens_from_db(input),
-                    output_tokens: tokens_from_db(output),
-                    ..Usage::default()
-                },
+                usage: usage_from_db(input, output, cached, written),
             })
             .collect())
     }

@@ -29,8 +29,9 @@ const GATHER: Duration = Duration::from_millis(20);
 /// Cursor and filter parameters.
 #[derive(Debug, Default, Deserialize)]
 pub struct Params {
-    /// The cursor: a key (conversations) or an id (turns, projects: rows
-    /// below it; events: rows above it).
+    /// The cursor: a page's `next` (conversations: `<newest message
+    /// id>:<key>`) or an id (turns, projects: rows below it; events: rows
+    /// above it).
     pub cursor: Option<String>,
     /// Rows in a page (at most 500).
     pub limit: Option<usize>,
@@ -68,7 +69,8 @@ pub fn today_start() -> i64 {
     now - now.rem_euclid(86_400_000)
 }
 
-/// `GET /api/conversations?cursor=KEY&limit=N`.
+/// `GET /api/conversations?cursor=C&limit=N`: most recently active first;
+/// `C` is the `next` of the page before (`<newest message id>:<key>`).
 pub async fn conversations(State(web): State<Arc<Web>>, Query(p): Query<Params>) -> Response {
     let max = p.limit.unwrap_or(PAGE).clamp(1, 500);
     match web
@@ -77,7 +79,7 @@ pub async fn conversations(State(web): State<Arc<Web>>, Query(p): Query<Params>)
         .browse_conversations(p.cursor, max, today_start())
         .await
     {
-        Ok(rows) => Json(page(rows, max, |r| r.key.clone())).into_response(),
+        Ok(rows) => Json(page(rows, max, |r| r.cursor.clone())).into_response(),
         Err(e) => failed(e),
     }
 }

@@ -110,7 +110,7 @@ pub async fn conversations(State(web): State<Arc<Web>>, Query(p): Query<Params>)
     };
     let mut body = String::from(
         "<h1>Conversations</h1><table class=\"list\"><thead><tr><th>Conversation</th><th>Mode</th>\
-         <th>Verbose</th><th>Last activity</th><th>Turns today</th><th>Tokens today</th>\
+         <th>Verbose</th><th>Last activity</th><th>Turns today</th><th>Tokens today (cached)</th>\
          <th>Cost today</th></tr></thead><tbody>",
     );
     let since = today_start();
@@ -125,7 +125,7 @@ pub async fn conversations(State(web): State<Arc<Web>>, Query(p): Query<Params>)
         let _ = write!(
             body,
             "<tr><td><a href=\"/conversation?key={}\">{}</a><small>{} {}</small></td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>${cost:.4}</td></tr>",
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>${cost:.4}</td></tr>",
             enc(&row.key),
             esc(row.name.as_deref().unwrap_or(&row.key)),
             esc(&row.platform),
@@ -139,6 +139,7 @@ pub async fn conversations(State(web): State<Arc<Web>>, Query(p): Query<Params>)
             time(row.last_activity),
             row.turns_today,
             row.tokens_today,
+            row.cached_tokens_today,
         );
     }
     body.push_str("</tbody></table>");
@@ -148,7 +149,7 @@ pub async fn conversations(State(web): State<Arc<Web>>, Query(p): Query<Params>)
         let _ = write!(
             body,
             "<p><a href=\"/?cursor={}\">More</a></p>",
-            enc(&last.key)
+            enc(&last.cursor)
         );
     }
     Html(layout("Conversations", &body)).into_response()
@@ -167,7 +168,11 @@ fn turn_line(turn: &TurnRow) -> String {
                 .or(turn.error.as_deref())
                 .unwrap_or("")
         ),
-        turn.input_tokens + turn.output_tokens,
+        tokens(
+            turn.input_tokens,
+            turn.output_tokens,
+            turn.cached_input_tokens
+        ),
         id = turn.id,
         s = esc(&turn.status),
     )
@@ -216,18 +221,39 @@ pub async fn conversation(State(web): State<Arc<Web>>, Query(p): Query<Params>) 
     Html(layout(&key, &body)).into_response()
 }
 
-fn worker_card(worker: &WorkerRow, web: &Web, calls: &[String]) -> String {
-    let usage = crate::llm::Usage {
-        input_tokens: u64::try_from(worker.input_tokens).unwrap_or(0),
-        output_tokens: u64::try_from(worker.output_tokens).unwrap_or(0),
-        ..crate::llm::Usage::default()
-    };
-    let cost = worker
-        .model
+/// A token count as the pages show it: all of them, and the cached ones.
+fn tokens(input: i64, output: i64, cached: i64) -> String {
+    format!("{} tokens ({cached} cached)", input + output)
+}
+
+/// What `usage` on `model` cost at the catalog's prices.
+fn cost(web: &Web, model: &str, usage: crate::llm::Usage) -> f64 {
+    model
         .parse::<crate::config::ModelRef>()
         .ok()
         .map(|m| web.services.config.models.spec(&m).cost(usage))
-        .unwrap_or(0.0);
+        .unwrap_or(0.0)
+}
+
+/// A stored row's four token counts as a [`crate::llm::Usage`].
+fn usage(input: i64, output: i64, cached: i64, written: i64) -> crate::llm::Usage {
+    let tokens = |n: i64| u64::try_from(n).unwrap_or(0);
+    crate::llm::Usage {
+        input_tokens: tokens(input),
+        output_tokens: tokens(output),
+        cached_input_tokens: tokens(cached),
+        cache_write_tokens: tokens(written),
+    }
+}
+
+fn worker_card(worker: &WorkerRow, web: &Web, calls: &[String]) -> String {
+    let used = usage(
+        worker.input_tokens,
+        worker.output_tokens,
+        worker.cached_input_tokens,
+        worker.cache_write_tokens,
+    );
+    let cost = cost(web, &worker.model, used);
     let elapsed = (worker.updated_at - worker.created_at).max(0) as f64 / 1000.0;
     let mut tools = String::new();
     for call in calls {
@@ -236,14 +262,18 @@ fn worker_card(worker: &WorkerRow, web: &Web, calls: &[String]) -> String {
     format!(
         "<section class=\"worker\" data-worker=\"{id}\" data-status=\"{s}\"><h3>{id} · {label} \
          <span class=\"status {s}\">{s}</span></h3><p><small>{model} · effort {effort} · \
-         {tokens} tokens · ${cost:.4} · {elapsed:.1} s</small></p><h4>Brief</h4>{brief}\
+         {tokens} · ${cost:.4} · {elapsed:.1} s</small></p><h4>Brief</h4>{brief}\
          <h4>Tool calls</h4><ul>{tools}</ul><h4>Result</h4>{result}</section>",
         id = esc(&worker.worker_id),
         label = esc(&worker.label),
         s = esc(&worker.status),
         model = esc(&worker.model),
         effort = esc(&worker.effort),
-        tokens = worker.input_tokens + worker.output_tokens,
+        tokens = tokens(
+            worker.input_tokens,
+            worker.output_tokens,
+            worker.cached_input_tokens
+        ),
         brief = fold(&worker.brief),
         result = fold(
             worker
@@ -268,14 +298,28 @@ pub async fn turn(State(web): State<Arc<Web>>, Path(id): Path<i64>) -> Response 
     let turn = &tree.turn;
     let mut body = format!(
         "<h1>Turn #{}</h1><p><a href=\"/conversation?key={}\">{}</a> · {} · {} · \
-         <span class=\"status {s}\" id=\"turn-status\">{s}</span> · {} tokens</p>\
+         <span class=\"status {s}\" id=\"turn-status\">{s}</span> · orchestrator {} · ${:.4}</p>\
          <h2>Message</h2>{}<section class=\"tree\" id=\"tree\"><h2>Orchestrator</h2><ul class=\"rounds\">",
         turn.id,
         enc(&turn.conversation),
         esc(&turn.conversation),
         time(Some(turn.started_at)),
         esc(&turn.model),
-        turn.input_tokens + turn.output_tokens,
+        tokens(
+            turn.input_tokens,
+            turn.output_tokens,
+            turn.cached_input_tokens
+        ),
+        cost(
+            &web,
+            &turn.model,
+            usage(
+                turn.input_tokens,
+                turn.output_tokens,
+                turn.cached_input_tokens,
+                turn.cache_write_tokens
+            )
+        ),
         fold(turn.message.as_deref().unwrap_or("")),
         s = esc(&turn.status),
     );

@@ -297,6 +297,7 @@ impl TestBot {
                 reply_to: None,
                 origin,
                 attachments: Vec::new(),
+                chat_title: None,
             }),
         };
         self.registry

@@ -10,8 +10,10 @@
 //! messages before the last one count as cached (10 each); on Anthropic
 //! those before the last message with a `cache_control` breakpoint are read
 //! from the cache, that message is written to it (10 each), and none when the
-//! request has no breakpoint in its messages. The server stops when the
-//! `FakeLlm` is dropped.
+//! request has no breakpoint in its messages. With
+//! [`FakeLlm::model_prompt_caching`] the usage follows the request instead
+//! (bytes / 4, and each provider's caching rules: `prompt_cache.rs`). The
+//! server stops when the `FakeLlm` is dropped.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,6 +28,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde_json::{Value, json};
+
+#[path = "prompt_cache.rs"]
+pub mod prompt_cache;
+use prompt_cache::{Counted, PromptCache, Rules};
 
 /// Which wire format the fake speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,6 +276,9 @@ struct Shared {
     max_served: AtomicUsize,
     /// Requests refused for being over `capacity`.
     refused: AtomicUsize,
+    /// With [`FakeLlm::model_prompt_caching`]: usage from the request's
+    /// bytes and a model of the provider's prompt cache.
+    prompt_cache: Mutex<Option<PromptCache>>,
 }
 
 /// A running fake model server; stops when dropped.
@@ -302,6 +311,7 @@ impl FakeLlm {
             served: AtomicUsize::new(0),
             max_served: AtomicUsize::new(0),
             refused: AtomicUsize::new(0),
+            prompt_cache: Mutex::new(None),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -347,6 +357,15 @@ impl FakeLlm {
     /// reaches the script. `usize::MAX` lifts the limit.
     pub fn limit_concurrency(&self, capacity: usize) {
         self.shared.capacity.store(capacity, Ordering::SeqCst);
+    }
+
+    /// From now on, usage follows the request as a real provider would
+    /// report it: input tokens are the prompt's bytes / 4, and cached ones
+    /// what this fake has seen before under the wire's caching rules
+    /// (`prompt_cache.rs`); `ignore_breakpoints` makes Anthropic requests
+    /// count as if they had no `cache_control`. Starts with an empty cache.
+    pub fn model_prompt_caching(&self, ignore_breakpoints: bool) {
+        *lock(&self.shared.prompt_cache) = Some(PromptCache::new(ignore_breakpoints));
     }
 
     /// Requests refused for being over the concurrency limit.
@@ -450,6 +469,14 @@ async fn answer(
         requests.push(seen.clone());
         requests.len()
     };
+    let counted = lock(&shared.prompt_cache).as_mut().map(|cache| {
+        let rules = match shared.wire {
+            Wire::OpenAi => Rules::OpenAi,
+            Wire::Anthropic => Rules::Anthropic,
+            Wire::Gemini => Rules::Gemini,
+        };
+        cache.count(rules, &seen.raw)
+    });
     let mut reply = (shared.script)(&seen);
     let mut extra_headers = Vec::new();
     let mut response = loop {
@@ -467,9 +494,9 @@ async fn answer(
                 reply = *inner;
             }
             FakeReply::Chunked { stall, reply } => {
-                break chunked(render(shared.wire, &seen, *reply, sequence), stall).await;
+                break chunked(render(shared.wire, &seen, *reply, sequence, counted), stall).await;
             }
-            ready => break render(shared.wire, &seen, ready, sequence),
+            ready => break render(shared.wire, &seen, ready, sequence, counted),
         }
     };
     for (name, value) in extra_headers {
@@ -726,7 +753,13 @@ enum Answer {
     Calls(Vec<(String, String)>),
 }
 
-fn render(wire: Wire, seen: &SeenRequest, reply: FakeReply, sequence: usize) -> Response {
+fn render(
+    wire: Wire,
+    seen: &SeenRequest,
+    reply: FakeReply,
+    sequence: usize,
+    counted: Option<Counted>,
+) -> Response {
     let answer = match reply {
         FakeReply::Text(text) => Answer::Text(text),
         FakeReply::ToolCalls(calls) => Answer::Calls(
@@ -745,18 +778,29 @@ fn render(wire: Wire, seen: &SeenRequest, reply: FakeReply, sequence: usize) -> 
         | FakeReply::After(_, inner)
         | FakeReply::Headers(_, inner)
         | FakeReply::Chunked { reply: inner, .. } => {
-            return render(wire, seen, *inner, sequence);
+            return render(wire, seen, *inner, sequence, counted);
         }
     };
-    let input_tokens = seen.messages.len() * 10;
+    let counted = counted.unwrap_or_else(|| {
+        let input = seen.messages.len() * 10;
+        let (cached, written) = match wire {
+            Wire::Anthropic => anthropic_cache(seen, input),
+            Wire::OpenAi | Wire::Gemini => (cached_prefix(seen), 0),
+        };
+        Counted {
+            input,
+            cached,
+            written,
+        }
+    });
     let output_tokens = match &answer {
         Answer::Text(text) => text.len() / 4 + 1,
         Answer::Calls(calls) => calls.iter().map(|(_, args)| args.len()).sum::<usize>() / 4 + 1,
     };
     let body = match wire {
-        Wire::OpenAi => openai_body(seen, answer, sequence, input_tokens, output_tokens),
-        Wire::Anthropic => anthropic_body(seen, answer, sequence, input_tokens, output_tokens),
-        Wire::Gemini => gemini_body(seen, answer, sequence, input_tokens, output_tokens),
+        Wire::OpenAi => openai_body(seen, answer, sequence, counted, output_tokens),
+        Wire::Anthropic => anthropic_body(seen, answer, sequence, counted, output_tokens),
+        Wire::Gemini => gemini_body(seen, answer, sequence, counted, output_tokens),
     };
     axum::Json(body).into_response()
 }
@@ -838,9 +882,10 @@ fn openai_body(
     seen: &SeenRequest,
     answer: Answer,
     sequence: usize,
-    input: usize,
+    counted: Counted,
     output: usize,
 ) -> Value {
+    let input = counted.input;
     let (message, finish_reason) = match answer {
         Answer::Text(text) => (json!({"role": "assistant", "content": text}), "stop"),
         Answer::Calls(calls) => {
@@ -869,7 +914,7 @@ fn openai_body(
             "prompt_tokens": input,
             "completion_tokens": output,
             "total_tokens": input + output,
-            "prompt_tokens_details": {"cached_tokens": cached_prefix(seen), "audio_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": counted.cached, "audio_tokens": 0},
         },
     })
 }
@@ -878,10 +923,11 @@ fn anthropic_body(
     seen: &SeenRequest,
     answer: Answer,
     sequence: usize,
-    input: usize,
+    counted: Counted,
     output: usize,
 ) -> Value {
-    let (read, written) = anthropic_cache(seen, input);
+    let input = counted.input;
+    let (read, written) = (counted.cached, counted.written);
     let mut content = Vec::new();
     if seen.raw.pointer("/thinking/type").and_then(Value::as_str) == Some("enabled") {
         content.push(json!({
@@ -928,9 +974,10 @@ fn gemini_body(
     seen: &SeenRequest,
     answer: Answer,
     sequence: usize,
-    input: usize,
+    counted: Counted,
     output: usize,
 ) -> Value {
+    let input = counted.input;
     let thinking = seen
         .raw
         .pointer("/generationConfig/thinkingConfig/thinkingBudget")
@@ -961,7 +1008,7 @@ fn gemini_body(
             "promptTokenCount": input,
             "candidatesTokenCount": output,
             "totalTokenCount": input + output,
-            "cachedContentTokenCount": cached_prefix(seen),
+            "cachedContentTokenCount": counted.cached,
         },
         "modelVersion": seen.model,
     })

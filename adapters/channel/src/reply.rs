@@ -41,6 +41,11 @@ pub struct Inbound {
     pub origin: Origin,
     /// Files sent with it (a caption and its file are one message).
     pub attachments: Vec<Attachment>,
+    /// The chat's title where it has one (a group, a channel), as the
+    /// platform gave it with this message; `None` for direct chats and
+    /// where the adapter cannot tell without an extra request. The
+    /// dashboard names conversations by it.
+    pub chat_title: Option<String>,
 }
 
 /// A failure to deliver something to a platform.

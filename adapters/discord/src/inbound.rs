@@ -134,6 +134,7 @@ pub fn decide(message: &Message, me: &BotIdentity, settings: &Settings) -> Actio
             .map(|id| id.get().to_string()),
         origin,
         attachments,
+        chat_title: None,
     }))
 }
 

@@ -241,6 +241,7 @@ fn decide(update: &Update, me: &BotIdentity, settings: &Settings) -> Action {
             .map(|replied| replied.id.0.to_string()),
         origin,
         attachments,
+        chat_title: message.chat.title().map(str::to_owned),
     }))
 }
 
