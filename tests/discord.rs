@@ -13,7 +13,7 @@ use crate::support::fake_discord::{
 };
 use crate::support::fake_llm::{FakeLlm, FakeReply, SeenRequest, Wire};
 use crate::support::service::App;
-use crate::telegram::three_workers;
+use crate::telegram::{default_batch, three_workers};
 
 /// The user in `allowed_users`.
 const ADA: u64 = 42;
@@ -43,10 +43,11 @@ enabled = false
 api_url = "{api}"
 allowed_users = [{ADA}]
 allowed_guilds = [{GUILD}]
-verbose_batch_ms = 50
+{batch}
 {discord_extra}
 "#,
-        api = discord.api_url()
+        api = discord.api_url(),
+        batch = default_batch(discord_extra),
     );
     let mut config: Config = test_config(llm, Wire::OpenAi, &dir.path().join("baton.db"), &extra);
     config.discord.token = Some(SecretString::from("TEST-DISCORD-TOKEN"));
@@ -423,6 +424,44 @@ async fn in_a_thread_worker_output_goes_in_place() {
             .iter()
             .all(|b| b["allowed_mentions"]["parse"] == json!([]))
     );
+}
+
+#[tokio::test]
+async fn worker_output_still_being_collected_is_posted_before_the_reply() {
+    let world = World::new(three_workers).await;
+    // Batches that would wait ten minutes: only the reply flushes them.
+    let app = world.start("verbose_batch_ms = 600000").await;
+    let discord = &world.discord;
+    for (command, mode) in [("orchestrator", "on"), ("verbose", "on")] {
+        let id = discord.slash(THREAD, ADA, command, Some(("mode", mode)), 0);
+        interaction_answer(discord, id).await;
+    }
+    discord.mention(THREAD, ADA, "research alpha, beta and gamma");
+    discord
+        .wait_until("the summary in the thread", |fake| {
+            fake.posted_in(THREAD)
+                .iter()
+                .any(|c| c.content().starts_with("Summary"))
+        })
+        .await;
+    app.stop().await;
+
+    let posts = discord.posted_in(THREAD);
+    let texts: Vec<&str> = posts.iter().map(|c| c.content()).collect();
+    assert_eq!(
+        texts.last(),
+        Some(&"Summary: all three researched."),
+        "the reply is the last thing users read: {texts:#?}"
+    );
+    for label in ["alpha", "beta", "gamma"] {
+        let tag = format!("**[{label}]**");
+        assert!(
+            texts[..texts.len() - 1]
+                .iter()
+                .any(|text| text.starts_with(&tag) && text.contains("started: research")),
+            "{tag} before the reply: {texts:#?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -56,15 +56,25 @@ api_url = "{api}"
 allowed_users = [{ADA}]
 allowed_chats = [{GROUP}]
 min_send_interval_ms = {interval_ms}
-verbose_batch_ms = 50
+{batch}
 poll_timeout_secs = 1
 {telegram_extra}
 "#,
-        api = telegram.api_url()
+        api = telegram.api_url(),
+        batch = default_batch(telegram_extra),
     );
     let mut config: Config = test_config(llm, Wire::OpenAi, &dir.path().join("baton.db"), &extra);
     config.telegram.token = Some(SecretString::from("123456:TEST-TOKEN"));
     App::spawn(config)
+}
+
+/// A short verbose batch, unless `extra` sets its own.
+pub(crate) fn default_batch(extra: &str) -> &'static str {
+    if extra.contains("verbose_batch_ms") {
+        ""
+    } else {
+        "verbose_batch_ms = 50"
+    }
 }
 
 pub(crate) fn echo(request: &SeenRequest) -> FakeReply {
@@ -259,6 +269,46 @@ async fn orchestrator_mode_posts_one_final_reply_and_verbose_shows_workers_under
         assert!(
             text.contains(&format!("[{label}] research {label} done")),
             "{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn worker_output_still_being_collected_is_sent_before_the_reply() {
+    let telegram = FakeTelegram::start().await;
+    let llm = FakeLlm::start(Wire::OpenAi, three_workers).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Batches that would wait ten minutes: only the reply flushes them.
+    let app = start_app(&telegram, &llm, &dir, "verbose_batch_ms = 600000");
+    let chat = ADA as i64;
+    telegram.dm(ADA, "/orchestrator on");
+    telegram.dm(ADA, "/verbose on");
+    telegram.wait_for_sent(chat, 2).await;
+    let (_, asked) = telegram.dm(ADA, "research alpha, beta and gamma");
+    telegram
+        .wait_for("the summary", |calls| {
+            calls
+                .iter()
+                .any(|c| c.reply_to() == Some(asked) && c.text().starts_with("Summary"))
+        })
+        .await;
+    app.stop().await;
+
+    let sent = telegram.sent_to(chat);
+    let under = replies_to(&sent, asked);
+    let texts: Vec<&str> = under.iter().map(|c| c.text()).collect();
+    assert_eq!(
+        texts.last(),
+        Some(&"Summary: all three researched."),
+        "the reply is the last thing users read: {texts:#?}"
+    );
+    for label in ["alpha", "beta", "gamma"] {
+        let started = format!("[{label}] started: research {label}");
+        assert!(
+            texts[..texts.len() - 1]
+                .iter()
+                .any(|text| text.contains(&started)),
+            "{started:?} before the reply: {texts:#?}"
         );
     }
 }
