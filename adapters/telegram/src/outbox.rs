@@ -46,6 +46,25 @@ pub struct Target {
     pub reply_to: Option<MessageId>,
 }
 
+/// `request` with what every message to `target` carries: the HTML parse
+/// mode where `html`, the forum topic, and the message it answers (the
+/// payloads share no trait for these).
+macro_rules! addressed {
+    ($request:expr, $target:expr, $html:expr) => {{
+        let mut request = $request;
+        if $html {
+            request = request.parse_mode(ParseMode::Html);
+        }
+        if let Some(thread) = $target.thread {
+            request = request.message_thread_id(thread);
+        }
+        if let Some(message) = $target.reply_to {
+            request = request.reply_parameters(reply_parameters(message));
+        }
+        request
+    }};
+}
+
 /// The outboxes of all Telegram chats.
 pub type Outboxes = outbox::Outboxes<TelegramOut>;
 /// Something for a Telegram chat's outbox.
@@ -64,12 +83,18 @@ impl TelegramOut {
     }
 
     /// A failed request sorted, and counted for the metrics.
-    fn sorted(&self, method: &'static str, result: Result<Message, RequestError>) -> Result<(), SendFailure> {
+    fn sorted(
+        &self,
+        method: &'static str,
+        result: Result<Message, RequestError>,
+    ) -> Result<(), SendFailure> {
         let failure = result
             .as_ref()
             .err()
             .map(|error| Failure::from_request(error, self.bot.token()));
-        let status = failure.as_ref().map_or_else(|| "200".to_owned(), Failure::status);
+        let status = failure
+            .as_ref()
+            .map_or_else(|| "200".to_owned(), Failure::status);
         if status == "429" {
             metrics::platform_rate_limited(Platform::Telegram);
         }
@@ -94,17 +119,7 @@ impl TelegramOut {
         text: String,
         html: bool,
     ) -> Result<Message, RequestError> {
-        let mut request = self.bot.send_message(target.chat, text);
-        if html {
-            request = request.parse_mode(ParseMode::Html);
-        }
-        if let Some(thread) = target.thread {
-            request = request.message_thread_id(thread);
-        }
-        if let Some(message) = target.reply_to {
-            request = request.reply_parameters(reply_parameters(message));
-        }
-        request.await
+        addressed!(self.bot.send_message(target.chat, text), target, html).await
     }
 
     /// One document (multipart) with `caption` (HTML where `html`).
@@ -116,20 +131,11 @@ impl TelegramOut {
         html: bool,
     ) -> Result<Message, RequestError> {
         let document = InputFile::memory(file.bytes.clone()).file_name(file.name.clone());
-        let mut request = self
+        let request = self
             .bot
             .send_document(target.chat, document)
             .caption(caption);
-        if html {
-            request = request.parse_mode(ParseMode::Html);
-        }
-        if let Some(thread) = target.thread {
-            request = request.message_thread_id(thread);
-        }
-        if let Some(message) = target.reply_to {
-            request = request.reply_parameters(reply_parameters(message));
-        }
-        request.await
+        addressed!(request, target, html).await
     }
 }
 

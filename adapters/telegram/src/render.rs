@@ -588,5 +588,4 @@ mod tests {
             assert!(utf16_len(&piece) <= MESSAGE_LIMIT);
         }
     }
-
 }

@@ -266,7 +266,9 @@ impl<T: Transport> Outboxes<T> {
                 }
             }
         }
-        Err(ChannelError::Transient("the chat's send queue is gone".into()))
+        Err(ChannelError::Transient(
+            "the chat's send queue is gone".into(),
+        ))
     }
 
     /// Queues display-only `item` for `chat` if there is room; returns

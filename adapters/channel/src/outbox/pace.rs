@@ -86,9 +86,6 @@ mod tests {
         assert_eq!(pace.next_allowed(), Some(start + MINUTE));
         pace.cool_down(start + Duration::from_secs(90));
         assert!(pace.cooling(start + Duration::from_secs(89)));
-        assert_eq!(
-            pace.next_allowed(),
-            Some(start + Duration::from_secs(90))
-        );
+        assert_eq!(pace.next_allowed(), Some(start + Duration::from_secs(90)));
     }
 }

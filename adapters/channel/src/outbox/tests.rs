@@ -127,7 +127,10 @@ async fn verbose_lines_are_cut_with_an_ellipsis_and_pieces_are_paced() {
     let fake = Shared::default();
     let outboxes = Outboxes::new(fake.clone());
     let started = tokio::time::Instant::now();
-    outboxes.offer(1, verbose("a", "a very long line indeed", Ticket::default()));
+    outboxes.offer(
+        1,
+        verbose("a", "a very long line indeed", Ticket::default()),
+    );
     outboxes
         .deliver(1, 7, "one||two", Ticket::default())
         .await
@@ -142,11 +145,17 @@ async fn verbose_lines_are_cut_with_an_ellipsis_and_pieces_are_paced() {
 async fn an_idle_outbox_is_reaped_and_the_next_item_starts_a_new_one() {
     let fake = Shared::default();
     let outboxes = Outboxes::new(fake.clone());
-    outboxes.deliver(1, 7, "first", Ticket::default()).await.unwrap();
+    outboxes
+        .deliver(1, 7, "first", Ticket::default())
+        .await
+        .unwrap();
     assert_eq!(outboxes.open(), 1);
     tokio::time::sleep(IDLE * 2 + Duration::from_secs(1)).await;
     assert_eq!(outboxes.open(), 0, "the idle outbox is forgotten");
-    outboxes.deliver(1, 7, "second", Ticket::default()).await.unwrap();
+    outboxes
+        .deliver(1, 7, "second", Ticket::default())
+        .await
+        .unwrap();
     assert_eq!(fake.texts(), ["first", "second"]);
     outboxes.close().await;
 }
@@ -160,7 +169,10 @@ async fn failures_are_retried_sent_plain_or_given_up_as_their_kind_says() {
         SendFailure::Transient("timeout".into()),
         SendFailure::Formatting("bad tag".into()),
     ]);
-    outboxes.deliver(1, 7, "hello", Ticket::default()).await.unwrap();
+    outboxes
+        .deliver(1, 7, "hello", Ticket::default())
+        .await
+        .unwrap();
     let sent = fake.0.sent.lock().unwrap().clone();
     assert_eq!(sent.len(), 1);
     assert!(!sent[0].formatted, "sent again without formatting");
@@ -183,7 +195,10 @@ async fn a_reply_whose_file_is_refused_goes_as_text_pieces() {
         "no attachments here".into(),
     ))]);
     // Three pieces, more than max_pieces: a file first.
-    outboxes.deliver(1, 7, "a||b||c", Ticket::default()).await.unwrap();
+    outboxes
+        .deliver(1, 7, "a||b||c", Ticket::default())
+        .await
+        .unwrap();
     assert_eq!(fake.texts(), ["a", "b", "c"]);
     outboxes.close().await;
 }
