@@ -79,17 +79,11 @@ impl Reply for DiscordReply {
 
     async fn verbose(&mut self, origin: &Origin, event: &WorkerEvent) -> Result<(), ChannelError> {
         let channel = self.channel()?;
-        let item = Outgoing::Verbose {
-            target: Target {
-                reply_to: message_id(origin),
-            },
-            label: event.label.clone(),
-            line: event.describe(),
-            ticket: self.cancel.ticket(),
+        let target = Target {
+            reply_to: message_id(origin),
         };
-        if !self.outboxes.offer(channel, item) {
-            tracing::debug!(conversation = %self.key, "send queue full; verbose output dropped");
-        }
+        let ticket = self.cancel.ticket();
+        self.outboxes.show(channel, target, event, ticket);
         Ok(())
     }
 

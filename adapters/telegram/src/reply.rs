@@ -81,15 +81,8 @@ impl Reply for TelegramReply {
 
     async fn verbose(&mut self, origin: &Origin, event: &WorkerEvent) -> Result<(), ChannelError> {
         let target = self.target(origin)?;
-        let item = Outgoing::Verbose {
-            target,
-            label: event.label.clone(),
-            line: event.describe(),
-            ticket: self.cancel.ticket(),
-        };
-        if !self.outboxes.offer(target.chat, item) {
-            tracing::debug!(conversation = %self.key, "send queue full; verbose output dropped");
-        }
+        let ticket = self.cancel.ticket();
+        self.outboxes.show(target.chat, target, event, ticket);
         Ok(())
     }
 

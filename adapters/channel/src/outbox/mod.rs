@@ -42,6 +42,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::event::WorkerEvent;
 use crate::files::{MediaOut, OutFile};
 use crate::reply::{ChannelError, Ticket};
 
@@ -309,6 +310,20 @@ impl<T: Transport> Outboxes<T> {
         };
         self.send(chat, item).await?;
         delivered.await.unwrap_or_else(|_| Err(stopped::<T>()))
+    }
+
+    /// Shows one worker `event` under `target` in `chat`, if there is room
+    /// (display only: dropped, with a log line, when the queue is full).
+    pub fn show(&self, chat: T::Chat, target: T::Target, event: &WorkerEvent, ticket: Ticket) {
+        let item = Outgoing::Verbose {
+            target,
+            label: event.label.clone(),
+            line: event.describe(),
+            ticket,
+        };
+        if !self.offer(chat, item) {
+            tracing::debug!(?chat, "send queue full; verbose output dropped");
+        }
     }
 
     /// Stops every outbox (what is still queued is dropped, its posters
