@@ -17,8 +17,9 @@
 //!   when the file cannot be sent;
 //! - collects verbose worker output per worker for [`Rules::verbose_batch`]
 //!   and sends it as one tagged message per batch, each line cut at
-//!   [`Rules::verbose_line_limit`] characters with "…"; verbose output
-//!   never goes as a file;
+//!   [`Rules::verbose_line_limit`] characters with "…", and holds at most
+//!   512 lines and pieces of it (more is dropped); verbose output never
+//!   goes as a file;
 //! - flushes the worker output that is still being collected ahead of a
 //!   reply, so a turn's reply is the last thing users read of it (the
 //!   order [`crate::Reply`] documents);

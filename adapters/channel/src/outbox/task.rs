@@ -17,6 +17,11 @@ use crate::backoff;
 use crate::files::file_reply;
 use crate::reply::{ChannelError, Ticket};
 
+/// Verbose lines and pieces one outbox holds at most (a worker flood on a
+/// paced chat): past it, new lines are dropped, as display-only output is
+/// when the queue is full.
+const MAX_VERBOSE_HELD: usize = 512;
+
 /// A reply or a verbose batch on its way: its pieces in order.
 struct Job<T: Transport> {
     target: T::Target,
@@ -169,6 +174,10 @@ impl<T: Transport> Outbox<T> {
                 if ticket.is_cancelled() {
                     return;
                 }
+                if self.verbose_held() >= MAX_VERBOSE_HELD {
+                    tracing::debug!(chat = ?self.chat, "too much verbose output waiting; a line dropped");
+                    return;
+                }
                 let line = truncate(&line, self.rules.verbose_line_limit);
                 match self
                     .batches
@@ -190,6 +199,18 @@ impl<T: Transport> Outbox<T> {
             }
             Outgoing::Typing(typing) => self.typing(typing, now).await,
         }
+    }
+
+    /// Verbose lines being batched and verbose pieces waiting to go.
+    fn verbose_held(&self) -> usize {
+        let batched: usize = self.batches.iter().map(|b| b.lines.len()).sum();
+        let queued: usize = self
+            .jobs
+            .iter()
+            .filter(|job| job.is_verbose())
+            .map(|job| job.pieces.len())
+            .sum();
+        batched + queued
     }
 
     /// A reply's pieces: one file piece with the text pieces as its

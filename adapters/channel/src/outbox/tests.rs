@@ -229,6 +229,25 @@ async fn cancelled_output_is_dropped_and_its_poster_hears_ok() {
     outboxes.close().await;
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_flood_of_worker_output_is_held_back_only_up_to_a_bound() {
+    let fake = Shared::default();
+    let outboxes = Outboxes::new(fake.clone());
+    for n in 0..2000 {
+        let item = verbose(&format!("w{}", n % 300), "x", Ticket::default());
+        outboxes.send(1, item).await.unwrap();
+    }
+    outboxes
+        .deliver(1, 7, "the answer", Ticket::default())
+        .await
+        .unwrap();
+    let texts = fake.texts();
+    assert_eq!(texts.last().map(String::as_str), Some("the answer"));
+    let lines: usize = texts.iter().map(|t| t.matches('x').count()).sum();
+    assert!((512..2000).contains(&lines), "{lines} lines shown");
+    outboxes.close().await;
+}
+
 #[tokio::test]
 async fn after_close_nothing_is_taken() {
     let outboxes = Outboxes::new(Shared::default());
