@@ -13,7 +13,7 @@ use crate::support::fake_discord::{
 };
 use crate::support::fake_llm::{FakeLlm, FakeReply, SeenRequest, Wire};
 use crate::support::service::App;
-use crate::telegram::three_workers;
+use crate::telegram::{assert_shown_before_the_summary, default_batch, three_workers};
 
 /// The user in `allowed_users`.
 const ADA: u64 = 42;
@@ -43,10 +43,11 @@ enabled = false
 api_url = "{api}"
 allowed_users = [{ADA}]
 allowed_guilds = [{GUILD}]
-verbose_batch_ms = 50
+{batch}
 {discord_extra}
 "#,
-        api = discord.api_url()
+        api = discord.api_url(),
+        batch = default_batch(discord_extra),
     );
     let mut config: Config = test_config(llm, Wire::OpenAi, &dir.path().join("baton.db"), &extra);
     config.discord.token = Some(SecretString::from("TEST-DISCORD-TOKEN"));
@@ -385,17 +386,14 @@ async fn a_429_is_waited_out_and_the_reply_delivered_once_pinging_no_one() {
     assert!(mentions.get("roles").is_none() && mentions.get("users").is_none());
 }
 
-#[tokio::test]
-async fn in_a_thread_worker_output_goes_in_place() {
-    let world = World::new(three_workers).await;
-    let app = world.start("").await;
-    let discord = &world.discord;
-
+/// Ada switches orchestrator mode and verbose output on in the thread,
+/// asks `text` and waits for the summary there; returns her message's id.
+pub(crate) async fn loud_turn_in_the_thread(discord: &FakeDiscord, text: &str) -> u64 {
     for (command, mode) in [("orchestrator", "on"), ("verbose", "on")] {
         let id = discord.slash(THREAD, ADA, command, Some(("mode", mode)), 0);
         interaction_answer(discord, id).await;
     }
-    let asked = discord.mention(THREAD, ADA, "research alpha, beta and gamma");
+    let asked = discord.mention(THREAD, ADA, text);
     discord
         .wait_until("the summary in the thread", |fake| {
             fake.posted_in(THREAD)
@@ -403,6 +401,16 @@ async fn in_a_thread_worker_output_goes_in_place() {
                 .any(|c| c.content().starts_with("Summary"))
         })
         .await;
+    asked
+}
+
+#[tokio::test]
+async fn in_a_thread_worker_output_goes_in_place() {
+    let world = World::new(three_workers).await;
+    let app = world.start("").await;
+    let discord = &world.discord;
+
+    let asked = loud_turn_in_the_thread(discord, "research alpha, beta and gamma").await;
     app.stop().await;
 
     let posts = discord.posted_in(THREAD);
@@ -423,6 +431,21 @@ async fn in_a_thread_worker_output_goes_in_place() {
             .iter()
             .all(|b| b["allowed_mentions"]["parse"] == json!([]))
     );
+}
+
+#[tokio::test]
+async fn worker_output_still_being_collected_is_posted_before_the_reply() {
+    let world = World::new(three_workers).await;
+    // Batches that would wait ten minutes: only the reply flushes them.
+    let app = world.start("verbose_batch_ms = 600000").await;
+    let discord = &world.discord;
+    loud_turn_in_the_thread(discord, "research alpha, beta and gamma").await;
+    app.stop().await;
+
+    let posts = discord.posted_in(THREAD);
+    let texts: Vec<&str> = posts.iter().map(|c| c.content()).collect();
+    let started = ["alpha", "beta", "gamma"].map(|l| format!("**[{l}]** started: research {l}"));
+    assert_shown_before_the_summary(&texts, &started);
 }
 
 #[tokio::test]

@@ -8,12 +8,12 @@
 
 use serde_json::json;
 
-use crate::discord::{interaction_answer, start_app as start_discord};
+use crate::discord::{loud_turn_in_the_thread, start_app as start_discord};
 use crate::support::bot::WORKER_MODEL;
 use crate::support::fake_discord::{CHANNEL, Call as DiscordCall, FakeDiscord, THREAD};
 use crate::support::fake_llm::{FakeLlm, FakeReply, SeenRequest, Wire};
 use crate::support::fake_telegram::{Call, FakeFailure, FakeTelegram};
-use crate::telegram::{ADA, echo, start_app};
+use crate::telegram::{ADA, echo, loud_turn, start_app};
 
 /// `lines` lines of Python.
 fn code(lines: usize) -> String {
@@ -162,17 +162,7 @@ async fn short_answers_and_verbose_worker_code_stay_text_on_telegram() {
     let sent = telegram.wait_for_sent(chat, 1).await;
     assert!(sent[0].text().contains("value_079"), "{}", sent[0].text());
 
-    telegram.dm(ADA, "/orchestrator on");
-    telegram.dm(ADA, "/verbose on");
-    telegram.wait_for_sent(chat, 3).await;
-    let (_, asked) = telegram.dm(ADA, "get the script written");
-    telegram
-        .wait_for("the summary", |calls| {
-            calls
-                .iter()
-                .any(|c| c.method == "sendmessage" && c.text().starts_with("Summary"))
-        })
-        .await;
+    let asked = loud_turn(&telegram, 1, "get the script written").await;
     // Verbose output is a glimpse: the start of the worker's code.
     telegram
         .wait_for("the worker's code shown", |calls| {
@@ -396,19 +386,7 @@ async fn refused_files_still_get_the_answer_to_the_discord_user_as_text() {
 #[tokio::test]
 async fn verbose_worker_code_never_goes_as_a_file_on_discord() {
     let (discord, _llm, _dir, app) = discord_world(coding_worker).await;
-    for (command, mode) in [("orchestrator", "on"), ("verbose", "on")] {
-        let id = discord.slash(THREAD, ADA, command, Some(("mode", mode)), 0);
-        interaction_answer(&discord, id).await;
-    }
-
-    discord.mention(THREAD, ADA, "get the script written");
-    discord
-        .wait_until("the summary in the thread", |fake| {
-            fake.posted_in(THREAD)
-                .iter()
-                .any(|c| c.content().starts_with("Summary"))
-        })
-        .await;
+    loud_turn_in_the_thread(&discord, "get the script written").await;
     app.stop().await;
 
     let posts = discord.posted_in(THREAD);

@@ -56,15 +56,25 @@ api_url = "{api}"
 allowed_users = [{ADA}]
 allowed_chats = [{GROUP}]
 min_send_interval_ms = {interval_ms}
-verbose_batch_ms = 50
+{batch}
 poll_timeout_secs = 1
 {telegram_extra}
 "#,
-        api = telegram.api_url()
+        api = telegram.api_url(),
+        batch = default_batch(telegram_extra),
     );
     let mut config: Config = test_config(llm, Wire::OpenAi, &dir.path().join("baton.db"), &extra);
     config.telegram.token = Some(SecretString::from("123456:TEST-TOKEN"));
     App::spawn(config)
+}
+
+/// A short verbose batch, unless `extra` sets its own.
+pub(crate) fn default_batch(extra: &str) -> &'static str {
+    if extra.contains("verbose_batch_ms") {
+        ""
+    } else {
+        "verbose_batch_ms = 50"
+    }
 }
 
 pub(crate) fn echo(request: &SeenRequest) -> FakeReply {
@@ -261,6 +271,60 @@ async fn orchestrator_mode_posts_one_final_reply_and_verbose_shows_workers_under
             "{text}"
         );
     }
+}
+
+/// Asserts that `texts` end with the summary of [`three_workers`], the
+/// reply being the last thing users read, and that each of `shown` is in
+/// a message before it.
+pub(crate) fn assert_shown_before_the_summary(texts: &[&str], shown: &[String]) {
+    let Some((last, before)) = texts.split_last() else {
+        panic!("nothing was sent");
+    };
+    assert_eq!(*last, "Summary: all three researched.", "{texts:#?}");
+    for line in shown {
+        assert!(
+            before.iter().any(|text| text.contains(line.as_str())),
+            "{line:?} before the reply: {texts:#?}"
+        );
+    }
+}
+
+/// Ada switches orchestrator mode and verbose output on in her DM (which
+/// had `before` messages from the bot), asks `text` and waits for the
+/// summary; returns her message's id.
+pub(crate) async fn loud_turn(telegram: &FakeTelegram, before: usize, text: &str) -> i64 {
+    telegram.dm(ADA, "/orchestrator on");
+    telegram.dm(ADA, "/verbose on");
+    telegram.wait_for_sent(ADA as i64, before + 2).await;
+    let (_, asked) = telegram.dm(ADA, text);
+    telegram
+        .wait_for("the summary", |calls| {
+            calls.iter().any(|c| {
+                c.method == "sendmessage"
+                    && c.reply_to() == Some(asked)
+                    && c.text().starts_with("Summary")
+            })
+        })
+        .await;
+    asked
+}
+
+#[tokio::test]
+async fn worker_output_still_being_collected_is_sent_before_the_reply() {
+    let telegram = FakeTelegram::start().await;
+    let llm = FakeLlm::start(Wire::OpenAi, three_workers).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Batches that would wait ten minutes: only the reply flushes them.
+    let app = start_app(&telegram, &llm, &dir, "verbose_batch_ms = 600000");
+    let chat = ADA as i64;
+    let asked = loud_turn(&telegram, 0, "research alpha, beta and gamma").await;
+    app.stop().await;
+
+    let sent = telegram.sent_to(chat);
+    let under = replies_to(&sent, asked);
+    let texts: Vec<&str> = under.iter().map(|c| c.text()).collect();
+    let started = ["alpha", "beta", "gamma"].map(|l| format!("[{l}] started: research {l}"));
+    assert_shown_before_the_summary(&texts, &started);
 }
 
 #[tokio::test]

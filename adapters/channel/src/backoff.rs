@@ -34,9 +34,27 @@ pub fn nth_delay(builder: ExponentialBuilder, retry: u32) -> Duration {
         .unwrap_or(Duration::ZERO)
 }
 
+/// The delay before retry `attempt` (1-based) of a transient failure in a
+/// loop that paces rather than retries in place: 1 s, 2 s, 4 s, ... up to
+/// 30 s. Telegram's long-poll loop runs for as long as the bot does, and an
+/// outbox sets a job's "not before" so that other jobs go on meanwhile.
+pub fn pacing_delay(attempt: u32) -> Duration {
+    nth_delay(
+        exponential(Duration::from_secs(1), Duration::from_secs(30), 0),
+        attempt,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pacing_delay_grows_and_is_capped() {
+        assert_eq!(pacing_delay(1), Duration::from_secs(1));
+        assert_eq!(pacing_delay(3), Duration::from_secs(4));
+        assert_eq!(pacing_delay(40), Duration::from_secs(30));
+    }
 
     #[test]
     fn exponential_doubles_up_to_its_cap_and_stops() {

@@ -5,9 +5,13 @@
 //! [`ConversationKey`], and renders what the conversation actor hands back
 //! through the [`Reply`] trait; the engine takes events through
 //! [`Dispatch`]. Nothing here knows about agents or models, and nothing
-//! here knows about serenity or teloxide. [`OncePerKey`] is a small tool
-//! the adapters share (to log a dropped message once per chat), and
-//! [`file_reply`] decides when an answer goes out as a file attachment.
+//! here knows about serenity or teloxide.
+//!
+//! It is also the adapters' toolkit: [`outbox`] is the per-chat send queue
+//! every platform posts through (pacing, retries, verbose batching, the
+//! order of worker output and reply), given a small [`outbox::Transport`]
+//! per platform; [`file_reply`] decides when an answer goes out as a file
+//! attachment; [`OncePerKey`] logs something once per chat.
 
 mod attachment;
 pub mod backoff;
@@ -20,6 +24,7 @@ mod health;
 mod key;
 pub mod metrics;
 mod once;
+pub mod outbox;
 mod reply;
 
 pub use attachment::{Attachment, FileError, Files, WithFiles, append_bounded};

@@ -72,12 +72,25 @@ impl ChannelError {
 /// `Clone`, and the worker side of the engine has no field of this type, so
 /// a worker has no code path to a channel. Adapters split long text (see
 /// [`crate::chunk_text`]) and apply their platform's formatting and limits.
+///
+/// **Order.** Users see a conversation's output in the order the handle
+/// was given it: worker output shown with [`Reply::verbose`] before a
+/// [`Reply::post`] reaches the chat before that post, even where the
+/// adapter was still collecting it into a batch (the post flushes it
+/// first), so a turn's reply is the last thing users read of the turn.
+/// Worker output given after a post goes after it. (Workers are explained
+/// before the answer that sums them up; and since a post waits only
+/// behind output already given, worker chatter cannot starve a reply.)
+/// The adapters get this from [`crate::outbox`].
 #[async_trait::async_trait]
 pub trait Reply: Send + Sync {
-    /// Posts `text` to the conversation as the bot's answer to `origin`.
+    /// Posts `text` to the conversation as the bot's answer to `origin`,
+    /// after the worker output given before it (see the order above);
+    /// returns once it was delivered.
     async fn post(&mut self, origin: &Origin, text: &str) -> Result<(), ChannelError>;
 
-    /// Shows one worker event under `origin` (only called with verbose on).
+    /// Shows one worker event under `origin` (only called with verbose on);
+    /// display only: an adapter may drop it when its queue is full.
     async fn verbose(&mut self, origin: &Origin, event: &WorkerEvent) -> Result<(), ChannelError>;
 
     /// Shows that a turn is running (a typing indicator); called again while

@@ -25,7 +25,7 @@ use crate::commands::command_text;
 use crate::inbound::{Action, BotIdentity, Spot, author_of, decide};
 use crate::interaction::{Interactions, check};
 use crate::order::Sequencer;
-use crate::outbox::{Outboxes, Outgoing};
+use crate::outbox::{Outboxes, Outgoing, Target};
 use crate::settings::Settings;
 
 /// The intents Baton asks for. MESSAGE_CONTENT is privileged: it must be
@@ -128,8 +128,10 @@ impl Intake {
     /// The adapter's own short answer (a refusal), display only.
     fn answer(&self, spot: Spot, text: &str) {
         let item = Outgoing::Reply {
-            reply_to: Some(spot.message),
-            text: text.to_owned(),
+            target: Target {
+                reply_to: Some(spot.message),
+            },
+            markdown: text.to_owned(),
             done: None,
             ticket: Ticket::default(),
         };

@@ -17,8 +17,9 @@
 //! - [`interaction`]: permission checks for slash commands, and answering
 //!   them within the 3-second deadline.
 //! - [`reply`]: the engine's reply handles.
-//! - [`outbox`]: one send queue per channel (replies, verbose threads,
-//!   typing).
+//! - [`outbox`]: Discord's side of the shared per-channel send queues
+//!   ([`baton_channel::outbox`]): message bodies, nonces, verbose threads,
+//!   typing.
 //! - [`rest`] and [`ratelimit`]: the REST endpoints, per-route and global
 //!   rate limits, 429 waits.
 //!
@@ -51,7 +52,7 @@ pub use settings::Settings;
 
 use gateway::{Handler, Intake};
 use interaction::Interactions;
-use outbox::Outboxes;
+use outbox::{DiscordOut, Outboxes};
 use reply::DiscordChannel;
 use rest::{Endpoint, Rest};
 
@@ -137,11 +138,11 @@ impl Discord {
         };
         register_commands(&rest, &me, settings.dev_guild).await;
         tracing::info!(bot = %me.name, "connected to Discord");
-        let outboxes = Arc::new(Outboxes::new(
+        let outboxes = Arc::new(Outboxes::new(DiscordOut::new(
             rest.clone(),
             settings.verbose_batch,
             settings.media,
-        ));
+        )));
         let interactions = Arc::new(Interactions::new(
             rest,
             me.application,

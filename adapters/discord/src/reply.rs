@@ -7,10 +7,9 @@ use std::sync::Arc;
 use baton_channel::{
     CancelSource, Channel, ChannelError, ConversationKey, Origin, PendingCancel, Reply, WorkerEvent,
 };
-use tokio::sync::oneshot;
 
 use crate::interaction::{Interactions, interaction_of};
-use crate::outbox::{Outboxes, Outgoing};
+use crate::outbox::{Outboxes, Outgoing, Target};
 
 /// Discord as the engine sees it: a source of reply handles.
 pub struct DiscordChannel {
@@ -71,38 +70,26 @@ impl Reply for DiscordReply {
             return result;
         }
         let channel = self.channel()?;
-        let (done, delivered) = oneshot::channel();
-        let item = Outgoing::Reply {
+        let target = Target {
             reply_to: message_id(origin),
-            text: text.to_owned(),
-            done: Some(done),
-            ticket: self.cancel.ticket(),
         };
-        self.outboxes.send(channel, item).await?;
-        delivered.await.unwrap_or_else(|_| {
-            Err(ChannelError::Transient(
-                "the Discord adapter stopped before the reply was sent".into(),
-            ))
-        })
+        let ticket = self.cancel.ticket();
+        self.outboxes.deliver(channel, target, text, ticket).await
     }
 
     async fn verbose(&mut self, origin: &Origin, event: &WorkerEvent) -> Result<(), ChannelError> {
         let channel = self.channel()?;
-        let item = Outgoing::Verbose {
-            under: message_id(origin),
-            label: event.label.clone(),
-            line: event.describe(),
-            ticket: self.cancel.ticket(),
+        let target = Target {
+            reply_to: message_id(origin),
         };
-        if !self.outboxes.offer(channel, item) {
-            tracing::debug!(conversation = %self.key, "send queue full; verbose output dropped");
-        }
+        let ticket = self.cancel.ticket();
+        self.outboxes.show(channel, target, event, ticket);
         Ok(())
     }
 
     async fn working(&mut self, _origin: &Origin) -> Result<(), ChannelError> {
         let channel = self.channel()?;
-        self.outboxes.offer(channel, Outgoing::Typing);
+        self.outboxes.offer(channel, Outgoing::Typing(()));
         Ok(())
     }
 

@@ -95,19 +95,9 @@ pub fn redact(text: &str, token: &str) -> String {
     text.replace(token, "<token>")
 }
 
-/// Backoff before retry `attempt` (1-based) of a transient failure: 1 s,
-/// 2 s, 4 s, ... up to 30 s, from the shared [`baton_channel::backoff`].
-///
-/// The two users pace rather than retry in place, so they take the delay
-/// and not a retry loop: the long-poll loop runs for as long as the bot
-/// does, and the outbox sets a job's `not_before` so that other chats'
-/// jobs go on meanwhile.
-pub fn backoff(attempt: u32) -> Duration {
-    baton_channel::backoff::nth_delay(
-        baton_channel::backoff::exponential(Duration::from_secs(1), Duration::from_secs(30), 0),
-        attempt,
-    )
-}
+/// Backoff before retry `attempt` (1-based) of a transient failure in the
+/// long-poll loop: the shared [`baton_channel::backoff::pacing_delay`].
+pub use baton_channel::backoff::pacing_delay as backoff;
 
 #[cfg(test)]
 mod tests {
@@ -160,12 +150,5 @@ mod tests {
             text.contains("hex escape"),
             "the parse error is kept: {text}"
         );
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert_eq!(backoff(1), Duration::from_secs(1));
-        assert_eq!(backoff(3), Duration::from_secs(4));
-        assert_eq!(backoff(40), Duration::from_secs(30));
     }
 }

@@ -17,8 +17,9 @@
 //! - [`inbound`]: conversation keys, mention gating, access control,
 //!   commands.
 //! - [`reply`]: the engine's reply handles.
-//! - [`outbox`]: one paced send queue per chat (429s, retries, verbose
-//!   batching, replies first).
+//! - [`outbox`]: Telegram's side of the shared per-chat send queues
+//!   ([`baton_channel::outbox`]): sending one message or document, typing,
+//!   pacing, how failures sort.
 //! - [`render`]: Markdown to Telegram HTML, and splitting under 4096.
 //! - [`api`]: Bot API failures sorted transient / permanent, token redacted.
 //!
@@ -50,7 +51,7 @@ pub use inbound::BotIdentity;
 pub use settings::{DmPolicy, Settings, UpdateMode};
 
 use inbound::Intake;
-use outbox::Outboxes;
+use outbox::{Outboxes, TelegramOut};
 use reply::TelegramChannel;
 
 /// Why the adapter could not start.
@@ -140,7 +141,10 @@ impl Telegram {
         }
         tracing::info!(bot = %me.username, "connected to Telegram");
         let settings = Arc::new(settings);
-        let outboxes = Arc::new(Outboxes::new(bot.clone(), settings.clone()));
+        let outboxes = Arc::new(Outboxes::new(TelegramOut::new(
+            bot.clone(),
+            settings.clone(),
+        )));
         let connection = Arc::new(baton_channel::Connection::default());
         if matches!(settings.mode, UpdateMode::Webhook { .. }) {
             // The webhook is set: Telegram delivers to it from now on.

@@ -43,16 +43,6 @@ pub fn utf16_len(text: &str) -> usize {
     text.encode_utf16().count()
 }
 
-/// Cuts `text` to at most `limit` characters, marking the cut with `…`.
-pub fn truncate(text: &str, limit: usize) -> String {
-    if text.chars().count() <= limit {
-        return text.to_owned();
-    }
-    let mut cut: String = text.chars().take(limit.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
-}
-
 /// Escapes text for Telegram's HTML parse mode.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -597,11 +587,5 @@ mod tests {
         for piece in split(&emoji) {
             assert!(utf16_len(&piece) <= MESSAGE_LIMIT);
         }
-    }
-
-    #[test]
-    fn truncates_with_an_ellipsis() {
-        assert_eq!(truncate("hello", 10), "hello");
-        assert_eq!(truncate("hello world", 6), "hello…");
     }
 }

@@ -7,7 +7,6 @@ use baton_channel::{
     CancelSource, Channel, ChannelError, ConversationKey, Origin, PendingCancel, Reply, WorkerEvent,
 };
 use teloxide::types::{ChatId, MessageId, ThreadId};
-use tokio::sync::oneshot;
 
 use crate::outbox::{Outboxes, Outgoing, Target};
 
@@ -74,43 +73,23 @@ pub(crate) fn message_id(origin: &Origin) -> Option<MessageId> {
 impl Reply for TelegramReply {
     async fn post(&mut self, origin: &Origin, text: &str) -> Result<(), ChannelError> {
         let target = self.target(origin)?;
-        let (done, delivered) = oneshot::channel();
-        let item = Outgoing::Reply {
-            target,
-            markdown: text.to_owned(),
-            done: Some(done),
-            ticket: self.cancel.ticket(),
-        };
-        self.outboxes.send(target.chat, item).await?;
-        delivered.await.unwrap_or_else(|_| {
-            Err(ChannelError::Transient(
-                "the Telegram adapter stopped before the reply was sent".into(),
-            ))
-        })
+        let ticket = self.cancel.ticket();
+        self.outboxes
+            .deliver(target.chat, target, text, ticket)
+            .await
     }
 
     async fn verbose(&mut self, origin: &Origin, event: &WorkerEvent) -> Result<(), ChannelError> {
         let target = self.target(origin)?;
-        let item = Outgoing::Verbose {
-            target,
-            label: event.label.clone(),
-            line: event.describe(),
-            ticket: self.cancel.ticket(),
-        };
-        if !self.outboxes.offer(target.chat, item) {
-            tracing::debug!(conversation = %self.key, "send queue full; verbose output dropped");
-        }
+        let ticket = self.cancel.ticket();
+        self.outboxes.show(target.chat, target, event, ticket);
         Ok(())
     }
 
     async fn working(&mut self, origin: &Origin) -> Result<(), ChannelError> {
         let target = self.target(origin)?;
-        self.outboxes.offer(
-            target.chat,
-            Outgoing::Typing {
-                thread: target.thread,
-            },
-        );
+        self.outboxes
+            .offer(target.chat, Outgoing::Typing(target.thread));
         Ok(())
     }
 
