@@ -40,9 +40,9 @@ const BUDGET_UNKNOWN: &str =
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// The answer to a `/stop` that cut a reply short while it was being sent.
 pub(super) const STOPPED: &str = "Stopped.";
-/// Control messages held back while a reply is posted, at most (the rest
-/// wait in the bounded control channel).
-const DEFERRED_LIMIT: usize = 16;
+/// Control messages held back while a reply is posted or a message's files
+/// are read, at most (the rest wait in the bounded control channel).
+pub(super) const DEFERRED_LIMIT: usize = 16;
 /// Worker events buffered between a turn and its actor.
 const EVENT_BUFFER: usize = 64;
 /// How long to wait before reading waiting messages again after the store

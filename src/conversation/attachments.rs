@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use baton_channel::{Attachment, Command};
 
-use super::actor::{Actor, Control, STOPPED};
+use super::actor::{Actor, Control, DEFERRED_LIMIT, STOPPED};
 use crate::llm::Message;
 use crate::llm::models::ModelHandle;
 use crate::media::{self, Ready, Shelf};
@@ -50,7 +50,8 @@ impl Actor {
         let read = loop {
             tokio::select! {
                 read = &mut read => break read,
-                control = self.control.recv(), if control_open => match control {
+                // At most a control channel's worth is held back.
+                control = self.control.recv(), if control_open && self.deferred.len() < DEFERRED_LIMIT => match control {
                     Some(control) if is_stop(&control) => {
                         return Err(FilesRefused {
                             text: STOPPED.to_owned(),
