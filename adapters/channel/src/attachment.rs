@@ -87,29 +87,3 @@ impl<C: Channel> Channel for WithFiles<C> {
         Some(self.files.clone())
     }
 }
-
-/// Appends `chunk` to `body` unless that makes it longer than `max_bytes`:
-/// the check both adapters apply while a download streams in.
-pub fn append_bounded(body: &mut Vec<u8>, chunk: &[u8], max_bytes: u64) -> Result<(), FileError> {
-    if (body.len() + chunk.len()) as u64 > max_bytes {
-        return Err(FileError::TooLarge { limit: max_bytes });
-    }
-    body.extend_from_slice(chunk);
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_download_stops_at_the_limit() {
-        let mut body = Vec::new();
-        assert!(append_bounded(&mut body, b"abcd", 6).is_ok());
-        assert_eq!(
-            append_bounded(&mut body, b"efg", 6),
-            Err(FileError::TooLarge { limit: 6 })
-        );
-        assert_eq!(body, b"abcd");
-    }
-}

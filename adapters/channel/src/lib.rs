@@ -11,23 +11,29 @@
 //! every platform posts through (pacing, retries, verbose batching, the
 //! order of worker output and reply), given a small [`outbox::Transport`]
 //! per platform; [`file_reply`] decides when an answer goes out as a file
-//! attachment; [`OncePerKey`] logs something once per chat.
+//! attachment; [`download`] fetches an attachment's bytes within a size
+//! cap; [`mention`] tidies a message once the bot's mention is cut out;
+//! [`refusal`] holds the answers every adapter gives by itself;
+//! [`OncePerKey`] logs something once per chat.
 
 mod attachment;
 pub mod backoff;
 mod chunk;
 mod command;
 mod dispatch;
+pub mod download;
 mod event;
 mod files;
 mod health;
 mod key;
+pub mod mention;
 pub mod metrics;
 mod once;
 pub mod outbox;
+pub mod refusal;
 mod reply;
 
-pub use attachment::{Attachment, FileError, Files, WithFiles, append_bounded};
+pub use attachment::{Attachment, FileError, Files, WithFiles};
 pub use chunk::chunk_text;
 pub use command::{
     Command, CommandArg, CommandError, CommandSpec, Effort, ModelChoice, ParseEffortError,

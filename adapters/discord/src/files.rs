@@ -3,12 +3,12 @@
 //! stickers, audio, video), and their download, bounded in size and only
 //! from Discord's CDN or the configured API host.
 
-use baton_channel::{Attachment, FileError, Files, append_bounded};
+use baton_channel::download::{check_size, download_bounded};
+use baton_channel::{Attachment, FileError, Files};
 use serenity::all::Message;
 
 /// The answer to a voice message, a sticker, a video and the like.
-pub const CANNOT_READ_YET: &str =
-    "I can't read voice messages, stickers or videos yet; please send text, a picture or a file.";
+pub use baton_channel::refusal::CANNOT_READ_YET;
 
 /// The hosts attachments are downloaded from, besides the API's own.
 const CDN_HOSTS: [&str; 2] = ["cdn.discordapp.com", "media.discordapp.net"];
@@ -64,10 +64,6 @@ impl DiscordFiles {
     }
 }
 
-fn network(error: reqwest::Error) -> FileError {
-    FileError::Transient(error.without_url().to_string())
-}
-
 #[async_trait::async_trait]
 impl Files for DiscordFiles {
     async fn download(
@@ -75,32 +71,14 @@ impl Files for DiscordFiles {
         attachment: &Attachment,
         max_bytes: u64,
     ) -> Result<Vec<u8>, FileError> {
-        let too_large = FileError::TooLarge { limit: max_bytes };
-        if attachment.size.is_some_and(|size| size > max_bytes) {
-            return Err(too_large);
-        }
+        check_size(attachment.size, max_bytes)?;
         let url = attachment
             .url
             .as_deref()
             .and_then(|url| reqwest::Url::parse(url).ok())
             .filter(|url| self.allowed(url))
             .ok_or_else(|| FileError::Gone("no Discord download URL".into()))?;
-        let mut response = self.client.get(url).send().await.map_err(network)?;
-        let status = response.status();
-        if status.is_server_error() || status.as_u16() == 429 {
-            return Err(FileError::Transient(format!("HTTP {status}")));
-        }
-        if !status.is_success() {
-            return Err(FileError::Gone(format!("HTTP {status}")));
-        }
-        if response.content_length().is_some_and(|len| len > max_bytes) {
-            return Err(too_large);
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(network)? {
-            append_bounded(&mut body, &chunk, max_bytes)?;
-        }
-        Ok(body)
+        download_bounded(&self.client, url, max_bytes).await
     }
 }
 

@@ -3,6 +3,7 @@
 //! guilds, access control, and text commands (`@Baton /status`). Decided
 //! without I/O, so it is tested without Discord.
 
+use baton_channel::mention;
 use baton_channel::{
     Author, ChannelEvent, Command, ConversationKey, Inbound, Origin, Platform, parse_command,
 };
@@ -10,8 +11,7 @@ use serenity::all::{Message, MessageType, User};
 
 use crate::settings::Settings;
 
-/// The answer to a command from someone who may not use the bot.
-pub const NOT_ALLOWED: &str = "Sorry, you are not allowed to use this bot here.";
+pub use baton_channel::refusal::NOT_ALLOWED;
 /// The answer to a settings command from a member without Manage Server
 /// or an allowed role.
 pub const MANAGERS_ONLY: &str =
@@ -195,13 +195,7 @@ fn strip_mentions(text: &str, me: u64) -> String {
     for token in mention_tokens(me) {
         text = text.replace(&token, " ");
     }
-    let words: Vec<&str> = text.split(' ').filter(|w| !w.is_empty()).collect();
-    words
-        .join(" ")
-        .trim()
-        .trim_start_matches([',', ':'])
-        .trim()
-        .to_owned()
+    mention::tidy(&text)
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! yet (voice, stickers, video), and their download through the Bot API:
 //! `getFile`, then `{api_url}/file/bot<token>/<file_path>`, bounded in size.
 
-use baton_channel::{Attachment, FileError, Files, append_bounded};
+use baton_channel::download::{check_size, download_bounded};
+use baton_channel::{Attachment, FileError, Files};
 use teloxide::Bot;
 use teloxide::prelude::Requester;
 use teloxide::types::{FileId, Message};
@@ -11,8 +12,7 @@ use teloxide::types::{FileId, Message};
 use crate::api::Failure;
 
 /// The answer to a voice message, a sticker, a video and the like.
-pub const CANNOT_READ_YET: &str =
-    "I can't read voice messages, stickers or videos yet; please send text, a picture or a file.";
+pub use baton_channel::refusal::CANNOT_READ_YET;
 
 /// The files `message` carries: its photo (the largest size Telegram
 /// offers) or its document.
@@ -88,11 +88,6 @@ impl TelegramFiles {
     }
 }
 
-/// A reqwest failure, without its URL (which holds the token).
-fn network(error: reqwest::Error) -> FileError {
-    FileError::Transient(error.without_url().to_string())
-}
-
 #[async_trait::async_trait]
 impl Files for TelegramFiles {
     async fn download(
@@ -100,10 +95,7 @@ impl Files for TelegramFiles {
         attachment: &Attachment,
         max_bytes: u64,
     ) -> Result<Vec<u8>, FileError> {
-        let too_large = FileError::TooLarge { limit: max_bytes };
-        if attachment.size.is_some_and(|size| size > max_bytes) {
-            return Err(too_large);
-        }
+        check_size(attachment.size, max_bytes)?;
         let file = self
             .bot
             .get_file(FileId(attachment.file_id.clone()))
@@ -114,26 +106,9 @@ impl Files for TelegramFiles {
                     failure => FileError::Gone(failure.to_string()),
                 },
             )?;
-        if known_size(file.meta.size).is_some_and(|size| size > max_bytes) {
-            return Err(too_large);
-        }
+        check_size(known_size(file.meta.size), max_bytes)?;
         let url = self.file_url(&file.path)?;
-        let mut response = self.bot.client().get(url).send().await.map_err(network)?;
-        let status = response.status();
-        if status.is_server_error() || status.as_u16() == 429 {
-            return Err(FileError::Transient(format!("HTTP {status}")));
-        }
-        if !status.is_success() {
-            return Err(FileError::Gone(format!("HTTP {status}")));
-        }
-        if response.content_length().is_some_and(|len| len > max_bytes) {
-            return Err(too_large);
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(network)? {
-            append_bounded(&mut body, &chunk, max_bytes)?;
-        }
-        Ok(body)
+        download_bounded(self.bot.client(), url, max_bytes).await
     }
 }
 

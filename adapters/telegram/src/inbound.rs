@@ -20,8 +20,7 @@ use teloxide::types::{Message, Update, UpdateKind, User, UserId};
 use crate::outbox::{Outboxes, Outgoing, Target};
 use crate::settings::{DmPolicy, Settings};
 
-/// The answer to a command from someone who may not use the bot.
-pub const NOT_ALLOWED: &str = "Sorry, you are not allowed to use this bot here.";
+pub use baton_channel::refusal::NOT_ALLOWED;
 /// The answer to a settings command from a non-administrator in a group.
 pub const ADMINS_ONLY: &str = "Only this chat's administrators can change my settings.";
 pub use crate::files::CANNOT_READ_YET;
@@ -296,16 +295,7 @@ fn names_bot(text: &str, me: &BotIdentity) -> bool {
 
 /// The text without the bot's `@username` mentions, whitespace tidied.
 fn strip_mentions(text: &str, me: &BotIdentity) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut from = 0;
-    for (start, end) in mention_spans(text, me) {
-        out.push_str(&text[from..start]);
-        from = end;
-    }
-    out.push_str(&text[from..]);
-    let tidy: Vec<&str> = out.split(' ').filter(|w| !w.is_empty()).collect();
-    let tidy = tidy.join(" ");
-    tidy.trim().trim_start_matches([',', ':']).trim().to_owned()
+    baton_channel::mention::cut(text, mention_spans(text, me))
 }
 
 /// Byte spans of `@username` (any case) that stand as words.
