@@ -6,16 +6,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use baton::config::Config;
 use baton::store::{EventKind, Store};
 use baton_channel::{Author, ConversationKey, Platform};
-use secrecy::SecretString;
 
-use crate::support::bot::test_config;
 use crate::support::fake_llm::{FakeLlm, FakeReply, Wire};
 use crate::support::fake_telegram::FakeTelegram;
 use crate::support::service::App;
-use crate::support::telegram_config::telegram_only;
+use crate::support::telegram_config::telegram_config;
 
 /// A tmpfs of `size` mounted on a fresh folder; unmounted when dropped.
 pub struct TinyDisk {
@@ -134,9 +131,8 @@ async fn a_message_that_cannot_be_stored_is_not_confirmed_and_is_answered_once_t
         ))
     })
     .await;
-    let extra = telegram_only(&telegram, ADA, "");
-    let mut config: Config = test_config(&llm, Wire::OpenAi, &disk.path().join("baton.db"), &extra);
-    config.telegram.token = Some(SecretString::from("123456:TEST-TOKEN"));
+    let db = disk.path().join("baton.db");
+    let mut config = telegram_config(&telegram, ADA, &llm, Wire::OpenAi, &db, "");
     // The echo of the long message stays text (not answer.md), as asserted.
     config.media.max_pieces = 0;
     let app = App::spawn(config);

@@ -3,16 +3,15 @@
 //! the files: Telegram `getFile` and downloads, Discord attachment URLs),
 //! and a fake model that records the image parts of each wire format.
 
-use baton::config::Config;
 use baton_telegram::inbound::CANNOT_READ_YET;
-use secrecy::SecretString;
 use serde_json::json;
 
-use crate::support::bot::{ORCHESTRATOR_MODEL, WORKER_MODEL, test_config};
+use crate::support::bot::{ORCHESTRATOR_MODEL, WORKER_MODEL};
 use crate::support::fake_discord::FakeDiscord;
 use crate::support::fake_llm::{FakeLlm, FakeReply, SeenImage, SeenMessage, SeenRequest, Wire};
 use crate::support::fake_telegram::{FakeTelegram, private_chat};
 use crate::support::service::App;
+use crate::support::telegram_config::telegram_config;
 
 /// The allowed user.
 const ADA: u64 = 42;
@@ -39,23 +38,8 @@ fn start(
     dir: &tempfile::TempDir,
     extra: &str,
 ) -> App {
-    let extra = format!(
-        r#"
-[server]
-enabled = false
-
-[telegram]
-api_url = "{api}"
-allowed_users = [{ADA}]
-min_send_interval_ms = 10
-poll_timeout_secs = 1
-{extra}
-"#,
-        api = telegram.api_url()
-    );
-    let mut config: Config = test_config(llm, wire, &dir.path().join("baton.db"), &extra);
-    config.telegram.token = Some(SecretString::from("123456:TEST-TOKEN"));
-    App::spawn(config)
+    let db = dir.path().join("baton.db");
+    App::spawn(telegram_config(telegram, ADA, llm, wire, &db, extra))
 }
 
 fn last_user(request: &SeenRequest) -> &SeenMessage {
@@ -395,26 +379,7 @@ async fn a_discord_attachment_reaches_the_model_as_an_image() {
     let discord = FakeDiscord::start().await;
     let llm = FakeLlm::start(Wire::OpenAi, describe).await;
     let dir = tempfile::tempdir().unwrap();
-    let extra = format!(
-        r#"
-[server]
-enabled = false
-
-[telegram]
-enabled = false
-
-[discord]
-api_url = "{api}"
-allowed_users = [{ADA}]
-{VISION}
-"#,
-        api = discord.api_url()
-    );
-    let mut config: Config = test_config(&llm, Wire::OpenAi, &dir.path().join("baton.db"), &extra);
-    config.discord.token = Some(SecretString::from("TEST-DISCORD-TOKEN"));
-    let identified = discord.identified();
-    let app = App::spawn(config);
-    discord.wait_identified(identified).await;
+    let app = crate::discord::start_app(&discord, &llm, &dir, VISION).await;
 
     let message = discord.dm_with_file(ADA_DM, ADA, "what is this?", ("cat.png", "image/png", PNG));
     let posts = discord.wait_for_posts(ADA_DM, 1).await;

@@ -16,7 +16,7 @@ use crate::support::bot::{WORKER_MODEL, test_config, test_config_text};
 use crate::support::fake_llm::{FakeLlm, FakeReply, Gate, SeenRequest, Wire};
 use crate::support::fake_telegram::{Call, FakeTelegram};
 use crate::support::service::App;
-use crate::support::telegram_config::telegram_only;
+use crate::support::telegram_config::{telegram_config, telegram_only};
 
 /// The user (in `allowed_users`); her DM is chat 42.
 const ADA: u64 = 42;
@@ -27,10 +27,15 @@ const BOSS: &str = "running a long project in the background";
 const EARLIER_WORKERS: &str = "Your earlier workers";
 
 fn start_app(telegram: &FakeTelegram, llm: &FakeLlm, dir: &tempfile::TempDir, extra: &str) -> App {
-    let extra = telegram_only(telegram, ADA, extra);
-    let mut config: Config = test_config(llm, Wire::OpenAi, &dir.path().join("baton.db"), &extra);
-    config.telegram.token = Some(SecretString::from("123456:TEST-TOKEN"));
-    App::spawn(config)
+    let db = dir.path().join("baton.db");
+    App::spawn(telegram_config(
+        telegram,
+        ADA,
+        llm,
+        Wire::OpenAi,
+        &db,
+        extra,
+    ))
 }
 
 fn is_boss(request: &SeenRequest) -> bool {
