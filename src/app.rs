@@ -92,8 +92,7 @@ pub async fn run_on(
     let config = &services.config;
     // On Postgres, only the instance that holds the leader lease goes on;
     // the others wait here (see `cluster`).
-    let shutdown = std::pin::pin!(shutdown);
-    let mut shutdown = shutdown;
+    let mut shutdown = std::pin::pin!(shutdown);
     let leading = Leadership::lead(
         services.store.clone(),
         &config.cluster,

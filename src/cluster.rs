@@ -119,7 +119,8 @@ pub struct Leadership {
     id: String,
     lost: CancellationToken,
     fence: Fence,
-    _heartbeat: AbortOnDropHandle<()>,
+    /// Renews the leases (none for a single instance).
+    _heartbeat: Option<AbortOnDropHandle<()>>,
 }
 
 impl Leadership {
@@ -140,13 +141,12 @@ impl Leadership {
         let id = instance_id();
         let lost = CancellationToken::new();
         if fence.0.is_none() {
-            let heartbeat = AbortOnDropHandle::new(tokio::spawn(async {}));
             return Leadership {
                 store,
                 id,
                 lost,
                 fence,
-                _heartbeat: heartbeat,
+                _heartbeat: None,
             };
         }
         let mut said_standby = false;
@@ -175,7 +175,7 @@ impl Leadership {
                         id,
                         lost,
                         fence,
-                        _heartbeat: AbortOnDropHandle::new(heartbeat),
+                        _heartbeat: Some(AbortOnDropHandle::new(heartbeat)),
                     };
                 }
                 Ok(None) => {

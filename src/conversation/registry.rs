@@ -230,31 +230,21 @@ impl Registry {
             );
         }
         // Replies first: they answer messages older than any unanswered one.
-        let mut resent = 0;
-        for reply in unsent {
-            if !self.channels.contains_key(&reply.key.platform) {
-                continue;
-            }
+        let resent = self.deliver_all(unsent.into_iter().map(|reply| {
             let key = reply.key.clone();
-            self.deliver(&key, Delivery::Queue(Box::new(Queued::Resend(reply))))?;
-            resent += 1;
-        }
+            (key, Delivery::Queue(Box::new(Queued::Resend(reply))))
+        }))?;
         if resent > 0 {
             tracing::info!(
                 replies = resent,
                 "posting replies the last stop left stored but unsent"
             );
         }
-        let mut queued = 0;
-        for message in unanswered {
-            if !self.channels.contains_key(&message.key.platform) {
-                continue;
-            }
+        let queued = self.deliver_all(unanswered.into_iter().map(|message| {
             let key = message.key.clone();
             let stored = stored_inbound(message);
-            self.deliver(&key, Delivery::Queue(Box::new(Queued::Message(stored))))?;
-            queued += 1;
-        }
+            (key, Delivery::Queue(Box::new(Queued::Message(stored))))
+        }))?;
         if queued > 0 {
             tracing::info!(
                 messages = queued,
@@ -271,6 +261,22 @@ impl Registry {
             self.deliver(&key, Delivery::Control(Box::new(Control::Project(project))))?;
         }
         Ok(queued)
+    }
+
+    /// [`Registry::deliver`]s each item whose platform this engine serves
+    /// (the others wait for a start that serves it); returns how many.
+    fn deliver_all(
+        &self,
+        items: impl IntoIterator<Item = (ConversationKey, Delivery)>,
+    ) -> Result<usize, EngineError> {
+        let mut delivered = 0;
+        for (key, delivery) in items {
+            if self.channels.contains_key(&key.platform) {
+                self.deliver(&key, delivery)?;
+                delivered += 1;
+            }
+        }
+        Ok(delivered)
     }
 
     /// Records a message past its author's limit as handled without a
