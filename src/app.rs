@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::adapters::{self, AdapterError};
-use crate::cluster::Leadership;
+use crate::cluster::{Cluster, Membership};
 use crate::config::{Config, ConfigError};
 use crate::conversation::Registry;
 use crate::llm::models::Models;
@@ -47,11 +47,11 @@ pub enum StartError {
     /// What the last stop left unanswered could not be resumed.
     #[error("cannot resume unanswered messages: {0}")]
     Resume(#[from] crate::conversation::EngineError),
-    /// Another instance took over the cluster's leader lease (this one was
-    /// paused or cut off past `[cluster] lease_secs`). Start it again: it
-    /// rejoins as a standby.
+    /// This instance could no longer trust its leases (it was paused or
+    /// cut off past `[cluster] lease_secs`, and another took over). Start
+    /// it again: it rejoins the cluster.
     #[error(
-        "this instance lost the cluster's leader lease (paused or cut off past [cluster] lease_secs) and stopped"
+        "this instance lost its cluster leases (paused or cut off past [cluster] lease_secs) and stopped"
     )]
     LeaseLost,
 }
@@ -63,12 +63,24 @@ pub async fn services(config: Config) -> Result<Arc<Services>, StartError> {
     let models = Models::from_config(&config)?;
     let store = Store::connect(&config.storage.url).await?;
     let mcp = McpServers::start(&config.mcp).await;
-    let fence = Leadership::fence_for(&store);
-    Ok(Arc::new(
-        Services::new(config, store, models)
-            .with_mcp(mcp)
-            .with_fence(fence),
-    ))
+    let cluster = match store.backend() {
+        // Leases are renewed on a connection of their own, so that a busy
+        // pool cannot hold a renewal back past the fence.
+        crate::store::Backend::Postgres => {
+            let heartbeat = store.with_own_pool(&config.storage.url, 1).await?;
+            Some(Arc::new(Cluster::new(
+                store.clone(),
+                heartbeat,
+                config.cluster.clone(),
+            )))
+        }
+        crate::store::Backend::Sqlite => None,
+    };
+    let services = Services::new(config, store, models).with_mcp(mcp);
+    Ok(Arc::new(match cluster {
+        Some(cluster) => services.with_cluster(cluster),
+        None => services,
+    }))
 }
 
 /// Runs the service until `shutdown` resolves.
@@ -90,23 +102,22 @@ pub async fn run_on(
     let metrics = crate::metrics::install();
     let services = services(config).await?;
     let config = &services.config;
-    // On Postgres, only the instance that holds the leader lease goes on;
-    // the others wait here (see `cluster`).
+    // On Postgres, the instance joins the cluster first: its fence opens.
     let mut shutdown = std::pin::pin!(shutdown);
-    let leading = Leadership::lead(
-        services.store.clone(),
-        &config.cluster,
-        services.fence.clone(),
-    );
-    let leadership = tokio::select! {
-        leadership = leading => leadership,
-        () = &mut shutdown => {
-            services.mcp.shutdown().await;
-            services.store.close().await;
-            return Ok(());
-        }
+    let membership = match services.cluster.clone() {
+        Some(cluster) => tokio::select! {
+            membership = Membership::join(cluster) => Some(Arc::new(membership)),
+            () = &mut shutdown => {
+                services.mcp.shutdown().await;
+                services.store.close().await;
+                return Ok(());
+            }
+        },
+        None => None,
     };
-    let lost = leadership.lost();
+    let lost = membership
+        .as_ref()
+        .map_or_else(CancellationToken::new, |membership| membership.lost());
     let telegram = adapters::connect_telegram(&config.telegram, &config.media)
         .await?
         .map(Arc::new);
@@ -121,12 +132,30 @@ pub async fn run_on(
         registry = registry.with_channel(Platform::Discord, discord.channel());
     }
     let registry = Arc::new(registry);
-    // Before any update flows in: a message stored by then is answered
-    // here, and the same message offered again is a duplicate.
-    registry.resume().await?;
-
     let stop = CancellationToken::new();
     let tasks = TaskTracker::new();
+    match &services.cluster {
+        // Before any update flows in: a message stored by then is answered
+        // here, and the same message offered again is a duplicate.
+        None => {
+            registry.resume().await?;
+        }
+        // The others are running: what a stop left is taken over
+        // conversation by conversation, by the sweep.
+        Some(cluster) => {
+            tasks.spawn(crate::conversation::listen(
+                registry.clone(),
+                cluster.clone(),
+                config.storage.url.clone(),
+                stop.clone(),
+            ));
+            tasks.spawn(crate::conversation::sweep(
+                registry.clone(),
+                cluster.clone(),
+                stop.clone(),
+            ));
+        }
+    }
     if config.server.enabled {
         let webhook = telegram
             .as_ref()
@@ -177,15 +206,26 @@ pub async fn run_on(
             "telegram is in webhook mode but [server] is disabled: no updates will arrive"
         );
     }
+    // In a cluster, one instance at a time polls Telegram and one holds
+    // the Discord gateway; the others stand by for the role.
     if let Some(telegram) = telegram.clone().filter(|t| !t.uses_webhook()) {
         let engine = registry.clone();
         let stop = stop.clone();
-        tasks.spawn(async move { telegram.poll(engine, stop).await });
+        let membership = membership.clone();
+        tasks.spawn(async move {
+            if take_role(membership.as_deref(), TELEGRAM_POLLING, &stop).await {
+                telegram.poll(engine, stop).await;
+            }
+        });
     }
     if let Some(discord) = discord.clone() {
         let engine = registry.clone();
         let stop = stop.clone();
+        let membership = membership.clone();
         tasks.spawn(async move {
+            if !take_role(membership.as_deref(), DISCORD_GATEWAY, &stop).await {
+                return;
+            }
             if let Err(error) = discord.run(engine, stop).await {
                 tracing::error!(error = %error, "the Discord gateway stopped; Discord messages no longer arrive");
             }
@@ -222,9 +262,28 @@ pub async fn run_on(
         services.store.close().await;
         return Err(StartError::LeaseLost);
     }
-    leadership.leave().await;
+    if let Some(membership) = membership.and_then(Arc::into_inner) {
+        membership.leave().await;
+    }
     services.store.close().await;
     Ok(())
+}
+
+/// The role of the instance that polls Telegram.
+const TELEGRAM_POLLING: &str = "role:telegram-polling";
+/// The role of the instance connected to the Discord gateway.
+const DISCORD_GATEWAY: &str = "role:discord-gateway";
+
+/// Waits until this instance plays `role` (at once without a cluster);
+/// false if `stop` came first.
+async fn take_role(membership: Option<&Membership>, role: &str, stop: &CancellationToken) -> bool {
+    let Some(membership) = membership else {
+        return true;
+    };
+    tokio::select! {
+        () = membership.take_role(role) => true,
+        () = stop.cancelled() => false,
+    }
 }
 
 /// Stops the adapters' send queues (what is still queued is given up).

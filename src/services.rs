@@ -2,7 +2,9 @@
 //! model-call limiter and the worker-safe tools (MCP servers' included).
 
 use crate::agent::ModelCallLimiter;
-use crate::cluster::Fence;
+use std::sync::Arc;
+
+use crate::cluster::{Cluster, Fence};
 use crate::config::Config;
 use crate::llm::models::Models;
 use crate::llm::retry::RetryPolicy;
@@ -32,9 +34,11 @@ pub struct Services {
     pub retry: RetryPolicy,
     /// Running projects across the service (`[projects] max_running`).
     pub projects: ProjectSlots,
-    /// Whether this instance still leads its cluster: checked before a
-    /// turn records its end and before anything is posted.
+    /// Whether this instance may still act on its leases: checked before
+    /// a turn records its end and before anything is posted.
     pub fence: Fence,
+    /// This instance's cluster, on Postgres (none on SQLite: one instance).
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl Services {
@@ -47,15 +51,18 @@ impl Services {
             tools: ToolRegistry::worker_defaults(&config.tools),
             mcp: McpServers::default(),
             fence: Fence::always(),
+            cluster: None,
             config,
             store,
             models,
         }
     }
 
-    /// Uses `fence` (a Postgres instance's, closed until it leads).
-    pub fn with_fence(mut self, fence: Fence) -> Self {
-        self.fence = fence;
+    /// Runs as a member of `cluster` (on Postgres): conversations are
+    /// claimed, and the fence is the cluster's (closed until it joins).
+    pub fn with_cluster(mut self, cluster: Arc<Cluster>) -> Self {
+        self.fence = cluster.fence();
+        self.cluster = Some(cluster);
         self
     }
 

@@ -18,6 +18,7 @@ use tracing::Instrument;
 use super::backlog::{Backlog, Overflow};
 use super::commands;
 use super::context::{self, RecentTranscript};
+use super::ownership::Lease;
 use super::projects::ActorProjects;
 use super::turn::{TurnOutcome, TurnRequest, run_turn};
 use super::turn_end::TurnRow;
@@ -171,6 +172,9 @@ pub(crate) struct Actor {
     pub last_turn: Option<Spend>,
     /// The recent transcript, so a turn need not read it back.
     pub recent: RecentTranscript,
+    /// Set when the fence closed under a turn (`ownership.rs`): the actor
+    /// stops and leaves its conversation to the cluster's sweep.
+    pub stranded: bool,
 }
 
 impl Actor {
@@ -184,13 +188,21 @@ impl Actor {
                 tracing::warn!(conversation = %self.key, error = %e, "could not load settings; using defaults");
             }
         }
+        // On a cluster, only the instance holding the conversation runs it.
+        let lease = self.claim().await;
+        if lease == Lease::Elsewhere {
+            self.hand_over().await;
+            return;
+        }
         let idle = Duration::from_secs(self.services.config.engine.idle_timeout_secs);
-        let remember = self.services.config.engine.queue_capacity.saturating_mul(2);
+        let remember = self.remember();
         // Once the registry lets go of this actor (`drain`), it finishes
         // what is queued and waits for its running projects' outcomes.
         let (mut control_open, mut queue_open) = (true, true);
         loop {
-            if !control_open && !queue_open && !self.projects.any_running() {
+            if self.shutdown.is_cancelled()
+                || (!control_open && !queue_open && !self.projects.any_running())
+            {
                 break;
             }
             if let Some(queued) = self.pending.take() {
@@ -245,7 +257,16 @@ impl Actor {
             };
             self.handle(next).await;
         }
+        self.live
+            .remove_if(&self.key, |_, handle| handle.generation == self.generation);
+        self.release(lease).await;
         tracing::debug!(conversation = %self.key, "conversation actor stopped");
+    }
+
+    /// How many message ids taken are remembered, against answering one
+    /// twice when it reaches the actor both ways (queue and store).
+    fn remember(&self) -> usize {
+        self.services.config.engine.queue_capacity.saturating_mul(2)
     }
 
     /// Reads messages that wait in the store into the backlog; on a store
@@ -266,12 +287,16 @@ impl Actor {
         }
     }
 
-    async fn handle(&mut self, queued: Box<Queued>) {
+    pub(super) async fn handle(&mut self, queued: Box<Queued>) {
         match *queued {
             // Taken from the store already (it raced the overflow flag).
             Queued::Message(inbound) if self.backlog.was_taken(inbound.id) => {}
             // Boxed, so an idle actor's future does not carry a turn's state.
-            Queued::Message(inbound) => Box::pin(self.turn(inbound)).await,
+            Queued::Message(inbound) => {
+                let remember = self.remember();
+                self.backlog.note_taken(inbound.id, remember);
+                Box::pin(self.turn(inbound)).await
+            }
             Queued::Command(message) => self.command(message, None).await,
             Queued::Reset { message, through } => self.reset(&message.origin, through).await,
             Queued::Resend(unsent) => {
@@ -413,6 +438,7 @@ impl Actor {
             inbound,
         } = message;
         let origin = inbound.origin;
+        tracing::debug!(conversation = %self.key, message = message_id.0, "turn starts");
         let history_limit = self.services.config.orchestrator.history_limit;
         if self.recent.is_loaded() {
             let message = StoredMessage {
@@ -711,8 +737,9 @@ impl Actor {
     /// returned.
     async fn deliver(&mut self, origin: &Origin, text: &str) -> Result<(), ChannelError> {
         if !self.services.fence.holds() {
-            // Another instance leads now and answers in our place.
-            tracing::warn!(conversation = %self.key, "not posting: this instance lost its cluster lease");
+            // Another instance answers in our place.
+            tracing::warn!(conversation = %self.key, "not posting: this instance cannot trust its cluster lease");
+            self.strand();
             return Err(ChannelError::Transient("the cluster lease was lost".into()));
         }
         let cancel = self.reply.pending_cancel();

@@ -84,11 +84,32 @@ impl Backlog {
     /// The next message read back from the store.
     pub fn next(&mut self, remember: usize) -> Option<StoredInbound> {
         let message = self.waiting.pop_front()?;
+        self.note_taken(message.id, remember);
+        Some(message)
+    }
+
+    /// Remembers that message `id` was taken from the queue, so that a
+    /// copy read back from the store later is not answered again.
+    pub fn note_taken(&mut self, id: MessageId, remember: usize) {
+        if self.taken.contains(&id) {
+            return;
+        }
         if self.taken.len() >= remember {
             self.taken.pop_front();
         }
-        self.taken.push_back(message.id);
-        Some(message)
+        self.taken.push_back(id);
+    }
+
+    /// Puts messages an earlier owner left unanswered ahead of everything
+    /// else, in order (a message taken or waiting already is skipped).
+    pub fn take_over(&mut self, messages: impl IntoIterator<Item = StoredInbound>) {
+        for message in messages {
+            let known = self.taken.contains(&message.id)
+                || self.waiting.iter().any(|waiting| waiting.id == message.id);
+            if !known {
+                self.waiting.push_back(message);
+            }
+        }
     }
 
     /// Whether nothing read back waits.

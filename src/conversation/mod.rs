@@ -14,9 +14,11 @@
 mod actor;
 mod attachments;
 mod backlog;
+mod cluster;
 mod commands;
 mod context;
 mod flood;
+mod ownership;
 mod projects;
 mod registry;
 mod reply_cap;
@@ -24,5 +26,6 @@ mod store_trouble;
 mod turn;
 mod turn_end;
 
+pub use cluster::{listen, sweep};
 pub use registry::{EngineError, Registry};
 pub use turn::{TurnOutcome, TurnRequest, run_turn};

@@ -198,18 +198,30 @@ impl Registry {
                     origin,
                     command,
                 };
-                if message.bypasses_queue() {
-                    Delivery::Control(Box::new(Control::Command(message)))
-                } else if matches!(message.command, Ok(Command::Reset)) {
-                    let through = self.services.store.last_message_id(&key).await?;
-                    Delivery::Queue(Box::new(Queued::Reset { message, through }))
-                } else {
-                    Delivery::Queue(Box::new(Queued::Command(message)))
-                }
+                self.command(&key, message).await?;
+                return Ok(Accepted::New);
             }
         };
         self.deliver(&key, delivery)?;
         Ok(Accepted::New)
+    }
+
+    /// Hands a command to its conversation's actor: at once (`/stop`,
+    /// `/status`) or in its place among the messages.
+    pub(super) async fn command(
+        &self,
+        key: &ConversationKey,
+        message: ControlMessage,
+    ) -> Result<(), EngineError> {
+        let delivery = if message.bypasses_queue() {
+            Delivery::Control(Box::new(Control::Command(message)))
+        } else if matches!(message.command, Ok(Command::Reset)) {
+            let through = self.services.store.last_message_id(key).await?;
+            Delivery::Queue(Box::new(Queued::Reset { message, through }))
+        } else {
+            Delivery::Queue(Box::new(Queued::Command(message)))
+        };
+        self.deliver(key, delivery)
     }
 
     /// Answers what an earlier stop left unanswered: messages of the last
@@ -314,9 +326,12 @@ impl Registry {
             delivery = match delivery {
                 Delivery::Queue(queued) => {
                     if let Queued::Message(message) = &*queued
-                        && handle.overflow.is_set()
+                        && (handle.overflow.is_set() || self.services.cluster.is_some())
                     {
-                        // Others wait in the store: this one waits behind them.
+                        // Others wait in the store: this one waits behind
+                        // them. In a cluster the store is always the queue:
+                        // other instances store this conversation's
+                        // messages too, and it answers them in id order.
                         handle.overflow.mark(message.id);
                         return Ok(());
                     }
@@ -353,7 +368,7 @@ impl Registry {
         }
     }
 
-    fn handle(&self, key: &ConversationKey) -> Result<ConversationHandle, EngineError> {
+    pub(super) fn handle(&self, key: &ConversationKey) -> Result<ConversationHandle, EngineError> {
         if self.shutdown.is_cancelled() {
             return Err(EngineError::ShuttingDown);
         }
@@ -407,6 +422,7 @@ impl Registry {
             shutdown: self.shutdown.child_token(),
             last_turn: None,
             recent: Default::default(),
+            stranded: false,
         };
         self.actors.spawn(actor.run());
         ConversationHandle {

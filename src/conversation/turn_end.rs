@@ -11,7 +11,10 @@ use super::actor::Actor;
 use super::reply_cap::cap_reply;
 use super::turn::TurnOutcome;
 use crate::llm::Usage;
-use crate::store::{EventKind, MessageId, Mode, Role, StoredMessage, TurnEnd, TurnId, TurnStatus};
+use crate::store::{
+    EndingTurn, EventKind, MessageId, Mode, ReplyToStore, Role, StoredMessage, TurnEnd, TurnId,
+    TurnStatus,
+};
 
 /// What `finish` records a turn's end with.
 pub(super) struct TurnRow {
@@ -66,8 +69,10 @@ impl Actor {
         notice: Option<String>,
     ) {
         if !self.services.fence.holds() {
-            // The new leader re-runs this turn: record and post nothing.
-            tracing::warn!(conversation = %self.key, "a turn ended after this instance lost its cluster lease; dropped");
+            // Whoever holds the conversation next re-runs this turn: record
+            // and post nothing.
+            tracing::warn!(conversation = %self.key, "a turn ended while this instance could not trust its cluster lease; left to be run again");
+            self.strand();
             return;
         }
         let store = self.services.store.clone();
@@ -119,65 +124,46 @@ impl Actor {
             usage,
             error: error.as_deref(),
         };
-        let turn = match row.turn {
-            Some(turn) => store
-                .finish_turn(turn, status, usage, ended.error)
-                .await
-                .map(|()| turn),
-            None => {
-                store
-                    .record_turn(
-                        &self.key,
-                        Some(row.message),
-                        row.mode,
-                        &row.model,
-                        row.started_at,
-                        ended,
-                    )
-                    .await
-            }
+        let ending = match row.turn {
+            Some(turn) => EndingTurn::Started(turn),
+            None => EndingTurn::Whole {
+                inbound: Some(row.message),
+                mode: row.mode,
+                model: &row.model,
+                started_at: row.started_at,
+            },
         };
-        let turn = match turn {
-            Ok(turn) => {
+        // A reply is stored with its turn's end, in one transaction.
+        let reply = (status == TurnStatus::Done).then(|| ReplyToStore {
+            text: &text,
+            reply_to: origin.message_id.as_deref(),
+        });
+        let (turn, outbox) = match store.end_turn(&self.key, ending, ended, reply).await {
+            Ok((turn, stored)) => {
                 // A single-mode turn's id exists from here on (its row is
                 // written once, at its end): the span's lines carry it now.
                 tracing::Span::current().record("turn", turn.0);
-                Some(turn)
+                if let Some(stored) = stored {
+                    let reply = StoredMessage {
+                        id: stored.message,
+                        role: Role::Assistant,
+                        author: None,
+                        content: text.clone(),
+                        attachments: Vec::new(),
+                    };
+                    let limit = self.services.config.orchestrator.history_limit;
+                    self.recent.push(reply, limit);
+                }
+                (Some(turn), stored.map(|stored| stored.outbox))
             }
             Err(e) => {
-                tracing::error!(conversation = %self.key, error = %e, "could not record a turn's end");
-                None
+                tracing::error!(conversation = %self.key, error = %e, "could not record a turn's end and its reply");
+                self.recent.forget();
+                (None, None)
             }
         };
-        let mut outbox = None;
         if let Some(error) = &error {
             tracing::warn!(conversation = %self.key, error = %error, "turn failed");
-        }
-        match (status, turn) {
-            (TurnStatus::Done, Some(turn)) => {
-                let reply_to = origin.message_id.as_deref();
-                match store.record_reply(&self.key, turn, &text, reply_to).await {
-                    Ok(stored) => {
-                        let reply = StoredMessage {
-                            id: stored.message,
-                            role: Role::Assistant,
-                            author: None,
-                            content: text.clone(),
-                            attachments: Vec::new(),
-                        };
-                        let limit = self.services.config.orchestrator.history_limit;
-                        self.recent.push(reply, limit);
-                        outbox = Some(stored.outbox);
-                    }
-                    Err(e) => {
-                        tracing::error!(conversation = %self.key, error = %e, "could not store a reply");
-                        self.recent.forget();
-                    }
-                }
-            }
-            // The reply cannot be stored without its turn (logged above).
-            (TurnStatus::Done, None) => self.recent.forget(),
-            _ => {}
         }
         self.log(turn, EventKind::Message, "orchestrator", &text)
             .await;

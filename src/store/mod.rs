@@ -50,6 +50,7 @@ mod projects;
 mod recovery;
 mod titles;
 mod transcript;
+mod turn_end;
 mod turns;
 mod upkeep;
 mod usage;
@@ -68,7 +69,7 @@ use db::Db;
 pub use browse::{ConversationRow, EventRow, ProjectRow, TurnRow, TurnTree, WorkerRow};
 pub use error::StoreError;
 pub use health::StoreHealth;
-pub use leases::HeldLease;
+pub use leases::{CONVERSATION_LEASE, HeldLease, conversation_lease};
 pub use model::{
     ConversationSettings, EventKind, MessageId, Mode, NewWorker, ProjectId, ProjectStatus, Role,
     StoredEvent, StoredMessage, StoredProject, StoredTurn, StoredWorker, TurnId, TurnStatus,
@@ -76,6 +77,7 @@ pub use model::{
 pub use outbox::{OutboxId, StoredReply, UnsentReply};
 pub use projects::NewProject;
 pub use recovery::UnansweredMessage;
+pub use turn_end::{EndingTurn, ReplyToStore};
 pub use turns::TurnEnd;
 pub use usage::ModelUsage;
 
@@ -225,6 +227,25 @@ impl Store {
     /// Which database this store talks to.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// This store on a small Postgres pool of its own (`url` is the one it
+    /// was opened with), for statements that must not wait behind the
+    /// turns' (a cluster's heartbeat and leases); on SQLite, a plain clone.
+    pub async fn with_own_pool(&self, url: &str, connections: u32) -> Result<Store, StoreError> {
+        match self.db {
+            Db::Pool(_) => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(connections)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect(url)
+                    .await?;
+                let mut side = self.clone();
+                side.db = Db::Pool(pool);
+                Ok(side)
+            }
+            _ => Ok(self.clone()),
+        }
     }
 
     /// Runs `job` on one of the store's connections, for checks and tests

@@ -52,35 +52,14 @@ impl Store {
         let now = now_ms();
         let text = text.to_owned();
         let reply_to = reply_to.map(str::to_owned);
-        let (message, outbox): (i64, i64) = self
+        let (message, outbox) = self
             .run_in_conversation(key, now, move |conn, key| {
                 Box::pin(async move {
                     let mut tx = conn.begin().await?;
-                    let message: i64 = sqlx::query_scalar(
-                        "INSERT INTO messages (conversation, role, content, turn_id, created_at) \
-                         VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                    )
-                    .bind(key.as_str())
-                    .bind(Role::Assistant.as_str())
-                    .bind(text)
-                    .bind(turn.0)
-                    .bind(now)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .and_then(one_row)?;
-                    let outbox: i64 = sqlx::query_scalar(
-                        "INSERT INTO outbox (conversation, message_id, reply_to, created_at) \
-                         VALUES ($1, $2, $3, $4) RETURNING id",
-                    )
-                    .bind(key.as_str())
-                    .bind(message)
-                    .bind(reply_to)
-                    .bind(now)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .and_then(one_row)?;
+                    let stored =
+                        insert_reply(&mut tx, &key, turn, &text, reply_to.as_deref(), now).await?;
                     tx.commit().await?;
-                    Ok((message, outbox))
+                    Ok(stored)
                 })
             })
             .await?;
@@ -114,22 +93,49 @@ impl Store {
         since_ms: i64,
         limit: usize,
     ) -> Result<Vec<UnsentReply>, StoreError> {
+        self.unsent(None, since_ms, limit).await
+    }
+
+    /// [`Store::unsent_replies`] of one conversation (its new owner posts
+    /// them when it takes the conversation over).
+    pub async fn unsent_replies_of(
+        &self,
+        key: &ConversationKey,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<UnsentReply>, StoreError> {
+        self.unsent(Some(key.to_string()), since_ms, limit).await
+    }
+
+    async fn unsent(
+        &self,
+        conversation: Option<String>,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<UnsentReply>, StoreError> {
         self.flush_events().await;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows: Vec<(i64, String, String, Option<String>)> = self
             .db
             .run(move |conn| {
                 Box::pin(async move {
-                    sqlx::query_as(
+                    let sql = format!(
                         "SELECT o.id, o.conversation, m.content, o.reply_to \
                          FROM outbox o JOIN messages m ON m.id = o.message_id \
-                         WHERE o.sent_at IS NULL AND o.created_at >= $1 \
+                         WHERE o.sent_at IS NULL AND o.created_at >= $1 {} \
                          ORDER BY o.id LIMIT $2",
-                    )
-                    .bind(since_ms)
-                    .bind(limit)
-                    .fetch_all(conn)
-                    .await
+                        if conversation.is_some() {
+                            "AND o.conversation = $3"
+                        } else {
+                            ""
+                        }
+                    );
+                    let query = sqlx::query_as(&sql).bind(since_ms).bind(limit);
+                    let query = match conversation {
+                        Some(conversation) => query.bind(conversation),
+                        None => query,
+                    };
+                    query.fetch_all(conn).await
                 })
             })
             .await?;
@@ -149,4 +155,40 @@ impl Store {
         }
         Ok(unsent)
     }
+}
+
+/// Inserts a reply into the transcript and the outbox (in the caller's
+/// transaction); returns the message's and the outbox row's ids.
+pub(super) async fn insert_reply(
+    conn: &mut sqlx::AnyConnection,
+    key: &str,
+    turn: TurnId,
+    text: &str,
+    reply_to: Option<&str>,
+    now: i64,
+) -> Result<(i64, i64), sqlx::Error> {
+    let message: i64 = sqlx::query_scalar(
+        "INSERT INTO messages (conversation, role, content, turn_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(key)
+    .bind(Role::Assistant.as_str())
+    .bind(text)
+    .bind(turn.0)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await
+    .and_then(one_row)?;
+    let outbox: i64 = sqlx::query_scalar(
+        "INSERT INTO outbox (conversation, message_id, reply_to, created_at) \
+         VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(key)
+    .bind(message)
+    .bind(reply_to)
+    .bind(now)
+    .fetch_all(conn)
+    .await
+    .and_then(one_row)?;
+    Ok((message, outbox))
 }

@@ -174,17 +174,42 @@ impl Store {
     /// Projects a restart must take up again: those `running`, and those
     /// that ended (or asked a question) without their post going out.
     pub async fn projects_to_resume(&self) -> Result<Vec<StoredProject>, StoreError> {
+        self.to_resume(None).await
+    }
+
+    /// [`Store::projects_to_resume`] of one conversation (its new owner
+    /// takes them up when it takes the conversation over).
+    pub async fn projects_to_resume_of(
+        &self,
+        key: &ConversationKey,
+    ) -> Result<Vec<StoredProject>, StoreError> {
+        self.to_resume(Some(key.to_string())).await
+    }
+
+    async fn to_resume(
+        &self,
+        conversation: Option<String>,
+    ) -> Result<Vec<StoredProject>, StoreError> {
         let rows: Vec<Row> = self
             .db
             .run(move |conn| {
                 Box::pin(async move {
-                    sqlx::query_as(&format!(
-                        "SELECT {COLUMNS} FROM projects WHERE status = 'running' \
-                         OR (posted_at IS NULL AND status IN ('completed', 'failed', 'cancelled')) \
-                         ORDER BY id"
-                    ))
-                    .fetch_all(conn)
-                    .await
+                    let sql = format!(
+                        "SELECT {COLUMNS} FROM projects WHERE (status = 'running' \
+                         OR (posted_at IS NULL AND status IN ('completed', 'failed', 'cancelled'))) {} \
+                         ORDER BY id",
+                        if conversation.is_some() {
+                            "AND conversation = $1"
+                        } else {
+                            ""
+                        }
+                    );
+                    let query = sqlx::query_as(&sql);
+                    let query = match conversation {
+                        Some(conversation) => query.bind(conversation),
+                        None => query,
+                    };
+                    query.fetch_all(conn).await
                 })
             })
             .await?;

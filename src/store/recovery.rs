@@ -45,24 +45,52 @@ impl Store {
         since_ms: i64,
         limit: usize,
     ) -> Result<Vec<UnansweredMessage>, StoreError> {
+        self.unanswered(None, since_ms, limit).await
+    }
+
+    /// [`Store::unanswered_messages`] of one conversation: what its new
+    /// owner answers when it takes the conversation over (a cluster).
+    pub async fn unanswered_messages_of(
+        &self,
+        key: &ConversationKey,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<UnansweredMessage>, StoreError> {
+        self.unanswered(Some(key.to_string()), since_ms, limit)
+            .await
+    }
+
+    async fn unanswered(
+        &self,
+        conversation: Option<String>,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<UnansweredMessage>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows: Vec<Row> = self
             .db
             .run(move |conn| {
                 Box::pin(async move {
-                    sqlx::query_as(
+                    let sql = format!(
                         "SELECT m.id, m.conversation, m.author_id, m.author_name, m.content, \
                                 m.platform_message_id, m.attachments \
                          FROM messages m \
-                         WHERE m.role = 'user' AND m.created_at >= $1 \
+                         WHERE m.role = 'user' AND m.created_at >= $1 {} \
                            AND NOT EXISTS (SELECT 1 FROM turns t \
                                WHERE t.inbound_message_id = m.id AND t.status <> 'running') \
                          ORDER BY m.id LIMIT $2",
-                    )
-                    .bind(since_ms)
-                    .bind(limit)
-                    .fetch_all(conn)
-                    .await
+                        if conversation.is_some() {
+                            "AND m.conversation = $3"
+                        } else {
+                            ""
+                        }
+                    );
+                    let query = sqlx::query_as(&sql).bind(since_ms).bind(limit);
+                    let query = match conversation {
+                        Some(conversation) => query.bind(conversation),
+                        None => query,
+                    };
+                    query.fetch_all(conn).await
                 })
             })
             .await?;

@@ -77,33 +77,19 @@ impl Store {
     ) -> Result<TurnId, StoreError> {
         let now = now_ms();
         let model = model.to_owned();
-        let status = ended.status;
-        let usage = ended.usage;
         let error = ended.error.map(str::to_owned);
+        let (status, usage) = (ended.status, ended.usage);
         let id: i64 = self
             .run_in_conversation(key, now, move |conn, key| {
                 Box::pin(async move {
-                    sqlx::query_scalar(
-                        "INSERT INTO turns (conversation, inbound_message_id, mode, model, \
-                         status, input_tokens, output_tokens, cached_input_tokens, \
-                         cache_write_tokens, error, started_at, finished_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
-                    )
-                    .bind(key)
-                    .bind(inbound.map(|message| message.0))
-                    .bind(mode.as_str())
-                    .bind(model)
-                    .bind(status.as_str())
-                    .bind(tokens_to_db(usage.input_tokens))
-                    .bind(tokens_to_db(usage.output_tokens))
-                    .bind(tokens_to_db(usage.cached_input_tokens))
-                    .bind(tokens_to_db(usage.cache_write_tokens))
-                    .bind(error)
-                    .bind(started_at)
-                    .bind(now)
-                    .fetch_all(conn)
-                    .await
-                    .and_then(one_row)
+                    let whole = WholeTurn {
+                        key: &key,
+                        inbound,
+                        mode,
+                        model: &model,
+                        started_at,
+                    };
+                    insert_whole_turn(conn, &whole, status, usage, error.as_deref(), now).await
                 })
             })
             .await?;
@@ -120,31 +106,16 @@ impl Store {
         usage: Usage,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        let finished_at = (status != TurnStatus::Running).then(now_ms);
         let error = error.map(str::to_owned);
-        let result = self
+        let updated = self
             .db
             .run(move |conn| {
                 Box::pin(async move {
-                    sqlx::query(
-                        "UPDATE turns SET status = $1, input_tokens = $2, output_tokens = $3, \
-                         cached_input_tokens = $4, cache_write_tokens = $5, \
-                         error = $6, finished_at = $7 WHERE id = $8",
-                    )
-                    .bind(status.as_str())
-                    .bind(tokens_to_db(usage.input_tokens))
-                    .bind(tokens_to_db(usage.output_tokens))
-                    .bind(tokens_to_db(usage.cached_input_tokens))
-                    .bind(tokens_to_db(usage.cache_write_tokens))
-                    .bind(error)
-                    .bind(finished_at)
-                    .bind(turn.0)
-                    .execute(conn)
-                    .await
+                    update_turn_end(conn, turn, status, usage, error.as_deref()).await
                 })
             })
             .await?;
-        if result.rows_affected() == 0 {
+        if updated == 0 {
             return Err(StoreError::NotFound(format!("turn {}", turn.0)));
         }
         Ok(())
@@ -235,9 +206,19 @@ impl Store {
     /// start, when no turn can be running yet; returns how many turns.
     ///
     /// With several instances on one Postgres database this would also fail
-    /// the other instances' live turns: it assumes one instance owns the
-    /// database (or that instances start before any turn runs).
+    /// the other instances' live turns: a cluster uses
+    /// [`Store::fail_abandoned_turns_of`] for the conversations it takes over.
     pub async fn fail_abandoned_turns(&self) -> Result<u64, StoreError> {
+        self.fail_abandoned(None).await
+    }
+
+    /// [`Store::fail_abandoned_turns`] of one conversation: what a new owner
+    /// closes when it takes over a conversation a dead instance held.
+    pub async fn fail_abandoned_turns_of(&self, key: &ConversationKey) -> Result<u64, StoreError> {
+        self.fail_abandoned(Some(key.to_string())).await
+    }
+
+    async fn fail_abandoned(&self, conversation: Option<String>) -> Result<u64, StoreError> {
         let now = now_ms();
         let turns = self
             .db
@@ -245,29 +226,47 @@ impl Store {
                 Box::pin(async move {
                     // `status = 'running'` is written out: the partial index
                     // `turns_running` serves only that literal.
+                    let of_conversation = if conversation.is_some() {
+                        "AND conversation = $5"
+                    } else {
+                        ""
+                    };
                     let mut tx = conn.begin().await?;
-                    sqlx::query(
+                    let workers = format!(
                         "UPDATE workers SET status = $1, error = COALESCE(error, $2), \
                          updated_at = $3 WHERE status = $4 \
-                         AND turn_id IN (SELECT id FROM turns WHERE status = 'running')",
-                    )
-                    .bind(WorkerStatus::Cancelled.as_str())
-                    .bind(ABANDONED)
-                    .bind(now)
-                    .bind(WorkerStatus::Running.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                         AND turn_id IN (SELECT id FROM turns WHERE status = 'running' {of_conversation})"
+                    );
+                    let query = sqlx::query(&workers)
+                        .bind(WorkerStatus::Cancelled.as_str())
+                        .bind(ABANDONED)
+                        .bind(now)
+                        .bind(WorkerStatus::Running.as_str());
+                    let query = match &conversation {
+                        Some(conversation) => query.bind(conversation.clone()),
+                        None => query,
+                    };
+                    query.execute(&mut *tx).await?;
                     // A project's turn stays running: the project resumes.
-                    let turns = sqlx::query(
+                    let of_conversation = if conversation.is_some() {
+                        "AND conversation = $4"
+                    } else {
+                        ""
+                    };
+                    let turns = format!(
                         "UPDATE turns SET status = $1, error = COALESCE(error, $2), \
-                         finished_at = $3 WHERE status = 'running' \
-                         AND id NOT IN (SELECT turn_id FROM projects)",
-                    )
-                    .bind(TurnStatus::Failed.as_str())
-                    .bind(ABANDONED)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                         finished_at = $3 WHERE status = 'running' {of_conversation} \
+                         AND id NOT IN (SELECT turn_id FROM projects)"
+                    );
+                    let query = sqlx::query(&turns)
+                        .bind(TurnStatus::Failed.as_str())
+                        .bind(ABANDONED)
+                        .bind(now);
+                    let query = match conversation {
+                        Some(conversation) => query.bind(conversation),
+                        None => query,
+                    };
+                    let turns = query.execute(&mut *tx).await?;
                     tx.commit().await?;
                     Ok(turns)
                 })
@@ -416,4 +415,73 @@ fn parse_worker_status(word: &str) -> WorkerStatus {
     .into_iter()
     .find(|status| status.as_str() == word)
     .unwrap_or(WorkerStatus::Error)
+}
+
+/// A turn written whole at its end (a single-mode turn).
+pub(super) struct WholeTurn<'a> {
+    pub key: &'a str,
+    pub inbound: Option<MessageId>,
+    pub mode: Mode,
+    pub model: &'a str,
+    pub started_at: i64,
+}
+
+/// Inserts a whole turn that ended at `now`; returns its id.
+pub(super) async fn insert_whole_turn(
+    conn: &mut sqlx::AnyConnection,
+    turn: &WholeTurn<'_>,
+    status: TurnStatus,
+    usage: Usage,
+    error: Option<&str>,
+    now: i64,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO turns (conversation, inbound_message_id, mode, model, \
+         status, input_tokens, output_tokens, cached_input_tokens, \
+         cache_write_tokens, error, started_at, finished_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+    )
+    .bind(turn.key)
+    .bind(turn.inbound.map(|message| message.0))
+    .bind(turn.mode.as_str())
+    .bind(turn.model)
+    .bind(status.as_str())
+    .bind(tokens_to_db(usage.input_tokens))
+    .bind(tokens_to_db(usage.output_tokens))
+    .bind(tokens_to_db(usage.cached_input_tokens))
+    .bind(tokens_to_db(usage.cache_write_tokens))
+    .bind(error)
+    .bind(turn.started_at)
+    .bind(now)
+    .fetch_all(conn)
+    .await
+    .and_then(one_row)
+}
+
+/// Writes how a started turn ended; returns how many rows changed (0: no
+/// such turn).
+pub(super) async fn update_turn_end(
+    conn: &mut sqlx::AnyConnection,
+    turn: TurnId,
+    status: TurnStatus,
+    usage: Usage,
+    error: Option<&str>,
+) -> Result<u64, sqlx::Error> {
+    let finished_at = (status != TurnStatus::Running).then(now_ms);
+    sqlx::query(
+        "UPDATE turns SET status = $1, input_tokens = $2, output_tokens = $3, \
+         cached_input_tokens = $4, cache_write_tokens = $5, \
+         error = $6, finished_at = $7 WHERE id = $8",
+    )
+    .bind(status.as_str())
+    .bind(tokens_to_db(usage.input_tokens))
+    .bind(tokens_to_db(usage.output_tokens))
+    .bind(tokens_to_db(usage.cached_input_tokens))
+    .bind(tokens_to_db(usage.cache_write_tokens))
+    .bind(error)
+    .bind(finished_at)
+    .bind(turn.0)
+    .execute(conn)
+    .await
+    .map(|done| done.rows_affected())
 }

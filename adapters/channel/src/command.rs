@@ -67,7 +67,7 @@ impl<'de> serde::Deserialize<'de> for Effort {
 }
 
 /// A parsed chat command. `None` in a switch means "show the current value".
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Command {
     /// `/orchestrator on|off`: delegate to workers, or answer alone.
     Orchestrator(Option<bool>),
@@ -96,7 +96,7 @@ pub enum Command {
 
 /// What `/project` asks for. `None` for a project number means the
 /// conversation's latest one that the action applies to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ProjectCommand {
     /// `/project <goal>`: start a project.
     Start(String),
@@ -114,7 +114,7 @@ pub enum ProjectCommand {
 }
 
 /// What `/model NAME` asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ModelChoice {
     /// A configured model, as the user typed it (`provider:model`).
     Named(String),

@@ -70,6 +70,20 @@ impl fmt::Display for ConversationKey {
 #[error("not a conversation key: {0:?} (expected platform/chat[/thread])")]
 pub struct ParseKeyError(pub String);
 
+/// In its string form, as the store keys on it.
+impl serde::Serialize for ConversationKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ConversationKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let key = String::deserialize(deserializer)?;
+        key.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl FromStr for ConversationKey {
     type Err = ParseKeyError;
 

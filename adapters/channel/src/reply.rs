@@ -10,7 +10,7 @@ use crate::event::WorkerEvent;
 use crate::key::ConversationKey;
 
 /// Who sent a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Author {
     /// The platform's user id.
     pub id: String,
@@ -20,7 +20,7 @@ pub struct Author {
 
 /// The platform message a turn answers: replies reference it and the verbose
 /// thread hangs under it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Origin {
     /// The platform's id of the user's message, where it has one.
     pub message_id: Option<String>,
