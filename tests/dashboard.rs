@@ -72,7 +72,7 @@ async fn get(client: &reqwest::Client, url: &str, token: Option<&str>) -> reqwes
 }
 
 /// Asks `url` until `done` holds for its JSON (bounded).
-async fn until(
+pub(crate) async fn until(
     client: &reqwest::Client,
     url: &str,
     what: &str,

@@ -7,7 +7,9 @@ use baton_discord::inbound::MANAGERS_ONLY;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
+use crate::dashboard;
 use crate::support::bot::test_config;
+use crate::support::discord_guild::{CHANNEL_NAME, GUILD_NAME, THREAD_NAME};
 use crate::support::fake_discord::{
     APPLICATION_ID, CHANNEL, Call, FakeDiscord, GUILD, MANAGE_GUILD, THREAD,
 };
@@ -22,15 +24,14 @@ const BOB: u64 = 5;
 /// Ada's DM channel with the bot.
 const ADA_DM: u64 = 4200;
 
-/// Starts the service against `discord` and `llm` with its database in
-/// `dir`; `discord_extra` goes in the `[discord]` table. Returns once the
-/// bot is on the gateway.
-pub(crate) async fn start_app(
+/// The service's config against `discord` and `llm` with its database in
+/// `dir` and no HTTP server; `discord_extra` goes in the `[discord]` table.
+fn discord_config(
     discord: &FakeDiscord,
     llm: &FakeLlm,
     dir: &tempfile::TempDir,
     discord_extra: &str,
-) -> App {
+) -> Config {
     let extra = format!(
         r#"
 [server]
@@ -51,8 +52,20 @@ allowed_guilds = [{GUILD}]
     );
     let mut config: Config = test_config(llm, Wire::OpenAi, &dir.path().join("baton.db"), &extra);
     config.discord.token = Some(SecretString::from("TEST-DISCORD-TOKEN"));
+    config
+}
+
+/// Starts the service against `discord` and `llm` with its database in
+/// `dir`; `discord_extra` goes in the `[discord]` table. Returns once the
+/// bot is on the gateway.
+pub(crate) async fn start_app(
+    discord: &FakeDiscord,
+    llm: &FakeLlm,
+    dir: &tempfile::TempDir,
+    discord_extra: &str,
+) -> App {
     let identified = discord.identified();
-    let app = App::spawn(config);
+    let app = App::spawn(discord_config(discord, llm, dir, discord_extra));
     discord.wait_identified(identified).await;
     app
 }
@@ -516,4 +529,84 @@ async fn a_reply_whose_create_answer_is_lost_is_retried_and_posted_once() {
     assert_eq!(creates[0].status, 500);
     assert_eq!(creates[0].body["nonce"], creates[1].body["nonce"]);
     assert_eq!(creates[1].body["enforce_nonce"], json!(true));
+}
+
+/// Issue 17: the dashboard lists a guild conversation by its guild's and
+/// channel's names (a thread by its channel's too), learned from the
+/// GUILD_CREATE that follows READY (the bot asks for the GUILDS intent)
+/// and from CHANNEL_UPDATE, with no REST call; a DM by its user.
+#[tokio::test]
+async fn the_dashboard_names_guild_conversations_by_their_channel_and_follows_a_rename() {
+    let world = World::new(you_said).await;
+    let World { discord, llm, dir } = &world;
+    let mut config = discord_config(discord, llm, dir, "");
+    config.server.enabled = true;
+    config.server.dashboard_token = Some(SecretString::from(dashboard::TOKEN));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!(
+        "http://{}/api/conversations",
+        listener.local_addr().unwrap()
+    );
+    let identified = discord.identified();
+    let app = App::spawn_on(config, listener);
+    discord.wait_identified(identified).await;
+    let client = reqwest::Client::new();
+    let listed = |page: &Value| -> Vec<(String, String)> {
+        page["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+                (text(&c["key"]), text(&c["name"]))
+            })
+            .collect()
+    };
+    let key = |channel: u64| format!("discord/{channel}");
+
+    // serenity hands each gateway event to its own task; on the test's
+    // one-thread runtime they run in the order they came, so the
+    // GUILD_CREATE (and, below, the rename) is known before the message.
+    discord.mention(CHANNEL, BOB, "hello");
+    discord.wait_for_posts(CHANNEL, 1).await;
+    discord.mention(THREAD, BOB, "and in the thread?");
+    discord.wait_for_posts(THREAD, 1).await;
+    discord.dm(ADA_DM, ADA, "and in private?");
+    discord.wait_for_posts(ADA_DM, 1).await;
+    let page = dashboard::until(&client, &api, "three conversations", |status, page| {
+        status == 200 && page["items"].as_array().is_some_and(|i| i.len() == 3)
+    })
+    .await;
+    let channel_name = format!("{GUILD_NAME} #{CHANNEL_NAME}");
+    assert_eq!(
+        listed(&page),
+        [
+            (key(ADA_DM), "ada".to_owned()),
+            (key(THREAD), format!("{channel_name} › {THREAD_NAME}")),
+            (key(CHANNEL), channel_name),
+        ],
+        "{page}"
+    );
+
+    discord.rename_channel(CHANNEL, "announcements");
+    discord.mention(CHANNEL, BOB, "renamed?");
+    discord.wait_for_posts(CHANNEL, 2).await;
+    discord.mention(THREAD, BOB, "and the thread?");
+    discord.wait_for_posts(THREAD, 2).await;
+    let page = dashboard::until(&client, &api, "the thread listed first", |_, page| {
+        page["items"][0]["key"] == json!(key(THREAD))
+    })
+    .await;
+    app.stop().await;
+
+    let renamed = format!("{GUILD_NAME} #announcements");
+    assert_eq!(
+        listed(&page),
+        [
+            (key(THREAD), format!("{renamed} › {THREAD_NAME}")),
+            (key(CHANNEL), renamed),
+            (key(ADA_DM), "ada".to_owned()),
+        ],
+        "{page}"
+    );
 }

@@ -7,8 +7,10 @@
 //! bulk-overwrite application commands (global and guild), interaction
 //! callback, edit original response, follow-up — and a gateway websocket
 //! that says HELLO, answers IDENTIFY with READY, RESUME with RESUMED and
-//! heartbeats with ACKs, asks for a reconnect (op 7) when told, and dispatches the MESSAGE_CREATE and
-//! INTERACTION_CREATE events a test injects. Attachments of injected
+//! heartbeats with ACKs, asks for a reconnect (op 7) when told, follows
+//! READY with the guild's GUILD_CREATE when the bot asked for the GUILDS
+//! intent ([`super::discord_guild`]), and dispatches the MESSAGE_CREATE,
+//! INTERACTION_CREATE and CHANNEL_UPDATE events a test injects. Attachments of injected
 //! messages are served at their `url` (`/attachments/...` on the REST
 //! listener, as Discord's CDN would). Every REST call is recorded;
 //! a test can make the next call of a route fail with a 429. A message
@@ -33,6 +35,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+use super::discord_guild;
 use super::multipart::{self, Part};
 
 /// The bot's user id at the fake.
@@ -353,6 +356,11 @@ impl FakeDiscord {
     /// The attachment paths downloaded so far.
     pub fn downloads(&self) -> Vec<String> {
         self.state().downloads.clone()
+    }
+
+    /// Renames guild channel `channel` (CHANNEL_UPDATE).
+    pub fn rename_channel(&self, channel: u64, name: &str) {
+        self.dispatch("CHANNEL_UPDATE", discord_guild::text_channel(channel, name));
     }
 
     /// Dispatches the same MESSAGE_CREATE again (a gateway redelivery).
@@ -726,25 +734,9 @@ async fn session(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
                 let Some(Ok(frame)) = frame else { break };
                 let Ok(text) = frame.to_text() else { continue };
                 let Ok(payload) = serde_json::from_str::<Value>(text) else { continue };
-                let reply = match payload["op"].as_u64() {
-                    Some(1) => Some(json!({"op": 11})),
-                    Some(2) => {
-                        let mut state = lock(&shared);
-                        state.sessions.retain(|s| !s.is_closed());
-                        state.sessions.push(events.clone());
-                        state.identified += 1;
-                        drop(state);
-                        shared.changed.notify_waiters();
-                        Some(json!({"op": 0, "t": "READY", "s": 1, "d": {
-                            "v": 10,
-                            "user": user_json(BOT_ID, true),
-                            "guilds": [{"id": GUILD.to_string(), "unavailable": true}],
-                            "session_id": "fake-session",
-                            "resume_gateway_url": shared.gateway_url,
-                            "shard": [0, 1],
-                            "application": {"id": APPLICATION_ID.to_string(), "flags": 0},
-                        }}))
-                    }
+                let replies = match payload["op"].as_u64() {
+                    Some(1) => vec![json!({"op": 11})],
+                    Some(2) => identify(&shared, &payload, &events),
                     Some(6) => {
                         let mut state = lock(&shared);
                         state.sessions.retain(|s| !s.is_closed());
@@ -754,14 +746,14 @@ async fn session(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
                         let seq = state.seq;
                         drop(state);
                         shared.changed.notify_waiters();
-                        Some(json!({"op": 0, "t": "RESUMED", "s": seq, "d": null}))
+                        vec![json!({"op": 0, "t": "RESUMED", "s": seq, "d": null})]
                     }
-                    _ => None,
+                    _ => Vec::new(),
                 };
-                if let Some(reply) = reply
-                    && sink.send(WsMessage::text(reply.to_string())).await.is_err()
-                {
-                    break;
+                for reply in replies {
+                    if sink.send(WsMessage::text(reply.to_string())).await.is_err() {
+                        return;
+                    }
                 }
             }
             Some(event) = outgoing.recv() => {
@@ -770,5 +762,37 @@ async fn session(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
                 }
             }
         }
+    }
+}
+
+/// Answers an IDENTIFY: READY, then the guild's GUILD_CREATE when the bot
+/// asked for the GUILDS intent (bit 0), as Discord does.
+fn identify(shared: &Shared, payload: &Value, events: &mpsc::Sender<Value>) -> Vec<Value> {
+    let mut state = lock(shared);
+    state.sessions.retain(|s| !s.is_closed());
+    state.sessions.push(events.clone());
+    state.identified += 1;
+    state.seq += 1;
+    let ready_seq = state.seq;
+    state.seq += 1;
+    let guild_seq = state.seq;
+    drop(state);
+    shared.changed.notify_waiters();
+    let ready = json!({"op": 0, "t": "READY", "s": ready_seq, "d": {
+        "v": 10,
+        "user": user_json(BOT_ID, true),
+        "guilds": [{"id": GUILD.to_string(), "unavailable": true}],
+        "session_id": "fake-session",
+        "resume_gateway_url": shared.gateway_url,
+        "shard": [0, 1],
+        "application": {"id": APPLICATION_ID.to_string(), "flags": 0},
+    }});
+    let guilds_intent = payload["d"]["intents"].as_u64().unwrap_or(0) & 1 == 1;
+    let guild =
+        json!({"op": 0, "t": "GUILD_CREATE", "s": guild_seq, "d": discord_guild::guild_create()});
+    if guilds_intent {
+        vec![ready, guild]
+    } else {
+        vec![ready]
     }
 }

@@ -1,9 +1,11 @@
-//! The gateway side: serenity's client (autosharded, with the
+//! The gateway side: serenity's client (autosharded, with the GUILDS,
 //! GUILD_MESSAGES, DIRECT_MESSAGES and MESSAGE_CONTENT intents) and the
 //! event handler that turns its events into engine events.
 //!
 //! Messages go through [`crate::inbound::decide`] and, in order per
-//! channel, [`crate::order::Sequencer`]; slash commands are
+//! channel, [`crate::order::Sequencer`]; a guild message carries its
+//! channel's readable name from [`Names`], which the guild, channel and
+//! thread events keep up to date; slash commands are
 //! checked, opened with [`Interactions`] (so they are answered within the
 //! deadline) and dispatched as commands. Connection changes (ready,
 //! resumed, reconnecting) are logged. serenity reconnects and resumes by
@@ -17,21 +19,25 @@ use baton_channel::{
     ChannelEvent, ConversationKey, Dispatch, OncePerKey, Platform, Ticket, parse_command,
 };
 use serenity::all::{
-    CommandInteraction, Context, EventHandler, GatewayIntents, Interaction, Message, Ready,
-    ResumedEvent, ShardStageUpdateEvent,
+    CommandInteraction, Context, EventHandler, GatewayIntents, Guild, GuildChannel, Interaction,
+    Message, PartialGuild, PartialGuildChannel, Ready, ResumedEvent, ShardStageUpdateEvent,
+    ThreadListSyncEvent, UnavailableGuild,
 };
 
 use crate::commands::command_text;
 use crate::inbound::{Action, BotIdentity, Spot, author_of, decide};
 use crate::interaction::{Interactions, check};
+use crate::names::Names;
 use crate::order::Sequencer;
 use crate::outbox::{Outboxes, Outgoing, Target};
 use crate::settings::Settings;
 
-/// The intents Baton asks for. MESSAGE_CONTENT is privileged: it must be
-/// switched on for the application in the developer portal.
+/// The intents Baton asks for. GUILDS brings the guild, channel and thread
+/// events that name conversations. MESSAGE_CONTENT is privileged: it must
+/// be switched on for the application in the developer portal.
 pub fn intents() -> GatewayIntents {
-    GatewayIntents::GUILD_MESSAGES
+    GatewayIntents::GUILDS
+        | GatewayIntents::GUILD_MESSAGES
         | GatewayIntents::DIRECT_MESSAGES
         | GatewayIntents::MESSAGE_CONTENT
 }
@@ -54,6 +60,8 @@ pub struct Intake {
     pub(crate) order: Sequencer<ChannelEvent>,
     /// Channels whose unanswerable message was already logged at info.
     pub(crate) noted: OncePerKey<u64>,
+    /// Guild channels' and threads' readable names.
+    pub(crate) names: Names,
 }
 
 impl Intake {
@@ -88,6 +96,7 @@ impl Intake {
             }
             Action::Answer(spot, text) => self.answer(spot, text),
             Action::Dispatch(event) => {
+                let event = self.with_title(event, message);
                 let deliver = |event| async move {
                     self.dispatch(event).await;
                 };
@@ -96,6 +105,17 @@ impl Intake {
                     .await;
             }
         }
+    }
+
+    /// A guild message's event with its channel's readable name, when
+    /// known. A DM has none: the dashboard names it by its user.
+    fn with_title(&self, mut event: ChannelEvent, message: &Message) -> ChannelEvent {
+        if let ChannelEvent::Message(inbound) = &mut event
+            && message.guild_id.is_some()
+        {
+            inbound.chat_title = self.names.title(message.channel_id.get());
+        }
+        event
     }
 
     /// Handles one slash command.
@@ -182,6 +202,66 @@ impl EventHandler for Handler {
         match interaction {
             Interaction::Command(command) => self.intake.command(&command).await,
             other => tracing::debug!(kind = ?other.kind(), "interaction ignored"),
+        }
+    }
+
+    async fn guild_create(&self, _ctx: Context, guild: Guild, _is_new: Option<bool>) {
+        self.intake.names.learn_guild(&guild);
+    }
+
+    async fn guild_update(&self, _ctx: Context, _old: Option<Guild>, new: PartialGuild) {
+        self.intake.names.rename_guild(new.id.get(), &new.name);
+    }
+
+    async fn guild_delete(&self, _ctx: Context, guild: UnavailableGuild, _full: Option<Guild>) {
+        // `unavailable` is an outage: the guild comes back with a
+        // GUILD_CREATE. Otherwise the bot left it.
+        if !guild.unavailable {
+            self.intake.names.forget_guild(guild.id.get());
+        }
+    }
+
+    async fn channel_create(&self, _ctx: Context, channel: GuildChannel) {
+        self.intake
+            .names
+            .learn_channel(channel.guild_id.get(), &channel);
+    }
+
+    async fn channel_update(&self, _ctx: Context, _old: Option<GuildChannel>, new: GuildChannel) {
+        self.intake.names.learn_channel(new.guild_id.get(), &new);
+    }
+
+    async fn channel_delete(
+        &self,
+        _ctx: Context,
+        channel: GuildChannel,
+        _messages: Option<Vec<Message>>,
+    ) {
+        self.intake.names.forget_channel(channel.id.get());
+    }
+
+    async fn thread_create(&self, _ctx: Context, thread: GuildChannel) {
+        self.intake
+            .names
+            .learn_channel(thread.guild_id.get(), &thread);
+    }
+
+    async fn thread_update(&self, _ctx: Context, _old: Option<GuildChannel>, new: GuildChannel) {
+        self.intake.names.learn_channel(new.guild_id.get(), &new);
+    }
+
+    async fn thread_delete(
+        &self,
+        _ctx: Context,
+        thread: PartialGuildChannel,
+        _full: Option<GuildChannel>,
+    ) {
+        self.intake.names.forget_channel(thread.id.get());
+    }
+
+    async fn thread_list_sync(&self, _ctx: Context, sync: ThreadListSyncEvent) {
+        for thread in &sync.threads {
+            self.intake.names.learn_channel(sync.guild_id.get(), thread);
         }
     }
 

@@ -11,6 +11,8 @@
 //! The modules, in the order an event flows through them:
 //! - [`gateway`]: serenity's client and event handler.
 //! - [`inbound`]: conversation keys, mention gating, access control.
+//! - [`names`]: guild channels' and threads' readable names, from the
+//!   gateway's guild, channel and thread events.
 //! - [`order`]: one channel's messages to the engine in order.
 //! - [`commands`]: slash command definitions from the shared command list,
 //!   and interactions back to command text.
@@ -30,6 +32,7 @@ pub mod files;
 pub mod gateway;
 pub mod inbound;
 pub mod interaction;
+pub mod names;
 pub mod nonce;
 pub mod order;
 pub mod outbox;
@@ -204,6 +207,7 @@ impl Discord {
             engine,
             order: Default::default(),
             noted: Default::default(),
+            names: Default::default(),
         });
         let mut client = ClientBuilder::new_with_http(http, gateway::intents())
             .event_handler(Handler {
