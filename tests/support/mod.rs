@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bot;
+pub mod eventually;
 pub mod fake_discord;
 pub mod fake_llm;
 pub mod fake_search;
