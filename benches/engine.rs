@@ -33,8 +33,8 @@
 //! `cargo bench --bench engine -- parallel` runs only the parts named.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/support/fake_llm.rs"]
-#[allow(dead_code)]
+#[path = "../tests/support/fake_llm/mod.rs"]
+#[allow(dead_code, unused_imports)]
 mod fake_llm;
 
 #[path = "engine/throughput.rs"]
@@ -294,6 +294,35 @@ impl Provider for ZeroDelay {
     }
 }
 
+/// The config of an engine whose one provider, `fake`, is the fake model
+/// server `llm` speaking `kind` (`openai`, `anthropic` or `gemini`), with
+/// its store in a SQLite file in `dir`: `provider_keys` are added to
+/// `[providers.fake]`, and `sections` (`[models]` and the rest) follow it.
+fn fake_provider_config(
+    llm: &FakeLlm,
+    kind: &str,
+    dir: &Path,
+    provider_keys: &str,
+    sections: &str,
+) -> anyhow::Result<Config> {
+    let text = format!(
+        r#"
+[storage]
+url = "sqlite://{db}"
+
+[providers.fake]
+kind = "{kind}"
+base_url = "{url}"
+{provider_keys}
+
+{sections}
+"#,
+        db = dir.join("baton.db").display(),
+        url = llm.base_url(),
+    );
+    Ok(Config::from_toml(&text, Vec::new())?)
+}
+
 /// Single-mode services on the zero-delay model and a SQLite file database
 /// in `dir`; actors stay live for an hour without messages.
 async fn zero_delay_services(dir: &Path) -> anyhow::Result<Arc<Services>> {
@@ -364,7 +393,7 @@ mod parallel {
         let timeline = Arc::new(Mutex::new(Timeline::default()));
         let llm = FakeLlm::start(Wire::OpenAi, script(timeline.clone())).await;
         let dir = tempfile::tempdir()?;
-        let services = baton::app::services(config(&llm, &dir.path().join("baton.db"))?).await?;
+        let services = baton::app::services(config(&llm, dir.path())?).await?;
         let channel = Arc::new(TimingChannel::default());
         let registry =
             Registry::new(services.clone()).with_channel(Platform::Telegram, channel.clone());
@@ -380,20 +409,16 @@ mod parallel {
         Ok(())
     }
 
-    fn config(llm: &FakeLlm, db: &Path) -> anyhow::Result<Config> {
-        let text = format!(
-            r#"
-[storage]
-url = "sqlite://{db}"
-
-[providers.fake]
-kind = "openai"
-base_url = "{url}"
-timeout_secs = 30
-# The hosted default: on loopback the default would be 4 calls at once,
-# and the 8 workers would start in two waves.
-max_concurrency = 256
-
+    fn config(llm: &FakeLlm, dir: &Path) -> anyhow::Result<Config> {
+        super::fake_provider_config(
+            llm,
+            "openai",
+            dir,
+            // The hosted default: on loopback the default would be 4 calls
+            // at once, and the 8 workers would start in two waves.
+            "timeout_secs = 30\nmax_concurrency = 256",
+            &format!(
+                r#"
 [models]
 orchestrator = "fake:{ORCHESTRATOR_MODEL}"
 worker = "fake:{WORKER_MODEL}"
@@ -401,11 +426,9 @@ worker = "fake:{WORKER_MODEL}"
 [orchestrator]
 default_mode = "orchestrator"
 max_workers = {WORKERS}
-"#,
-            db = db.display(),
-            url = llm.base_url(),
-        );
-        Ok(Config::from_toml(&text, Vec::new())?)
+"#
+            ),
+        )
     }
 
     /// The fake's script: the orchestrator starts 8 workers, awaits them

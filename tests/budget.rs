@@ -3,6 +3,7 @@
 //! calling a model; `/status` shows what today cost.
 
 use crate::support::bot::{ORCHESTRATOR_MODEL, TestBot};
+use crate::support::eventually::until;
 use crate::support::fake_llm::{FakeReply, Wire};
 
 #[tokio::test]
@@ -165,14 +166,7 @@ async fn a_stopped_turn_still_counts_the_calls_it_made() {
     // Stop once the orchestrator waits for its worker (its 2 calls and the
     // worker's 1 reached the fake).
     let llm = &bot.llm;
-    let waiting = async {
-        while llm.requests().len() < 3 {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(20), waiting)
-        .await
-        .expect("the worker starts");
+    until("the worker to start", || llm.requests().len() >= 3).await;
     bot.say("/stop").await;
     bot.channel.wait_for_replies(2).await;
     bot.say("/status").await;

@@ -1,12 +1,11 @@
 //! The operator's HTTP routes through the real service on 127.0.0.1:0:
 //! `/readyz`, `/metrics`, the token check, the JSON API and the SSE stream.
 
-use std::time::Duration;
-
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use crate::support::bot::{ORCHESTRATOR_MODEL, WORKER_MODEL, test_config};
+use crate::support::eventually::eventually_async;
 use crate::support::fake_llm::{FakeLlm, FakeReply, Gate, SeenRequest, Wire};
 use crate::support::fake_telegram::FakeTelegram;
 use crate::support::service::App;
@@ -78,16 +77,13 @@ pub(crate) async fn until(
     what: &str,
     done: impl Fn(u16, &Value) -> bool,
 ) -> Value {
-    for _ in 0..400 {
+    eventually_async(what, async || {
         let response = get(client, url, Some(TOKEN)).await;
         let status = response.status().as_u16();
         let body: Value = response.json().await.unwrap_or(Value::Null);
-        if done(status, &body) {
-            return body;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("never: {what}");
+        done(status, &body).then_some(body)
+    })
+    .await
 }
 
 #[tokio::test]

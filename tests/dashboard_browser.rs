@@ -8,12 +8,12 @@
 //! after installing the packages), in which case it fails.
 
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use fantoccini::{ClientBuilder, Locator};
 use serde_json::json;
 
 use crate::dashboard::{ADA, TOKEN, start, two_workers};
+use crate::support::eventually::eventually_async;
 use crate::support::fake_llm::{FakeLlm, Gate, Wire};
 use crate::support::fake_telegram::FakeTelegram;
 
@@ -86,22 +86,15 @@ async fn the_live_view_shows_workers_and_the_turn_page_shows_the_tree() {
                      "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"]
         }),
     );
-    let mut client = None;
-    for _ in 0..100 {
+    let browser = eventually_async("chromedriver to answer", async || {
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        match ClientBuilder::new(connector)
+        ClientBuilder::new(connector)
             .capabilities(capabilities.clone())
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
-        {
-            Ok(c) => {
-                client = Some(c);
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-    let browser = client.expect("chromedriver answers");
+            .ok()
+    })
+    .await;
 
     // Sign in once: the page asks for the token and keeps it in a cookie.
     browser.goto(&format!("{base}/live")).await.unwrap();
@@ -137,20 +130,18 @@ async fn the_live_view_shows_workers_and_the_turn_page_shows_the_tree() {
     // Both workers appear, running (their model waits on the gate).
     let running = Locator::Css(".worker[data-status='running']");
     browser.wait().for_element(running).await.unwrap();
-    while browser.find_all(running).await.unwrap().len() < 2 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let workers_shown = async |status: &str| {
+        let css = format!(".worker[data-status='{status}']");
+        eventually_async(&format!("two workers shown {status}"), async || {
+            let shown = browser.find_all(Locator::Css(&css)).await.unwrap();
+            (shown.len() >= 2).then_some(())
+        })
+        .await;
+    };
+    workers_shown("running").await;
     gate.open();
     // ... and finish, without a reload.
-    while browser
-        .find_all(Locator::Css(".worker[data-status='done']"))
-        .await
-        .unwrap()
-        .len()
-        < 2
-    {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    workers_shown("done").await;
     telegram.wait_for_sent(ADA as i64, 2).await;
     save_screenshot(&browser, "BATON_SCREENSHOT_LIVE").await;
 

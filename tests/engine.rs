@@ -12,6 +12,7 @@ use baton_channel::Accepted;
 use baton_channel::ChannelEvent;
 
 use crate::support::bot::{ORCHESTRATOR_MODEL, Shown, TestBot, WORKER_MODEL};
+use crate::support::eventually::until;
 use crate::support::fake_llm::{FakeReply, SeenRequest, Wire};
 
 const DELEGATION_TOOLS: [&str; 5] = [
@@ -267,20 +268,14 @@ async fn stop_cancels_the_turn_and_every_worker_and_the_next_message_is_answered
     bot.say("/verbose on").await;
     bot.say("research alpha, beta and gamma").await;
     let llm = &bot.llm;
-    let started = async {
-        while llm
-            .requests()
+    until("three workers to start", || {
+        llm.requests()
             .iter()
             .filter(|r| r.model == WORKER_MODEL)
             .count()
-            < 3
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), started)
-        .await
-        .expect("three workers start");
+            >= 3
+    })
+    .await;
     bot.say("/stop").await;
     bot.channel.wait_for_replies(3).await;
     assert_eq!(bot.channel.replies()[2], "Stopped.");
@@ -654,14 +649,10 @@ async fn an_idle_conversation_leaves_memory_and_comes_back_from_the_store() {
     bot.say("first").await;
     bot.channel.wait_for_replies(2).await;
     let registry = &bot.registry;
-    let left = async {
-        while registry.live_conversations() > 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), left)
-        .await
-        .expect("the idle actor leaves");
+    until("the idle actor to leave", || {
+        registry.live_conversations() == 0
+    })
+    .await;
     bot.say("/status").await;
     bot.say("second").await;
     bot.drain().await;
@@ -799,14 +790,7 @@ async fn a_message_interrupted_by_a_stop_is_answered_once_after_the_restart() {
     bot.say("/orchestrator on").await;
     bot.say("are you there?").await;
     let llm = &bot.llm;
-    let asked = async {
-        while llm.requests().is_empty() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), asked)
-        .await
-        .expect("the turn starts");
+    until("the turn to start", || !llm.requests().is_empty()).await;
     let before = bot.channel.replies();
     let dir = bot.stop().await;
     assert_eq!(before.len(), 1, "only the command was answered: {before:?}");

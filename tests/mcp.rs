@@ -2,12 +2,11 @@
 //! rmcp, in examples/) started by the engine, its tools called by the fake
 //! model as a worker or as the orchestrator, its results reaching the reply.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use crate::cli::baton;
 use crate::support::bot::{TestBot, WORKER_MODEL, test_config_text};
+use crate::support::eventually::until;
 use crate::support::fake_llm::{FakeLlm, FakeReply, SeenRequest, Wire};
 use crate::support::mcp::{BATON_ENTRY, offered_schema, processes_tagged, server_table};
 use crate::support::mcp_server::serve_http;
@@ -185,14 +184,10 @@ async fn stopping_the_service_stops_the_server_processes() {
     bot.drain().await;
     assert_eq!(processes_tagged(&tag).len(), 1, "the server runs");
     bot.stop().await;
-    let gone = async {
-        while !processes_tagged(&tag).is_empty() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), gone)
-        .await
-        .expect("the server process exits when the service stops");
+    until("the server process to exit when the service stops", || {
+        processes_tagged(&tag).is_empty()
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use baton_channel::{Author, ChannelEvent, ConversationKey, Inbound, Origin, Plat
 use serde_json::json;
 
 use crate::support::bot::{RecordingChannel, Shown, TestBot, WORKER_MODEL, test_config};
+use crate::support::eventually::until;
 use crate::support::fake_llm::{FakeLlm, FakeReply, Gate, SeenRequest, Wire};
 
 fn key(chat: &str) -> ConversationKey {
@@ -91,21 +92,6 @@ fn fake_load(bot: &TestBot, provider: &str) -> ProviderLoad {
         .into_iter()
         .find(|load| load.provider == provider)
         .unwrap()
-}
-
-/// Waits (up to 20 s, then panics) until `done` holds.
-async fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let waiting = async {
-        while !done() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
-    if tokio::time::timeout(Duration::from_secs(20), waiting)
-        .await
-        .is_err()
-    {
-        panic!("timed out waiting for {what}");
-    }
 }
 
 /// Answers `echo <what the user said>` after `delay`.
@@ -222,7 +208,7 @@ async fn retry_after_holds_every_call_to_the_provider_for_that_long() {
         })
         .await;
     say_in(&bot, "a", 1, "first").await;
-    wait_until("the provider to pause", || {
+    until("the provider to pause", || {
         fake_load(&bot, "fake").paused.is_some()
     })
     .await;
@@ -230,7 +216,7 @@ async fn retry_after_holds_every_call_to_the_provider_for_that_long() {
     // Retry-After), yet neither the retry nor another conversation's call
     // reaches the provider during its pause: both wait in the limiter.
     say_in(&bot, "b", 1, "second").await;
-    wait_until("the retry and the other call to wait", || {
+    until("the retry and the other call to wait", || {
         fake_load(&bot, "fake").waiting == 2
     })
     .await;
@@ -329,11 +315,11 @@ async fn orchestrator_calls_go_ahead_of_waiting_workers() {
             _ => false,
         }
     };
-    wait_until("a's workers to start and queue", a_settled).await;
+    until("a's workers to start and queue", a_settled).await;
     let queued = fake_load(&bot, "fake").waiting;
     // Conversation b's first call queues after them.
     say_in(&bot, "b", 1, "just answer").await;
-    wait_until("b's call to queue", || {
+    until("b's call to queue", || {
         fake_load(&bot, "fake").waiting == queued + 1
     })
     .await;
@@ -368,7 +354,7 @@ async fn one_conversations_workers_do_not_queue_ahead_of_anothers() {
     let bot = bot_with_a_worker_provider(team(&["w1", "w2", "w3", "w4"], gate.clone())).await;
     // a's four workers: two run (waiting on the gate), two queue.
     say_in(&bot, "a", 1, "split it four ways").await;
-    wait_until("a's workers to queue", || {
+    until("a's workers to queue", || {
         let load = fake_load(&bot, "workers");
         load.in_flight == 2 && load.waiting == 2
     })
@@ -376,7 +362,7 @@ async fn one_conversations_workers_do_not_queue_ahead_of_anothers() {
     // b's one worker queues after them.
     say_in(&bot, "b", 1, "one worker will do").await;
     // (and both orchestrators to be awaiting, with no call in flight)
-    wait_until("b's worker to queue", || {
+    until("b's worker to queue", || {
         fake_load(&bot, "workers").waiting == 3 && fake_load(&bot, "fake").in_flight == 0
     })
     .await;

@@ -4,8 +4,6 @@
 //! the user, surviving a kill -9, and stopped by a budget cap. Each result
 //! is posted once, by the conversation's actor.
 
-use std::time::Duration;
-
 use baton::config::Config;
 use baton::store::{ProjectId, ProjectStatus, Store};
 use baton_channel::WorkerStatus;
@@ -13,6 +11,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use crate::support::bot::{WORKER_MODEL, test_config, test_config_text};
+use crate::support::eventually::until;
 use crate::support::fake_llm::{FakeLlm, FakeReply, Gate, SeenRequest, Wire};
 use crate::support::fake_telegram::{Call, FakeTelegram};
 use crate::support::service::App;
@@ -117,20 +116,14 @@ fn chat(request: &SeenRequest) -> FakeReply {
 
 /// Waits (up to 20 s) until the fake model has seen `n` worker requests.
 async fn wait_for_workers(llm: &FakeLlm, n: usize) {
-    let seen = async {
-        while llm
-            .requests()
+    until(&format!("{n} worker requests"), || {
+        llm.requests()
             .iter()
             .filter(|r| r.model == WORKER_MODEL)
             .count()
-            < n
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), seen)
-        .await
-        .expect("the workers were asked");
+            >= n
+    })
+    .await;
 }
 
 fn texts(calls: &[Call]) -> Vec<String> {

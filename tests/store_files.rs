@@ -9,6 +9,8 @@ use std::time::Duration;
 use baton::store::{Store, StoreError, StoreHealth};
 use baton_channel::{Author, ConversationKey, Platform};
 
+use crate::support::eventually::eventually_within;
+
 fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}", path.display())
 }
@@ -32,18 +34,11 @@ async fn write_something(store: &Store) {
 /// The store's health once it is no longer ok: polled, for at most 30 s
 /// (the upkeep task looks at the file every 2 s).
 async fn health_once_bad(store: &Store) -> StoreHealth {
-    let bad = async {
-        loop {
-            let health = store.health();
-            if !health.is_ok() {
-                return health;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), bad)
-        .await
-        .expect("the store did not notice within 30 s")
+    eventually_within(Duration::from_secs(30), "the store to notice", || {
+        let health = store.health();
+        (!health.is_ok()).then_some(health)
+    })
+    .await
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use crate::support::bot::{ORCHESTRATOR_MODEL, WORKER_MODEL, test_config};
+use crate::support::eventually::until;
 use crate::support::fake_llm::{FakeLlm, FakeReply, SeenRequest, Wire};
 use crate::support::fake_telegram::{
     BOT_ID, BOT_USERNAME, Call, FakeFailure, FakeTelegram, bot_json, group_chat, private_chat,
@@ -681,13 +682,7 @@ async fn a_stop_between_receiving_and_replying_is_answered_exactly_once_after_re
     let app = start_app(&telegram, &slow, &dir, "");
     let (update, message) = telegram.dm(ADA, "remember me");
     let llm = &slow;
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while llm.requests().is_empty() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the model was asked");
+    until("the model to be asked", || !llm.requests().is_empty()).await;
     app.stop().await;
     assert!(
         telegram.sent_to(ADA as i64).is_empty(),

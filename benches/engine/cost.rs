@@ -134,7 +134,7 @@ pub async fn run() -> anyhow::Result<()> {
         HISTORY_TURNS * 2
     );
     println!(
-        "  usage as each provider would report it (tokens = bytes / 4; cache rules in tests/support/prompt_cache.rs); {RUNS} runs each"
+        "  usage as each provider would report it (tokens = bytes / 4; cache rules in tests/support/fake_llm/prompt_cache.rs); {RUNS} runs each"
     );
     println!(
         "  {:<10} {:<7} {:>6} {:>9} {:>8} {:>7} {:>9} {:>10} {:>10} {:>7} {:>9}",
@@ -203,7 +203,7 @@ pub async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn config(setup: &WireSetup, llm: &FakeLlm, db: &Path) -> anyhow::Result<Config> {
+fn config(setup: &WireSetup, llm: &FakeLlm, dir: &Path) -> anyhow::Result<Config> {
     let catalog = |p: &Priced| {
         let write = p
             .write
@@ -213,17 +213,8 @@ fn config(setup: &WireSetup, llm: &FakeLlm, db: &Path) -> anyhow::Result<Config>
             p.model, p.input, p.output, p.cached
         )
     };
-    let text = format!(
+    let sections = format!(
         r#"
-[storage]
-url = "sqlite://{db}"
-
-[providers.fake]
-kind = "{kind}"
-base_url = "{url}"
-timeout_secs = 30
-max_concurrency = 64
-
 [models]
 orchestrator = "fake:{orchestrator}"
 worker = "fake:{worker}"
@@ -234,15 +225,18 @@ worker = "fake:{worker}"
 default_mode = "orchestrator"
 max_workers = {WORKERS}
 "#,
-        db = db.display(),
-        kind = setup.kind,
-        url = llm.base_url(),
         orchestrator = setup.orchestrator.model,
         worker = setup.worker.model,
         orchestrator_prices = catalog(&setup.orchestrator),
         worker_prices = catalog(&setup.worker),
     );
-    Ok(Config::from_toml(&text, Vec::new())?)
+    fake_provider_config(
+        llm,
+        setup.kind,
+        dir,
+        "timeout_secs = 30\nmax_concurrency = 64",
+        &sections,
+    )
 }
 
 /// Text of about `chars` characters.
@@ -308,7 +302,7 @@ async fn measure(setup: &'static WireSetup, before: bool) -> anyhow::Result<Turn
     let llm = FakeLlm::start(setup.wire, script(setup, before, gate, asked)).await;
     llm.model_prompt_caching(before && setup.wire == Wire::Anthropic);
     let dir = tempfile::tempdir()?;
-    let services = baton::app::services(config(setup, &llm, &dir.path().join("baton.db"))?).await?;
+    let services = baton::app::services(config(setup, &llm, dir.path())?).await?;
     let channel = Arc::new(TimingChannel::default());
     let registry =
         Registry::new(services.clone()).with_channel(Platform::Telegram, channel.clone());

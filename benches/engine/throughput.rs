@@ -95,7 +95,13 @@ async fn measure(
         llm.limit_concurrency(capacity);
     }
     let dir = tempfile::tempdir()?;
-    let mut config = config(&llm, &dir.path().join("baton.db"))?;
+    let mut config = fake_provider_config(
+        &llm,
+        "openai",
+        dir.path(),
+        "max_concurrency = 256",
+        "[models]\norchestrator = \"fake:model\"",
+    )?;
     if let Some(ceiling) = ceiling {
         config.engine.max_concurrent_model_calls = ceiling;
     }
@@ -138,26 +144,6 @@ async fn measure(
         refused: llm.refused(),
         limit,
     })
-}
-
-fn config(llm: &FakeLlm, db: &Path) -> anyhow::Result<Config> {
-    let text = format!(
-        r#"
-[storage]
-url = "sqlite://{db}"
-
-[providers.fake]
-kind = "openai"
-base_url = "{url}"
-max_concurrency = 256
-
-[models]
-orchestrator = "fake:model"
-"#,
-        db = db.display(),
-        url = llm.base_url(),
-    );
-    Ok(Config::from_toml(&text, Vec::new())?)
 }
 
 /// What one chat saw.

@@ -2,11 +2,14 @@
 //! conversations, a conversation's turns, a turn's tree, projects, the
 //! event log after an id, and a wake-up when the log grows. Lists are paged
 //! by cursor (the last row's id; for conversations, its activity and key);
-//! nothing here writes.
+//! nothing here writes. Each row type but [`ConversationRow`] is read
+//! straight from its query's columns (`sqlx::FromRow`: the query names each
+//! column as the field it fills).
 
 use serde::Serialize;
 use tokio::sync::watch;
 
+use super::turns::worker_rows;
 use super::{Store, StoreError};
 
 /// One conversation in the list.
@@ -37,7 +40,7 @@ pub struct ConversationRow {
 }
 
 /// One turn in a conversation's list.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct TurnRow {
     pub id: i64,
     pub conversation: String,
@@ -60,7 +63,7 @@ pub struct TurnRow {
 }
 
 /// One worker of a turn.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct WorkerRow {
     pub worker_id: String,
     pub label: String,
@@ -81,7 +84,7 @@ pub struct WorkerRow {
 }
 
 /// One entry of the event log.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct EventRow {
     pub id: i64,
     pub conversation: String,
@@ -93,7 +96,7 @@ pub struct EventRow {
 }
 
 /// One project.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct ProjectRow {
     pub id: i64,
     pub conversation: String,
@@ -113,79 +116,16 @@ pub struct TurnTree {
     pub events: Vec<EventRow>,
 }
 
-type TurnTuple = (
-    i64,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    i64,
-    i64,
-    i64,
-    Option<String>,
-    i64,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-);
-
+/// The columns of a turn (`t`), as [`TurnRow`] reads them.
 const TURN_COLUMNS: &str = "t.id, t.conversation, t.mode, t.model, t.status, t.input_tokens, \
      t.output_tokens, t.cached_input_tokens, t.cache_write_tokens, t.error, t.started_at, \
      t.finished_at, \
-     (SELECT m.content FROM messages m WHERE m.id = t.inbound_message_id), \
+     (SELECT m.content FROM messages m WHERE m.id = t.inbound_message_id) AS message, \
      (SELECT r.content FROM messages r WHERE r.turn_id = t.id AND r.role = 'assistant' \
-      ORDER BY r.id DESC LIMIT 1)";
+      ORDER BY r.id DESC LIMIT 1) AS reply";
 
-fn turn_row(row: TurnTuple) -> TurnRow {
-    let (
-        id,
-        conversation,
-        mode,
-        model,
-        status,
-        input,
-        output,
-        cached,
-        written,
-        error,
-        started,
-        finished,
-        m,
-        r,
-    ) = row;
-    TurnRow {
-        id,
-        conversation,
-        mode,
-        model,
-        status,
-        input_tokens: input,
-        output_tokens: output,
-        cached_input_tokens: cached,
-        cache_write_tokens: written,
-        error,
-        started_at: started,
-        finished_at: finished,
-        message: m,
-        reply: r,
-    }
-}
-
-type EventTuple = (i64, String, Option<i64>, String, String, String, i64);
-
-fn event_row(row: EventTuple) -> EventRow {
-    let (id, conversation, turn, kind, source, body, created_at) = row;
-    EventRow {
-        id,
-        conversation,
-        turn,
-        kind,
-        source,
-        body,
-        created_at,
-    }
-}
+/// The columns of an event log entry, as [`EventRow`] reads them.
+const EVENT_COLUMNS: &str = "id, conversation, turn_id AS turn, kind, source, body, created_at";
 
 /// Reads a conversation cursor, `<newest message id>:<key>`.
 fn parse_conversation_cursor(cursor: &str) -> Option<(i64, String)> {
@@ -303,8 +243,7 @@ impl Store {
             "SELECT {TURN_COLUMNS} FROM turns t WHERE t.conversation = $1 AND t.id < $2 \
              ORDER BY t.id DESC LIMIT $3"
         );
-        let rows: Vec<TurnTuple> = self
-            .db
+        self.db
             .run(move |conn| {
                 Box::pin(async move {
                     sqlx::query_as(&sql)
@@ -315,104 +254,40 @@ impl Store {
                         .await
                 })
             })
-            .await?;
-        Ok(rows.into_iter().map(turn_row).collect())
+            .await
     }
 
     /// A turn with its workers and its event log entries; `None` if there
     /// is no such turn.
     pub async fn browse_turn(&self, turn: i64) -> Result<Option<TurnTree>, StoreError> {
         self.flush_events().await;
-        type Worker = (
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-            i64,
-            i64,
-            i64,
-            i64,
-            i64,
-            i64,
-        );
         let sql = format!("SELECT {TURN_COLUMNS} FROM turns t WHERE t.id = $1");
-        let found: Option<(TurnTuple, Vec<Worker>, Vec<EventTuple>)> = self
-            .db
+        self.db
             .run(move |conn| {
                 Box::pin(async move {
-                    let Some(row) = sqlx::query_as::<_, TurnTuple>(&sql)
+                    let Some(turn_row) = sqlx::query_as::<_, TurnRow>(&sql)
                         .bind(turn)
                         .fetch_optional(&mut *conn)
                         .await?
                     else {
                         return Ok(None);
                     };
-                    let workers = sqlx::query_as(
-                        "SELECT worker_id, label, brief, effort, model, status, result, error, \
-                         input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, \
-                         created_at, updated_at FROM workers \
-                         WHERE turn_id = $1 ORDER BY created_at, worker_id",
-                    )
+                    let workers = worker_rows(&mut *conn, turn).await?;
+                    let events = sqlx::query_as(&format!(
+                        "SELECT {EVENT_COLUMNS} FROM events WHERE turn_id = $1 \
+                         ORDER BY id LIMIT 2000"
+                    ))
                     .bind(turn)
                     .fetch_all(&mut *conn)
                     .await?;
-                    let events = sqlx::query_as(
-                        "SELECT id, conversation, turn_id, kind, source, body, created_at \
-                         FROM events WHERE turn_id = $1 ORDER BY id LIMIT 2000",
-                    )
-                    .bind(turn)
-                    .fetch_all(&mut *conn)
-                    .await?;
-                    Ok(Some((row, workers, events)))
+                    Ok(Some(TurnTree {
+                        turn: turn_row,
+                        workers,
+                        events,
+                    }))
                 })
             })
-            .await?;
-        Ok(found.map(|(row, workers, events)| TurnTree {
-            turn: turn_row(row),
-            workers: workers
-                .into_iter()
-                .map(
-                    |(
-                        worker_id,
-                        label,
-                        brief,
-                        effort,
-                        model,
-                        status,
-                        result,
-                        error,
-                        i,
-                        o,
-                        cached,
-                        written,
-                        c,
-                        u,
-                    )| {
-                        WorkerRow {
-                            worker_id,
-                            label,
-                            brief,
-                            effort,
-                            model,
-                            status,
-                            result,
-                            error,
-                            input_tokens: i,
-                            output_tokens: o,
-                            cached_input_tokens: cached,
-                            cache_write_tokens: written,
-                            created_at: c,
-                            updated_at: u,
-                        }
-                    },
-                )
-                .collect(),
-            events: events.into_iter().map(event_row).collect(),
-        }))
+            .await
     }
 
     /// Projects, newest first, with ids below `before`; of one conversation
@@ -423,24 +298,13 @@ impl Store {
         before: Option<i64>,
         max: usize,
     ) -> Result<Vec<ProjectRow>, StoreError> {
-        type Row = (
-            i64,
-            String,
-            i64,
-            String,
-            String,
-            Option<String>,
-            i64,
-            Option<i64>,
-        );
         let before = before.unwrap_or(i64::MAX);
         let max = limit(max);
-        let rows: Vec<Row> = self
-            .db
+        self.db
             .run(move |conn| {
                 Box::pin(async move {
                     sqlx::query_as(
-                        "SELECT id, conversation, turn_id, goal, status, result, created_at, \
+                        "SELECT id, conversation, turn_id AS turn, goal, status, result, created_at, \
                          finished_at FROM projects WHERE id < $1 \
                          AND ($2 = '' OR conversation = $2) ORDER BY id DESC LIMIT $3",
                     )
@@ -451,24 +315,7 @@ impl Store {
                     .await
                 })
             })
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, conversation, turn, goal, status, result, created_at, finished_at)| {
-                    ProjectRow {
-                        id,
-                        conversation,
-                        turn,
-                        goal,
-                        status,
-                        result,
-                        created_at,
-                        finished_at,
-                    }
-                },
-            )
-            .collect())
+            .await
     }
 
     /// Projects counted by status (for `/metrics`).
@@ -494,15 +341,13 @@ impl Store {
     ) -> Result<Vec<EventRow>, StoreError> {
         self.flush_events().await;
         let max = limit(max);
-        let rows: Vec<EventTuple> = self
-            .db
+        self.db
             .run(move |conn| {
                 Box::pin(async move {
-                    sqlx::query_as(
-                        "SELECT id, conversation, turn_id, kind, source, body, created_at \
-                         FROM events WHERE id > $1 AND ($2 = '' OR conversation = $2) \
-                         ORDER BY id LIMIT $3",
-                    )
+                    sqlx::query_as(&format!(
+                        "SELECT {EVENT_COLUMNS} FROM events \
+                         WHERE id > $1 AND ($2 = '' OR conversation = $2) ORDER BY id LIMIT $3"
+                    ))
                     .bind(after)
                     .bind(key.unwrap_or_default())
                     .bind(max)
@@ -510,8 +355,7 @@ impl Store {
                     .await
                 })
             })
-            .await?;
-        Ok(rows.into_iter().map(event_row).collect())
+            .await
     }
 
     /// The newest event id (0 when the log is empty).

@@ -7,11 +7,11 @@
 
 use baton_channel::{ConversationKey, Effort, WorkerId, WorkerStatus};
 
-use sqlx::Connection;
+use sqlx::{AnyConnection, Connection};
 
 use super::{
     MessageId, Mode, NewWorker, Store, StoreError, StoredTurn, StoredWorker, TurnId, TurnStatus,
-    now_ms, one_row, tokens_to_db, usage_from_db,
+    WorkerRow, now_ms, one_row, tokens_to_db, usage_from_db,
 };
 use crate::llm::Usage;
 
@@ -338,67 +338,48 @@ impl Store {
 
     /// The workers a turn started, in the order they were recorded.
     pub async fn workers(&self, turn: TurnId) -> Result<Vec<StoredWorker>, StoreError> {
-        type Row = (
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-            i64,
-            i64,
-            i64,
-            i64,
-        );
-        let rows: Vec<Row> = self
+        let rows = self
             .db
-            .run(move |conn| {
-                Box::pin(async move {
-                    sqlx::query_as(
-                        "SELECT worker_id, label, brief, effort, model, status, result, error, \
-                         input_tokens, output_tokens, cached_input_tokens, cache_write_tokens \
-                         FROM workers WHERE turn_id = $1 \
-                         ORDER BY created_at, worker_id",
-                    )
-                    .bind(turn.0)
-                    .fetch_all(conn)
-                    .await
-                })
-            })
+            .run(move |conn| Box::pin(worker_rows(conn, turn.0)))
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(
-                    worker_id,
-                    label,
-                    brief,
-                    effort,
-                    model,
-                    status,
-                    result,
-                    error,
-                    input,
-                    output,
-                    cached,
-                    written,
-                )| {
-                    StoredWorker {
-                        worker_id: WorkerId(worker_id),
-                        label,
-                        brief,
-                        effort: effort.parse::<Effort>().unwrap_or_default(),
-                        model,
-                        status: parse_worker_status(&status),
-                        result,
-                        error,
-                        usage: usage_from_db(input, output, cached, written),
-                    }
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(stored_worker).collect())
+    }
+}
+
+/// The workers of turn `turn` as stored, in the order they were recorded:
+/// the one query for [`Store::workers`] and the dashboard's turn tree.
+pub(super) async fn worker_rows(
+    conn: &mut AnyConnection,
+    turn: i64,
+) -> Result<Vec<WorkerRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT worker_id, label, brief, effort, model, status, result, error, \
+         input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, \
+         created_at, updated_at FROM workers WHERE turn_id = $1 \
+         ORDER BY created_at, worker_id",
+    )
+    .bind(turn)
+    .fetch_all(conn)
+    .await
+}
+
+/// A stored worker row as the engine reads it.
+fn stored_worker(row: WorkerRow) -> StoredWorker {
+    StoredWorker {
+        worker_id: WorkerId(row.worker_id),
+        label: row.label,
+        brief: row.brief,
+        effort: row.effort.parse::<Effort>().unwrap_or_default(),
+        model: row.model,
+        status: parse_worker_status(&row.status),
+        result: row.result,
+        error: row.error,
+        usage: usage_from_db(
+            row.input_tokens,
+            row.output_tokens,
+            row.cached_input_tokens,
+            row.cache_write_tokens,
+        ),
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod bot;
 pub mod discord_guild;
+pub mod eventually;
 pub mod fake_discord;
 pub mod fake_llm;
 pub mod fake_search;
