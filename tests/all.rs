@@ -12,6 +12,7 @@ mod disk_full;
 mod engine;
 mod files_out;
 mod limits;
+mod module_graph;
 mod mcp;
 mod media;
 mod model_calls;
