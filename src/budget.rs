@@ -10,8 +10,9 @@ use std::sync::{Mutex, PoisonError};
 use baton_channel::ConversationKey;
 use serde::Deserialize;
 
-use crate::config::{ModelRef, ModelsConfig};
-use crate::llm::Usage;
+use crate::config::ModelsConfig;
+use crate::domain::ModelRef;
+use crate::domain::Usage;
 use crate::store::{ModelUsage, Store, StoreError};
 
 /// `[budget]`: daily limits in US dollars (unset means none). Days are UTC.

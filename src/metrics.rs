@@ -15,10 +15,11 @@ use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::agent::Priority;
-use crate::config::{ModelRef, ModelSpec};
+use crate::config::ModelSpec;
 use crate::conversation::TurnOutcome;
-use crate::llm::Usage;
-use crate::store::Mode;
+use crate::domain::Mode;
+use crate::domain::ModelRef;
+use crate::domain::Usage;
 
 /// Turns by `mode` and `outcome` (counter).
 pub const TURNS: &str = "baton_turns_total";

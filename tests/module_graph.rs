@@ -89,6 +89,7 @@ fn a_cycle_is_found_and_a_chain_is_not() {
 fn graph_of(src: &Path) -> Graph {
     let mut files = Vec::new();
     rust_files(src, &mut files);
+    files.sort();
     let tops: BTreeSet<String> = files
         .iter()
         .filter_map(|file| {

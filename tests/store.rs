@@ -10,10 +10,11 @@
 //! database on each, and the check that both migration folders declare the
 //! same schema.
 
-use baton::llm::Usage;
+use baton::domain::Usage;
+use baton::domain::{ConversationSettings, Mode};
 use baton::store::{
-    ConversationSettings, EventKind, MessageId, Mode, NewProject, NewWorker, ProjectStatus, Role,
-    Store, StoreError, TurnId, TurnStatus,
+    EventKind, MessageId, NewProject, NewWorker, ProjectStatus, Role, Store, StoreError, TurnId,
+    TurnStatus,
 };
 use baton_channel::{Author, ConversationKey, Effort, Platform, WorkerId, WorkerStatus};
 use sqlx::Row;

@@ -26,12 +26,13 @@ pub use limiter::{
 use baton_channel::ConversationKey;
 use futures::future::join_all;
 
-use crate::config::ModelRef;
+use crate::domain::ModelRef;
+use crate::domain::{ToolSpec, Usage};
 use crate::llm::models::ModelHandle;
 use crate::llm::retry::{RetryPolicy, with_retry_notify};
 use crate::llm::{
     AssistantMessage, Completion, CompletionRequest, Effort, Message, ProviderError, ToolCall,
-    ToolChoice, ToolResult, ToolSpec, Usage,
+    ToolChoice, ToolResult,
 };
 use crate::tools::{ToolError, Toolbox};
 

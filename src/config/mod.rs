@@ -3,25 +3,23 @@
 //! variables that hold them, and they are read as [`SecretString`]s.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use baton_channel::Effort;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::domain::{Mode, ModelRef, ModelRefError};
 use crate::llm::retry::RetryPolicy;
 use crate::llm::routing::{AgentRole, RouteRequest, Specialty, WorkerProfile};
-use crate::store::Mode;
 
 mod models;
 mod platforms;
 #[cfg(test)]
 mod tests;
 
-pub use models::{ModelRef, ModelSpec, ModelsConfig, ProviderConfig, ProviderKind};
+pub use models::{ModelSpec, ModelsConfig, ProviderConfig, ProviderKind};
 pub use platforms::{DiscordConfig, DmPolicy, TelegramConfig, TelegramMode};
 
 /// The prefix of environment variables that override config keys.
@@ -39,6 +37,12 @@ pub enum ConfigError {
     /// The TOML (after environment overrides) does not fit the schema.
     #[error("invalid config: {0}")]
     Invalid(String),
+}
+
+impl From<ModelRefError> for ConfigError {
+    fn from(error: ModelRefError) -> Self {
+        ConfigError::Invalid(error.to_string())
+    }
 }
 
 /// Everything Baton can be told; every field has a working default.

@@ -57,7 +57,7 @@ cache_write_price = 3.0
 input_price = 2.0
 "#;
     let config = Config::from_toml(text, env(&[])).unwrap();
-    let usage = crate::llm::Usage {
+    let usage = crate::domain::Usage {
         input_tokens: 1_000_000,
         output_tokens: 100_000,
         cached_input_tokens: 500_000,
@@ -71,11 +71,11 @@ input_price = 2.0
     assert!((plain.cost(usage) - (0.5 + 1.0 + 0.625)).abs() < 1e-9);
     // Cache counts larger than the input (a confused provider) never
     // make a negative or inflated cost.
-    let odd = crate::llm::Usage {
+    let odd = crate::domain::Usage {
         input_tokens: 10,
         cached_input_tokens: 50,
         cache_write_tokens: 50,
-        ..crate::llm::Usage::default()
+        ..crate::domain::Usage::default()
     };
     assert!((priced.cost(odd) - 10.0 * 0.2 / 1e6).abs() < 1e-12);
 

@@ -22,13 +22,13 @@ use super::projects::ActorProjects;
 use super::turn::{TurnOutcome, TurnRequest, run_turn};
 use super::turn_end::TurnRow;
 use crate::budget::{self, Allowance, Spend, UsageMeter};
+use crate::domain::{ConversationSettings, Mode};
 use crate::llm::Message;
 use crate::llm::models::ModelHandle;
 use crate::llm::routing::{self, AgentRole, RouteRequest};
 use crate::services::Services;
 use crate::store::{
-    ConversationSettings, EventKind, MessageId, Mode, OutboxId, Role, StoredMessage, StoredProject,
-    TurnId, UnsentReply, now_ms,
+    EventKind, MessageId, OutboxId, Role, StoredMessage, StoredProject, TurnId, UnsentReply, now_ms,
 };
 
 /// How often the typing indicator is refreshed while a turn runs.

@@ -19,13 +19,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::{Agent, AgentError, AgentObserver, Priority};
 use crate::budget::UsageMeter;
-use crate::config::ModelRef;
+use crate::domain::ModelRef;
+use crate::domain::Usage;
+use crate::domain::{ConversationSettings, Mode};
 use crate::llm::models::ModelHandle;
-use crate::llm::{Message, ToolCall, Usage};
+use crate::llm::{Message, ToolCall};
 use crate::orchestrator::{DelegationTools, Limits, WorkerPool, prompt};
 use crate::project::{StartedProject, Starter, TurnTools};
 use crate::services::Services;
-use crate::store::{ConversationSettings, Mode, TurnId};
+use crate::store::TurnId;
 use crate::tools::Toolbox;
 
 /// Everything a turn needs, handed over by the actor.

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Config, ConfigError, ModelRef, ModelSpec, ModelsConfig, ProviderKind};
+use crate::config::{Config, ConfigError, ModelSpec, ModelsConfig, ProviderKind};
+use crate::domain::ModelRef;
 use crate::llm::anthropic::AnthropicProvider;
 use crate::llm::gemini::GeminiProvider;
 use crate::llm::openai::OpenAiProvider;

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::pool::{SpawnRequest, WorkerPool};
 use super::prompt;
-use crate::llm::ToolSpec;
+use crate::domain::ToolSpec;
 use crate::llm::routing::Specialty;
 use crate::media::Shelf;
 use crate::tools::{ToolError, ToolRegistry, Toolbox};

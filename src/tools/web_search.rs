@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{Tool, ToolError};
-use crate::llm::ToolSpec;
+use crate::domain::ToolSpec;
 
 /// The most results one search may ask for (`max_results` in the config
 /// and in a call); Brave's and Tavily's own limit.
