@@ -253,9 +253,9 @@ impl Agent<'_> {
         let completion = self.call_model(&request).await?;
         crate::metrics::model_usage(
             &self.model.model,
-            &self.model.spec,
-            self.priority,
+            self.priority.as_str(),
             completion.usage,
+            self.model.spec.cost(completion.usage),
         );
         usage.add(completion.usage);
         self.observer
@@ -277,7 +277,7 @@ impl Agent<'_> {
             // The provider's limit learns from every attempt.
             slot.finish(&result);
             let (ok, took) = (result.is_ok(), started.elapsed());
-            crate::metrics::model_call(&self.model.model, self.priority, ok, took);
+            crate::metrics::model_call(&self.model.model, self.priority.as_str(), ok, took);
             result
         };
         match self.retry {

@@ -11,16 +11,22 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::domain::{Mode, ModelRef, ModelRefError};
-use crate::llm::retry::RetryPolicy;
-use crate::llm::routing::{AgentRole, RouteRequest, Specialty, WorkerProfile};
+use routing::{AgentRole, RouteRequest, Specialty, WorkerProfile};
 
+mod budget;
+mod media;
 mod models;
 mod platforms;
+mod projects;
+pub mod routing;
 #[cfg(test)]
 mod tests;
 
+pub use budget::BudgetConfig;
+pub use media::MediaConfig;
 pub use models::{ModelSpec, ModelsConfig, ProviderConfig, ProviderKind};
 pub use platforms::{DiscordConfig, DmPolicy, TelegramConfig, TelegramMode};
+pub use projects::ProjectsConfig;
 
 /// The prefix of environment variables that override config keys.
 pub const ENV_PREFIX: &str = "BATON__";
@@ -60,7 +66,7 @@ pub struct Config {
     /// Engine-wide limits.
     pub engine: EngineConfig,
     /// Daily spending limits.
-    pub budget: crate::budget::BudgetConfig,
+    pub budget: BudgetConfig,
     /// Baton's HTTP server (health check, Telegram webhook).
     pub server: ServerConfig,
     /// The Telegram adapter.
@@ -73,9 +79,9 @@ pub struct Config {
     /// `[tools.web_search]`).
     pub tools: crate::tools::ToolsConfig,
     /// Long-running projects.
-    pub projects: crate::project::ProjectsConfig,
+    pub projects: ProjectsConfig,
     /// Files users send, and answers sent back as files.
-    pub media: crate::media::MediaConfig,
+    pub media: MediaConfig,
     /// Logging.
     pub log: LogConfig,
     /// Several instances on one Postgres database.
@@ -212,15 +218,6 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
-    /// The retry policy for orchestrator model calls.
-    pub fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy {
-            max_attempts: self.retry_attempts.max(1),
-            base_delay: Duration::from_millis(self.retry_base_delay_ms),
-            max_delay: Duration::from_millis(self.retry_max_delay_ms),
-        }
-    }
-
     /// `turn_deadline_secs` as a duration.
     pub fn turn_deadline(&self) -> Duration {
         Duration::from_secs(self.turn_deadline_secs)
@@ -454,7 +451,7 @@ impl Config {
             }
         }
         self.tools.validate().map_err(ConfigError::Invalid)?;
-        self.mcp.validate()
+        self.mcp.validate().map_err(ConfigError::Invalid)
     }
 }
 

@@ -117,7 +117,7 @@ fn is_loopback_url(url: &str) -> bool {
 }
 
 /// `[models]`: which model each role runs on, and what each model supports
-/// and costs. How a model is chosen is in [`crate::llm::routing`].
+/// and costs. How a model is chosen is in [`crate::config::routing`].
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelsConfig {

@@ -22,10 +22,10 @@ use super::projects::ActorProjects;
 use super::turn::{TurnOutcome, TurnRequest, run_turn};
 use super::turn_end::TurnRow;
 use crate::budget::{self, Allowance, Spend, UsageMeter};
+use crate::config::routing::{self, AgentRole, RouteRequest};
 use crate::domain::{ConversationSettings, Mode};
 use crate::llm::Message;
 use crate::llm::models::ModelHandle;
-use crate::llm::routing::{self, AgentRole, RouteRequest};
 use crate::services::Services;
 use crate::store::{
     EventKind, MessageId, OutboxId, Role, StoredMessage, StoredProject, TurnId, UnsentReply, now_ms,
@@ -534,7 +534,7 @@ impl Actor {
             .drive(plan, context, &origin)
             .instrument(span.clone())
             .await;
-        crate::metrics::turn_ended(row.mode, &outcome, started.elapsed());
+        crate::metrics::turn_ended(row.mode, outcome.label(), started.elapsed());
         self.finish(row, outcome, meter.orchestrator(), &origin, notice)
             .instrument(span)
             .await;

@@ -88,6 +88,25 @@ pub enum TurnOutcome {
     Interrupted,
 }
 
+impl TurnOutcome {
+    /// The outcome as the metrics label it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            TurnOutcome::Answered {
+                cut_short: false, ..
+            } => "answered",
+            TurnOutcome::Answered {
+                cut_short: true, ..
+            } => "cut_short",
+            TurnOutcome::Failed(_) => "failed",
+            TurnOutcome::TimedOut { .. } => "timed_out",
+            TurnOutcome::Cancelled => "cancelled",
+            TurnOutcome::Crashed => "crashed",
+            TurnOutcome::Interrupted => "interrupted",
+        }
+    }
+}
+
 /// The notice a user gets when the orchestrator's model call is retried;
 /// `{reason}` is [`crate::llm::ProviderError::retry_reason`].
 pub const RETRY_NOTICE: &str = "_The model is slow to answer ({reason}); retrying…_";

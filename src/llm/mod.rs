@@ -18,7 +18,6 @@ pub mod models;
 pub mod openai;
 mod quota;
 pub mod retry;
-pub mod routing;
 
 pub use baton_channel::Effort;
 pub use error::ProviderError;

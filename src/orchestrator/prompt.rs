@@ -4,8 +4,8 @@
 
 use baton_channel::WorkerId;
 
+use crate::config::routing::Specialty;
 use crate::domain::{ConversationSettings, Mode};
-use crate::llm::routing::Specialty;
 
 /// The orchestrator's instructions in single mode: it answers alone.
 pub const SINGLE: &str = "You are Baton, a helpful assistant in a chat. \

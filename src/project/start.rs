@@ -10,12 +10,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::slots::ProjectSlot;
+use crate::config::routing::{AgentRole, RouteRequest};
 use crate::domain::ConversationSettings;
 use crate::domain::ToolSpec;
 use crate::llm::models::ModelHandle;
-use crate::llm::routing::{AgentRole, RouteRequest};
 use crate::orchestrator::DelegationTools;
+use crate::services::ProjectSlot;
 use crate::services::Services;
 use crate::store::{NewProject, ProjectStatus, StoreError, StoredProject};
 use crate::tools::{ToolError, Toolbox};
