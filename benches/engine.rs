@@ -57,8 +57,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use baton::config::Config;
 use baton::conversation::Registry;
-use baton::domain::Mode;
-use baton::domain::Usage;
+use baton::domain::{Mode, Usage};
 use baton::llm::models::Models;
 use baton::llm::{
     AssistantMessage, Completion, CompletionRequest, Provider, ProviderError, StopReason,

@@ -10,8 +10,7 @@ use std::sync::{Mutex, PoisonError};
 use baton_channel::ConversationKey;
 
 use crate::config::{BudgetConfig, ModelsConfig};
-use crate::domain::ModelRef;
-use crate::domain::Usage;
+use crate::domain::{ModelRef, Usage};
 use crate::store::{ModelUsage, Store, StoreError};
 
 /// Tokens and dollars spent.

@@ -10,8 +10,7 @@
 //! database on each, and the check that both migration folders declare the
 //! same schema.
 
-use baton::domain::Usage;
-use baton::domain::{ConversationSettings, Mode};
+use baton::domain::{ConversationSettings, Mode, Usage};
 use baton::store::{
     EventKind, MessageId, NewProject, NewWorker, ProjectStatus, Role, Store, StoreError, TurnId,
     TurnStatus,

@@ -26,8 +26,7 @@ pub use limiter::{
 use baton_channel::ConversationKey;
 use futures::future::join_all;
 
-use crate::domain::ModelRef;
-use crate::domain::{ToolSpec, Usage};
+use crate::domain::{ModelRef, ToolSpec, Usage};
 use crate::llm::models::ModelHandle;
 use crate::llm::retry::{RetryPolicy, with_retry_notify};
 use crate::llm::{

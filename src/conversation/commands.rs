@@ -4,8 +4,7 @@ use baton_channel::{Command, ModelChoice};
 
 use crate::agent::LimiterLoad;
 use crate::budget::{Spend, token_summary};
-use crate::domain::ModelRef;
-use crate::domain::{ConversationSettings, Mode};
+use crate::domain::{ConversationSettings, Mode, ModelRef};
 use crate::llm::models::Models;
 
 /// Applies a settings command; returns the new settings and the answer.

@@ -19,9 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::{Agent, AgentError, AgentObserver, Priority};
 use crate::budget::UsageMeter;
-use crate::domain::ModelRef;
-use crate::domain::Usage;
-use crate::domain::{ConversationSettings, Mode};
+use crate::domain::{ConversationSettings, Mode, ModelRef, Usage};
 use crate::llm::models::ModelHandle;
 use crate::llm::{Message, ToolCall};
 use crate::orchestrator::{DelegationTools, Limits, WorkerPool, prompt};

@@ -10,8 +10,7 @@ use baton_channel::Origin;
 use super::actor::Actor;
 use super::reply_cap::cap_reply;
 use super::turn::TurnOutcome;
-use crate::domain::Mode;
-use crate::domain::Usage;
+use crate::domain::{Mode, Usage};
 use crate::store::{EventKind, MessageId, Role, StoredMessage, TurnEnd, TurnId, TurnStatus};
 
 /// What `finish` records a turn's end with.

@@ -25,8 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::{Agent, AgentObserver, Priority};
 use crate::budget::UsageMeter;
-use crate::domain::ModelRef;
-use crate::domain::Usage;
+use crate::domain::{ModelRef, Usage};
 use crate::llm::models::ModelHandle;
 use crate::llm::{Message, ToolCall};
 use crate::services::Services;

@@ -11,8 +11,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::config::routing::{AgentRole, RouteRequest};
-use crate::domain::ConversationSettings;
-use crate::domain::ToolSpec;
+use crate::domain::{ConversationSettings, ToolSpec};
 use crate::llm::models::ModelHandle;
 use crate::orchestrator::DelegationTools;
 use crate::services::ProjectSlot;

@@ -14,8 +14,7 @@ use super::{
     ProjectId, ProjectStatus, Store, StoreError, StoredProject, TurnId, TurnStatus, now_ms,
     tokens_to_db,
 };
-use crate::domain::Mode;
-use crate::domain::Usage;
+use crate::domain::{Mode, Usage};
 
 /// What a new project starts with.
 #[derive(Debug, Clone)]

@@ -13,8 +13,7 @@ use super::{
     MessageId, NewWorker, Store, StoreError, StoredTurn, StoredWorker, TurnId, TurnStatus, now_ms,
     one_row, tokens_to_db, usage_from_db,
 };
-use crate::domain::Mode;
-use crate::domain::Usage;
+use crate::domain::{Mode, Usage};
 
 /// How a turn ended, for [`Store::record_turn`].
 #[derive(Debug, Clone, Copy)]
