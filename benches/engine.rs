@@ -57,12 +57,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use baton::config::Config;
 use baton::conversation::Registry;
+use baton::domain::{Mode, Usage};
 use baton::llm::models::Models;
 use baton::llm::{
-    AssistantMessage, Completion, CompletionRequest, Provider, ProviderError, StopReason, Usage,
+    AssistantMessage, Completion, CompletionRequest, Provider, ProviderError, StopReason,
 };
 use baton::services::Services;
-use baton::store::{Mode, Store, TurnStatus};
+use baton::store::{Store, TurnStatus};
 use baton_channel::{
     Author, Channel, ChannelError, ChannelEvent, ConversationKey, Inbound, Origin, Platform, Reply,
     WorkerEvent,

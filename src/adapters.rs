@@ -43,7 +43,7 @@ pub enum AdapterError {
 /// Connects the Telegram adapter if it is enabled and has a token.
 pub async fn connect_telegram(
     config: &TelegramConfig,
-    media: &crate::media::MediaConfig,
+    media: &crate::config::MediaConfig,
 ) -> Result<Option<Telegram>, AdapterError> {
     let Some(token) = enabled_token(
         "telegram",
@@ -65,7 +65,7 @@ pub async fn connect_telegram(
 /// Connects the Discord adapter if it is enabled and has a token.
 pub async fn connect_discord(
     config: &DiscordConfig,
-    media: &crate::media::MediaConfig,
+    media: &crate::config::MediaConfig,
 ) -> Result<Option<Discord>, AdapterError> {
     let Some(token) = enabled_token("discord", config.enabled, config.token(), &config.token_env)
     else {

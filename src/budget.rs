@@ -8,35 +8,10 @@ use std::str::FromStr;
 use std::sync::{Mutex, PoisonError};
 
 use baton_channel::ConversationKey;
-use serde::Deserialize;
 
-use crate::config::{ModelRef, ModelsConfig};
-use crate::llm::Usage;
+use crate::config::{BudgetConfig, ModelsConfig};
+use crate::domain::{ModelRef, Usage};
 use crate::store::{ModelUsage, Store, StoreError};
-
-/// `[budget]`: daily limits in US dollars (unset means none). Days are UTC.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BudgetConfig {
-    /// Above this, one conversation's orchestrator stops starting workers.
-    pub conversation_soft_usd: Option<f64>,
-    /// Above this, one conversation gets no more model answers today.
-    pub conversation_hard_usd: Option<f64>,
-    /// Like `conversation_soft_usd`, for all conversations together.
-    pub service_soft_usd: Option<f64>,
-    /// Like `conversation_hard_usd`, for all conversations together.
-    pub service_hard_usd: Option<f64>,
-}
-
-impl BudgetConfig {
-    /// Whether any limit is set (otherwise nothing is checked per turn).
-    pub fn is_set(&self) -> bool {
-        self.conversation_soft_usd.is_some()
-            || self.conversation_hard_usd.is_some()
-            || self.service_soft_usd.is_some()
-            || self.service_hard_usd.is_some()
-    }
-}
 
 /// Tokens and dollars spent.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

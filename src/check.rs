@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use crate::config::{Config, ModelRef};
+use crate::config::Config;
+use crate::domain::ModelRef;
 use crate::store::Store;
 use crate::tools::mcp::{self, McpConfig};
 

@@ -4,6 +4,9 @@
 //! conversation actor. The modules, in the order a message flows through
 //! them:
 //!
+//! - [`domain`]: the types every layer speaks (`ModelRef`, `Mode`,
+//!   `ConversationSettings`, `Usage`, `ToolSpec`); it imports nothing of
+//!   Baton and is the bottom of the module graph.
 //! - [`config`]: typed configuration from `config/baton.toml` plus
 //!   `BATON__SECTION__KEY` environment overrides; secrets as `SecretString`.
 //! - [`app`]: config to [`services::Services`], and the service's `run`.
@@ -40,6 +43,7 @@ pub mod check;
 pub mod cluster;
 pub mod config;
 pub mod conversation;
+pub mod domain;
 pub mod llm;
 pub mod logging;
 pub mod media;

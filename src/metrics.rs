@@ -14,11 +14,7 @@ use std::time::Duration;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::agent::Priority;
-use crate::config::{ModelRef, ModelSpec};
-use crate::conversation::TurnOutcome;
-use crate::llm::Usage;
-use crate::store::Mode;
+use crate::domain::{Mode, ModelRef, Usage};
 
 /// Turns by `mode` and `outcome` (counter).
 pub const TURNS: &str = "baton_turns_total";
@@ -179,47 +175,25 @@ fn describe() {
     );
 }
 
-/// Each provider's model-call limit, calls in flight and waiting (set when
+/// One provider's model-call limit, calls in flight and waiting (set when
 /// `/metrics` is scraped).
-pub fn model_call_load(load: &crate::agent::LimiterLoad) {
-    for provider in &load.providers {
-        let name = provider.provider.clone();
-        gauge!(MODEL_CALL_LIMIT, "provider" => name.clone()).set(provider.limit as f64);
-        gauge!(MODEL_CALLS_IN_FLIGHT, "provider" => name.clone()).set(provider.in_flight as f64);
-        gauge!(MODEL_CALLS_WAITING, "provider" => name).set(provider.waiting as f64);
-    }
+pub fn provider_load(provider: &str, limit: usize, in_flight: usize, waiting: usize) {
+    let name = provider.to_owned();
+    gauge!(MODEL_CALL_LIMIT, "provider" => name.clone()).set(limit as f64);
+    gauge!(MODEL_CALLS_IN_FLIGHT, "provider" => name.clone()).set(in_flight as f64);
+    gauge!(MODEL_CALLS_WAITING, "provider" => name).set(waiting as f64);
 }
 
-/// A turn ended with `outcome` after `took`.
-pub fn turn_ended(mode: Mode, outcome: &TurnOutcome, took: Duration) {
-    let outcome = match outcome {
-        TurnOutcome::Answered {
-            cut_short: false, ..
-        } => "answered",
-        TurnOutcome::Answered {
-            cut_short: true, ..
-        } => "cut_short",
-        TurnOutcome::Failed(_) => "failed",
-        TurnOutcome::TimedOut { .. } => "timed_out",
-        TurnOutcome::Cancelled => "cancelled",
-        TurnOutcome::Crashed => "crashed",
-        TurnOutcome::Interrupted => "interrupted",
-    };
+/// A turn ended with `outcome` (its label: `answered`, `cut_short`,
+/// `failed`, ...) after `took`.
+pub fn turn_ended(mode: Mode, outcome: &'static str, took: Duration) {
     counter!(TURNS, "mode" => mode.as_str(), "outcome" => outcome).increment(1);
     histogram!(TURN_DURATION, "mode" => mode.as_str()).record(took.as_secs_f64());
 }
 
-fn role(priority: Priority) -> &'static str {
-    match priority {
-        Priority::Orchestrator => "orchestrator",
-        Priority::Worker => "worker",
-        Priority::Project => "project",
-    }
-}
-
-/// One model call (one attempt) on `model` ended, `ok` or not, after `took`.
-pub fn model_call(model: &ModelRef, priority: Priority, ok: bool, took: Duration) {
-    let role = role(priority);
+/// One model call (one attempt) on `model` for `role` (`orchestrator`,
+/// `worker`, `project`) ended, `ok` or not, after `took`.
+pub fn model_call(model: &ModelRef, role: &'static str, ok: bool, took: Duration) {
     let outcome = if ok { "ok" } else { "error" };
     let (provider, name) = (model.provider.clone(), model.model.clone());
     counter!(MODEL_CALLS, "provider" => provider.clone(), "model" => name.clone(), "role" => role, "outcome" => outcome)
@@ -228,9 +202,9 @@ pub fn model_call(model: &ModelRef, priority: Priority, ok: bool, took: Duration
         .record(took.as_secs_f64());
 }
 
-/// A model call on `model` used `usage`, costing what `spec` says.
-pub fn model_usage(model: &ModelRef, spec: &ModelSpec, priority: Priority, usage: Usage) {
-    let role = role(priority);
+/// A model call on `model` for `role` used `usage`, costing `cost` US
+/// dollars (the catalog's price, `ModelSpec::cost`).
+pub fn model_usage(model: &ModelRef, role: &'static str, usage: Usage, cost: f64) {
     let name = model.to_string();
     counter!(MODEL_TOKENS, "model" => name.clone(), "role" => role, "direction" => "in")
         .increment(usage.input_tokens);
@@ -244,7 +218,6 @@ pub fn model_usage(model: &ModelRef, spec: &ModelSpec, priority: Priority, usage
         counter!(MODEL_TOKENS, "model" => name.clone(), "role" => role, "direction" => "cache_write")
             .increment(usage.cache_write_tokens);
     }
-    let cost = spec.cost(usage);
     if cost > 0.0 {
         // Counters are integers: the cost is kept as a float gauge that only grows.
         gauge!(COST, "model" => name).increment(cost);

@@ -1,5 +1,10 @@
 //! The services every conversation shares: config, store, models, the
-//! model-call limiter and the worker-safe tools (MCP servers' included).
+//! model-call limiter and the worker-safe tools (MCP servers' included),
+//! and the service-wide count of running projects (`slots.rs`).
+
+mod slots;
+
+pub use slots::{ProjectSlot, ProjectSlots};
 
 use crate::agent::ModelCallLimiter;
 use std::sync::Arc;
@@ -8,7 +13,6 @@ use crate::cluster::{Cluster, Fence};
 use crate::config::Config;
 use crate::llm::models::Models;
 use crate::llm::retry::RetryPolicy;
-use crate::project::ProjectSlots;
 use crate::store::Store;
 use crate::tools::ToolRegistry;
 use crate::tools::mcp::McpServers;
@@ -46,7 +50,7 @@ impl Services {
     pub fn new(config: Config, store: Store, models: Models) -> Self {
         Self {
             limiter: ModelCallLimiter::from_config(&config),
-            retry: config.engine.retry_policy(),
+            retry: RetryPolicy::from(&config.engine),
             projects: ProjectSlots::new(config.projects.max_running),
             tools: ToolRegistry::worker_defaults(&config.tools),
             mcp: McpServers::default(),

@@ -15,6 +15,7 @@ mod limits;
 mod mcp;
 mod media;
 mod model_calls;
+mod module_graph;
 mod outbox;
 mod projects;
 mod providers;

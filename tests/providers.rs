@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use baton::domain::ToolSpec;
 use baton::llm::anthropic::AnthropicProvider;
 use baton::llm::gemini::GeminiProvider;
 use baton::llm::openai::OpenAiProvider;
 use baton::llm::retry::{RetryPolicy, with_retry};
 use baton::llm::{
     Completion, CompletionRequest, Effort, Message, Provider, ProviderError, ProviderOptions,
-    StopReason, ToolChoice, ToolResult, ToolSpec,
+    StopReason, ToolChoice, ToolResult,
 };
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -156,7 +157,7 @@ async fn cached_tokens_are_read_from_each_wire() {
         assert_eq!(usage.cached_input_tokens, 20, "{wire:?}");
         let written = if wire == Wire::Anthropic { 10 } else { 0 };
         assert_eq!(usage.cache_write_tokens, written, "{wire:?}");
-        let mut total = baton::llm::Usage::default();
+        let mut total = baton::domain::Usage::default();
         total.add(usage);
         total.add(usage);
         assert_eq!(total.cached_input_tokens, 40, "{wire:?}");

@@ -351,7 +351,7 @@ async fn measure(setup: &'static WireSetup, before: bool) -> anyhow::Result<Turn
     let models = &services.config.models;
     let spend = Spend::of(&parts, models);
     let billed = |part: &ModelUsage| {
-        let spec = models.spec(&part.model.parse::<baton::config::ModelRef>().unwrap());
+        let spec = models.spec(&part.model.parse::<baton::domain::ModelRef>().unwrap());
         // The input's cost in plain-input-token equivalents.
         let input_only = Usage {
             output_tokens: 0,

@@ -26,12 +26,12 @@ pub use limiter::{
 use baton_channel::ConversationKey;
 use futures::future::join_all;
 
-use crate::config::ModelRef;
+use crate::domain::{ModelRef, ToolSpec, Usage};
 use crate::llm::models::ModelHandle;
 use crate::llm::retry::{RetryPolicy, with_retry_notify};
 use crate::llm::{
     AssistantMessage, Completion, CompletionRequest, Effort, Message, ProviderError, ToolCall,
-    ToolChoice, ToolResult, ToolSpec, Usage,
+    ToolChoice, ToolResult,
 };
 use crate::tools::{ToolError, Toolbox};
 
@@ -252,9 +252,9 @@ impl Agent<'_> {
         let completion = self.call_model(&request).await?;
         crate::metrics::model_usage(
             &self.model.model,
-            &self.model.spec,
-            self.priority,
+            self.priority.as_str(),
             completion.usage,
+            self.model.spec.cost(completion.usage),
         );
         usage.add(completion.usage);
         self.observer
@@ -276,7 +276,7 @@ impl Agent<'_> {
             // The provider's limit learns from every attempt.
             slot.finish(&result);
             let (ok, took) = (result.is_ok(), started.elapsed());
-            crate::metrics::model_call(&self.model.model, self.priority, ok, took);
+            crate::metrics::model_call(&self.model.model, self.priority.as_str(), ok, took);
             result
         };
         match self.retry {

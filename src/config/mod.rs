@@ -3,26 +3,30 @@
 //! variables that hold them, and they are read as [`SecretString`]s.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use baton_channel::Effort;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::llm::retry::RetryPolicy;
-use crate::llm::routing::{AgentRole, RouteRequest, Specialty, WorkerProfile};
-use crate::store::Mode;
+use crate::domain::{Mode, ModelRef, ModelRefError};
+use routing::{AgentRole, RouteRequest, Specialty, WorkerProfile};
 
+mod budget;
+mod media;
 mod models;
 mod platforms;
+mod projects;
+pub mod routing;
 #[cfg(test)]
 mod tests;
 
-pub use models::{ModelRef, ModelSpec, ModelsConfig, ProviderConfig, ProviderKind};
+pub use budget::BudgetConfig;
+pub use media::MediaConfig;
+pub use models::{ModelSpec, ModelsConfig, ProviderConfig, ProviderKind};
 pub use platforms::{DiscordConfig, DmPolicy, TelegramConfig, TelegramMode};
+pub use projects::ProjectsConfig;
 
 /// The prefix of environment variables that override config keys.
 pub const ENV_PREFIX: &str = "BATON__";
@@ -41,6 +45,12 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+impl From<ModelRefError> for ConfigError {
+    fn from(error: ModelRefError) -> Self {
+        ConfigError::Invalid(error.to_string())
+    }
+}
+
 /// Everything Baton can be told; every field has a working default.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -56,7 +66,7 @@ pub struct Config {
     /// Engine-wide limits.
     pub engine: EngineConfig,
     /// Daily spending limits.
-    pub budget: crate::budget::BudgetConfig,
+    pub budget: BudgetConfig,
     /// Baton's HTTP server (health check, Telegram webhook).
     pub server: ServerConfig,
     /// The Telegram adapter.
@@ -69,9 +79,9 @@ pub struct Config {
     /// `[tools.web_search]`).
     pub tools: crate::tools::ToolsConfig,
     /// Long-running projects.
-    pub projects: crate::project::ProjectsConfig,
+    pub projects: ProjectsConfig,
     /// Files users send, and answers sent back as files.
-    pub media: crate::media::MediaConfig,
+    pub media: MediaConfig,
     /// Logging.
     pub log: LogConfig,
     /// Several instances on one Postgres database.
@@ -208,15 +218,6 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
-    /// The retry policy for orchestrator model calls.
-    pub fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy {
-            max_attempts: self.retry_attempts.max(1),
-            base_delay: Duration::from_millis(self.retry_base_delay_ms),
-            max_delay: Duration::from_millis(self.retry_max_delay_ms),
-        }
-    }
-
     /// `turn_deadline_secs` as a duration.
     pub fn turn_deadline(&self) -> Duration {
         Duration::from_secs(self.turn_deadline_secs)
@@ -450,7 +451,7 @@ impl Config {
             }
         }
         self.tools.validate().map_err(ConfigError::Invalid)?;
-        self.mcp.validate()
+        self.mcp.validate().map_err(ConfigError::Invalid)
     }
 }
 

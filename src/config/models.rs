@@ -116,39 +116,8 @@ fn is_loopback_url(url: &str) -> bool {
     }
 }
 
-/// A `provider:model` reference, as the config writes models.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ModelRef {
-    /// The `[providers.NAME]` it runs on.
-    pub provider: String,
-    /// The provider's model name (may itself contain `:`, as Ollama's do).
-    pub model: String,
-}
-
-impl FromStr for ModelRef {
-    type Err = ConfigError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.split_once(':') {
-            Some((provider, model)) if !provider.is_empty() && !model.is_empty() => Ok(Self {
-                provider: provider.into(),
-                model: model.into(),
-            }),
-            _ => Err(ConfigError::Invalid(format!(
-                "model {s:?} is not provider:model (for example openai:gpt-5.1)"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for ModelRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.provider, self.model)
-    }
-}
-
 /// `[models]`: which model each role runs on, and what each model supports
-/// and costs. How a model is chosen is in [`crate::llm::routing`].
+/// and costs. How a model is chosen is in [`crate::config::routing`].
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelsConfig {
@@ -241,7 +210,7 @@ impl ModelSpec {
     /// cached ones at `cached_input_price`, cache writes at
     /// `cache_write_price`, output at `output_price`. Budgets, `/status` and
     /// the dashboard all price through here.
-    pub fn cost(&self, usage: crate::llm::Usage) -> f64 {
+    pub fn cost(&self, usage: crate::domain::Usage) -> f64 {
         let cached = usage.cached_input_tokens.min(usage.input_tokens);
         let written = usage.cache_write_tokens.min(usage.input_tokens - cached);
         let plain = usage.input_tokens - cached - written;

@@ -57,7 +57,7 @@ cache_write_price = 3.0
 input_price = 2.0
 "#;
     let config = Config::from_toml(text, env(&[])).unwrap();
-    let usage = crate::llm::Usage {
+    let usage = crate::domain::Usage {
         input_tokens: 1_000_000,
         output_tokens: 100_000,
         cached_input_tokens: 500_000,
@@ -71,11 +71,11 @@ input_price = 2.0
     assert!((plain.cost(usage) - (0.5 + 1.0 + 0.625)).abs() < 1e-9);
     // Cache counts larger than the input (a confused provider) never
     // make a negative or inflated cost.
-    let odd = crate::llm::Usage {
+    let odd = crate::domain::Usage {
         input_tokens: 10,
         cached_input_tokens: 50,
         cache_write_tokens: 50,
-        ..crate::llm::Usage::default()
+        ..crate::domain::Usage::default()
     };
     assert!((priced.cost(odd) - 10.0 * 0.2 / 1e6).abs() < 1e-12);
 
@@ -244,4 +244,82 @@ fn model_refs_split_at_the_first_colon() {
     assert_eq!(model.provider, "ollama");
     assert_eq!(model.model, "llama3:8b");
     assert_eq!(model.to_string(), "ollama:llama3:8b");
+}
+
+#[test]
+fn web_search_reads_its_table_its_key_and_overrides() {
+    use secrecy::ExposeSecret;
+    let config = Config::from_toml(
+        "[tools.web_search]\nbackend = \"tavily\"\napi_key_env = \"BATON_TEST_TAVILY\"\n",
+        vec![
+            ("BATON_TEST_TAVILY".into(), "tvly-secret-123456".into()),
+            ("BATON__TOOLS__WEB_SEARCH__MAX_RESULTS".into(), "7".into()),
+        ],
+    )
+    .unwrap();
+    let search = config.tools.web_search.as_ref().unwrap();
+    assert_eq!(search.max_results, 7);
+    let key = search.api_key().unwrap();
+    assert_eq!(key.expose_secret(), "tvly-secret-123456");
+    assert!(
+        config
+            .secrets()
+            .iter()
+            .any(|s| s.expose_secret() == "tvly-secret-123456"),
+        "the key is redacted like the others"
+    );
+    assert!(!format!("{config:?}").contains("tvly-secret"));
+    let error = Config::from_toml("[tools.web_search]\nbackend = \"searxng\"\n", vec![])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("tools.web_search.base_url"), "{error}");
+}
+
+/// `[mcp]` as the config reads it.
+mod mcp {
+    use super::Config;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::from_toml(text, Vec::new()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn servers_parse_with_defaults() {
+        let config = parse(
+            r#"
+[mcp.servers.files]
+command = "mcp-files"
+args = ["--root", "/srv"]
+env = { LOG = "warn" }
+
+[mcp.servers.search]
+url = "https://search.example/mcp"
+bearer_token_env = "SEARCH_TOKEN"
+enabled = false
+"#,
+        )
+        .unwrap();
+        assert_eq!(config.mcp.startup_timeout_secs, 10);
+        assert_eq!(config.mcp.call_timeout_secs, 60);
+        let enabled: Vec<&str> = config.mcp.enabled_servers().map(|(n, _)| n).collect();
+        assert_eq!(enabled, ["files"]);
+        assert_eq!(config.mcp.servers["files"].args, ["--root", "/srv"]);
+    }
+
+    #[test]
+    fn a_server_needs_exactly_one_transport() {
+        let both = parse("[mcp.servers.x]\ncommand = \"a\"\nurl = \"http://b\"\n").unwrap_err();
+        assert!(
+            both.contains("mcp.servers.x") && both.contains("not both"),
+            "{both}"
+        );
+        let neither = parse("[mcp.servers.x]\nargs = [\"a\"]\n").unwrap_err();
+        assert!(neither.contains("either command"), "{neither}");
+        let mixed = parse("[mcp.servers.x]\nurl = \"http://b\"\nargs = [\"a\"]\n").unwrap_err();
+        assert!(mixed.contains("for command servers"), "{mixed}");
+        let name = parse("[mcp.servers.\"a b\"]\ncommand = \"a\"\n").unwrap_err();
+        assert!(name.contains("letters, digits"), "{name}");
+        let timeout = parse("[mcp]\ncall_timeout_secs = 0\n").unwrap_err();
+        assert!(timeout.contains("call_timeout_secs"), "{timeout}");
+    }
 }

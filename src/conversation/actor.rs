@@ -23,13 +23,13 @@ use super::projects::ActorProjects;
 use super::turn::{TurnOutcome, TurnRequest, run_turn};
 use super::turn_end::TurnRow;
 use crate::budget::{self, Allowance, Spend, UsageMeter};
+use crate::config::routing::{self, AgentRole, RouteRequest};
+use crate::domain::{ConversationSettings, Mode};
 use crate::llm::Message;
 use crate::llm::models::ModelHandle;
-use crate::llm::routing::{self, AgentRole, RouteRequest};
 use crate::services::Services;
 use crate::store::{
-    ConversationSettings, EventKind, MessageId, Mode, OutboxId, Role, StoredMessage, StoredProject,
-    TurnId, UnsentReply, now_ms,
+    EventKind, MessageId, OutboxId, Role, StoredMessage, StoredProject, TurnId, UnsentReply, now_ms,
 };
 
 /// How often the typing indicator is refreshed while a turn runs.
@@ -560,7 +560,7 @@ impl Actor {
             .drive(plan, context, &origin)
             .instrument(span.clone())
             .await;
-        crate::metrics::turn_ended(row.mode, &outcome, started.elapsed());
+        crate::metrics::turn_ended(row.mode, outcome.label(), started.elapsed());
         self.finish(row, outcome, meter.orchestrator(), &origin, notice)
             .instrument(span)
             .await;

@@ -4,9 +4,8 @@ use baton_channel::{Command, ModelChoice};
 
 use crate::agent::LimiterLoad;
 use crate::budget::{Spend, token_summary};
-use crate::config::ModelRef;
+use crate::domain::{ConversationSettings, Mode, ModelRef};
 use crate::llm::models::Models;
-use crate::store::{ConversationSettings, Mode};
 
 /// Applies a settings command; returns the new settings and the answer.
 /// Commands the actor handles itself (`/stop`, `/status`, `/reset`,

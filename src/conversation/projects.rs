@@ -17,9 +17,10 @@ use super::actor::Actor;
 use super::reply_cap::cap_reply;
 use crate::budget::{self, Allowance};
 use crate::project::{
-    ProjectControl, ProjectEvent, ProjectRun, ProjectSlot, StartedProject, Starter, outcome_text,
-    run_project, status_line,
+    ProjectControl, ProjectEvent, ProjectRun, StartedProject, Starter, outcome_text, run_project,
+    status_line,
 };
+use crate::services::ProjectSlot;
 use crate::store::{NewProject, ProjectId, ProjectStatus, StoredProject};
 
 /// Events buffered between an actor's projects and the actor.

@@ -24,10 +24,9 @@ use super::actor::{
 use super::backlog::{Overflow, stored_inbound};
 use super::flood::{FloodGate, SLOW_DOWN, Verdict};
 use super::store_trouble::{CANNOT_STORE, StoreTrouble};
+use crate::domain::{ConversationSettings, Mode};
 use crate::services::Services;
-use crate::store::{
-    ConversationSettings, MessageId, Mode, StoreError, TurnEnd, TurnStatus, now_ms,
-};
+use crate::store::{MessageId, StoreError, TurnEnd, TurnStatus, now_ms};
 
 /// Commands waiting for one actor (they are answered at once, so few wait).
 const CONTROL_CAPACITY: usize = 16;

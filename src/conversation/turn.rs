@@ -19,13 +19,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::{Agent, AgentError, AgentObserver, Priority};
 use crate::budget::UsageMeter;
-use crate::config::ModelRef;
+use crate::domain::{ConversationSettings, Mode, ModelRef, Usage};
 use crate::llm::models::ModelHandle;
-use crate::llm::{Message, ToolCall, Usage};
+use crate::llm::{Message, ToolCall};
 use crate::orchestrator::{DelegationTools, Limits, WorkerPool, prompt};
 use crate::project::{StartedProject, Starter, TurnTools};
 use crate::services::Services;
-use crate::store::{ConversationSettings, Mode, TurnId};
+use crate::store::TurnId;
 use crate::tools::Toolbox;
 
 /// Everything a turn needs, handed over by the actor.
@@ -84,6 +84,25 @@ pub enum TurnOutcome {
     Crashed,
     /// The service stopped during the turn; the next start answers again.
     Interrupted,
+}
+
+impl TurnOutcome {
+    /// The outcome as the metrics label it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            TurnOutcome::Answered {
+                cut_short: false, ..
+            } => "answered",
+            TurnOutcome::Answered {
+                cut_short: true, ..
+            } => "cut_short",
+            TurnOutcome::Failed(_) => "failed",
+            TurnOutcome::TimedOut { .. } => "timed_out",
+            TurnOutcome::Cancelled => "cancelled",
+            TurnOutcome::Crashed => "crashed",
+            TurnOutcome::Interrupted => "interrupted",
+        }
+    }
 }
 
 /// The notice a user gets when the orchestrator's model call is retried;

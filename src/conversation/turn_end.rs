@@ -10,9 +10,9 @@ use baton_channel::Origin;
 use super::actor::Actor;
 use super::reply_cap::cap_reply;
 use super::turn::TurnOutcome;
-use crate::llm::Usage;
+use crate::domain::{Mode, Usage};
 use crate::store::{
-    EndingTurn, EventKind, MessageId, Mode, ReplyToStore, Role, StoredMessage, TurnEnd, TurnId,
+    EndingTurn, EventKind, MessageId, ReplyToStore, Role, StoredMessage, TurnEnd, TurnId,
     TurnStatus,
 };
 

@@ -19,8 +19,9 @@ use serde_json::{Value, json};
 use super::http::{Endpoint, ProviderOptions};
 use super::{
     AssistantMessage, Completion, CompletionRequest, Effort, Message, Provider, ProviderError,
-    Quota, StopReason, ToolCall, ToolChoice, Usage,
+    Quota, StopReason, ToolCall, ToolChoice,
 };
+use crate::domain::Usage;
 
 /// The API version sent in `anthropic-version`.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -434,7 +435,7 @@ mod tests {
             model: "claude-test".into(),
             system: String::new(),
             messages: vec![Message::user("go")],
-            tools: vec![crate::llm::ToolSpec {
+            tools: vec![crate::domain::ToolSpec {
                 name: "t".into(),
                 description: "a tool".into(),
                 parameters: json!({"type": "object"}),

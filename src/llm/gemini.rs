@@ -14,8 +14,9 @@ use serde_json::{Map, Value, json};
 use super::http::{Endpoint, ProviderOptions};
 use super::{
     AssistantMessage, Completion, CompletionRequest, Effort, Message, Provider, ProviderError,
-    Quota, StopReason, ToolCall, ToolChoice, ToolResult, Usage,
+    Quota, StopReason, ToolCall, ToolChoice, ToolResult,
 };
+use crate::domain::Usage;
 
 /// The key under which this provider keeps its state in
 /// [`AssistantMessage::provider_state`]:
@@ -461,7 +462,7 @@ mod tests {
             model: "gemini-test".into(),
             system: String::new(),
             messages: vec![Message::user("hi")],
-            tools: vec![crate::llm::ToolSpec {
+            tools: vec![crate::domain::ToolSpec {
                 name: "t".into(),
                 description: "a tool".into(),
                 parameters: json!({"type": "object"}),

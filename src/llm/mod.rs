@@ -18,7 +18,6 @@ pub mod models;
 pub mod openai;
 mod quota;
 pub mod retry;
-pub mod routing;
 
 pub use baton_channel::Effort;
 pub use error::ProviderError;
@@ -28,6 +27,8 @@ pub use quota::Quota;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+use crate::domain::{ToolSpec, Usage};
 
 /// One model call: everything a provider needs to answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,17 +64,6 @@ pub enum ToolChoice {
     /// The model must answer with text: OpenAI `"tool_choice": "none"`,
     /// Anthropic `{"type": "none"}`, Gemini function calling mode `NONE`.
     None,
-}
-
-/// A tool offered to the model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ToolSpec {
-    /// The name the model calls it by.
-    pub name: String,
-    /// What it does, for the model.
-    pub description: String,
-    /// JSON Schema of its arguments (an object schema).
-    pub parameters: serde_json::Value,
 }
 
 /// One entry of a model's context.
@@ -196,39 +186,6 @@ pub struct ToolResult {
     pub content: String,
     /// Whether the call failed (unknown tool, bad arguments, tool error).
     pub is_error: bool,
-}
-
-/// Tokens one or more model calls used.
-///
-/// `input_tokens` counts every prompt token, whether the provider read it
-/// from its prompt cache, wrote it there or processed it afresh; the two
-/// cache fields say how many of them were read and written. (Anthropic
-/// reports the three apart: its provider adds them up.)
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Usage {
-    /// Prompt tokens, cached ones included.
-    pub input_tokens: u64,
-    /// Completion tokens (reasoning included).
-    pub output_tokens: u64,
-    /// Of `input_tokens`, those read from the provider's prompt cache
-    /// (OpenAI `prompt_tokens_details.cached_tokens`, Anthropic
-    /// `cache_read_input_tokens`, Gemini `cachedContentTokenCount`).
-    #[serde(default)]
-    pub cached_input_tokens: u64,
-    /// Of `input_tokens`, those written to the prompt cache (Anthropic
-    /// `cache_creation_input_tokens`; zero elsewhere).
-    #[serde(default)]
-    pub cache_write_tokens: u64,
-}
-
-impl Usage {
-    /// Adds another call's usage to this total.
-    pub fn add(&mut self, other: Usage) {
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
-        self.cached_input_tokens += other.cached_input_tokens;
-        self.cache_write_tokens += other.cache_write_tokens;
-    }
 }
 
 /// Why the model stopped.

@@ -4,11 +4,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Config, ConfigError, ModelRef, ModelSpec, ModelsConfig, ProviderKind};
+use crate::config::routing::{AgentRole, RouteLevel, RouteRequest};
+use crate::config::{Config, ConfigError, ModelSpec, ModelsConfig, ProviderKind};
+use crate::domain::ModelRef;
 use crate::llm::anthropic::AnthropicProvider;
 use crate::llm::gemini::GeminiProvider;
 use crate::llm::openai::OpenAiProvider;
-use crate::llm::routing::{AgentRole, RouteLevel, RouteRequest};
 use crate::llm::{Effort, Provider, ProviderOptions, effort};
 use crate::redact::Redactor;
 
@@ -85,7 +86,7 @@ impl Models {
         handle_in(&self.providers, &self.config, model)
     }
 
-    /// The model routing picks for `role` (see [`crate::llm::routing`]).
+    /// The model routing picks for `role` (see [`crate::config::routing`]).
     pub fn route(
         &self,
         role: AgentRole,

@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 use super::http::{Endpoint, ProviderOptions};
 use super::{
     AssistantMessage, Completion, CompletionRequest, Effort, Message, Provider, ProviderError,
-    Quota, StopReason, ToolCall, ToolChoice, Usage,
+    Quota, StopReason, ToolCall, ToolChoice,
 };
+use crate::domain::Usage;
 
 /// A provider speaking OpenAI Chat Completions (non-streaming).
 #[derive(Debug, Clone)]
@@ -267,7 +268,8 @@ impl Provider for OpenAiProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::{ToolResult, ToolSpec};
+    use crate::domain::ToolSpec;
+    use crate::llm::ToolResult;
 
     fn request() -> CompletionRequest {
         CompletionRequest {

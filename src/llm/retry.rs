@@ -10,6 +10,7 @@ use std::time::Duration;
 use baton_channel::backoff::{ExponentialBuilder, Retryable, nth_delay};
 
 use super::ProviderError;
+use crate::config::EngineConfig;
 
 /// How often and how patiently a call is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +30,18 @@ impl Default for RetryPolicy {
             max_attempts: 4,
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+impl From<&EngineConfig> for RetryPolicy {
+    /// The policy for orchestrator model calls: `[engine] retry_attempts`
+    /// (at least 1), `retry_base_delay_ms` and `retry_max_delay_ms`.
+    fn from(engine: &EngineConfig) -> Self {
+        RetryPolicy {
+            max_attempts: engine.retry_attempts.max(1),
+            base_delay: Duration::from_millis(engine.retry_base_delay_ms),
+            max_delay: Duration::from_millis(engine.retry_max_delay_ms),
         }
     }
 }

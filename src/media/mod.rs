@@ -11,13 +11,11 @@
 //! - `pdf.rs`: a PDF's text (pdf-extract, off the async threads).
 //! - `shelf.rs`: [`Shelf`], the attachments a turn can see, by id.
 
-mod config;
 mod kind;
 mod pdf;
 mod read;
 mod shelf;
 
-pub use config::MediaConfig;
 pub use kind::Kind;
 pub use read::{Ready, Refusal, attach, read_all, worker_brief};
 pub use shelf::{MAX_PER_WORKER, Shelf};

@@ -7,7 +7,8 @@
 use baton_channel::{Attachment, FileError, Files};
 
 use super::kind::{self, Kind};
-use super::{MediaConfig, attachment_id, pdf};
+use super::{attachment_id, pdf};
+use crate::config::MediaConfig;
 use crate::llm::models::ModelHandle;
 use crate::llm::{Image, Message};
 use crate::store::MessageId;

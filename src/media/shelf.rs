@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use baton_channel::{Attachment, Files};
 
 use super::read::read_one;
-use super::{MediaConfig, Ready, attachment_id};
+use super::{Ready, attachment_id};
+use crate::config::MediaConfig;
 use crate::store::StoredMessage;
 
 /// The most attachments one `spawn_worker` call may hand over.

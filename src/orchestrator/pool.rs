@@ -22,10 +22,11 @@ use super::prompt;
 use super::worker::{Brief, RunState, WorkerTask};
 use crate::agent::Priority;
 use crate::budget::UsageMeter;
+use crate::config::routing::{self, AgentRole, RouteRequest, Specialty, WorkerProfile};
+use crate::domain::ConversationSettings;
 use crate::llm::models::ModelHandle;
-use crate::llm::routing::{self, AgentRole, RouteRequest, Specialty, WorkerProfile};
 use crate::services::Services;
-use crate::store::{ConversationSettings, EventKind, NewWorker, TurnId};
+use crate::store::{EventKind, NewWorker, TurnId};
 use crate::tools::ToolError;
 
 /// How long a cancelled worker gets to record its end before it is aborted.

@@ -4,8 +4,8 @@
 
 use baton_channel::WorkerId;
 
-use crate::llm::routing::Specialty;
-use crate::store::{ConversationSettings, Mode};
+use crate::config::routing::Specialty;
+use crate::domain::{ConversationSettings, Mode};
 
 /// The orchestrator's instructions in single mode: it answers alone.
 pub const SINGLE: &str = "You are Baton, a helpful assistant in a chat. \

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 
 use super::pool::{SpawnRequest, WorkerPool};
 use super::prompt;
-use crate::llm::ToolSpec;
-use crate::llm::routing::Specialty;
+use crate::config::routing::Specialty;
+use crate::domain::ToolSpec;
 use crate::media::Shelf;
 use crate::tools::{ToolError, ToolRegistry, Toolbox};
 

@@ -25,9 +25,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::{Agent, AgentObserver, Priority};
 use crate::budget::UsageMeter;
-use crate::config::ModelRef;
+use crate::domain::{ModelRef, Usage};
 use crate::llm::models::ModelHandle;
-use crate::llm::{Message, ToolCall, Usage};
+use crate::llm::{Message, ToolCall};
 use crate::services::Services;
 use crate::store::{EventKind, TurnId};
 

@@ -25,11 +25,11 @@ use super::tools::{BossEnd, BossState, ProjectTools};
 use super::{ProjectControl, ProjectEvent};
 use crate::agent::{Agent, AgentObserver, Priority};
 use crate::budget::{self, Allowance, UsageMeter};
-use crate::config::ModelRef;
-use crate::llm::{Message, Usage};
+use crate::domain::{ConversationSettings, ModelRef, Usage};
+use crate::llm::Message;
 use crate::orchestrator::{DelegationTools, Limits, WorkerPool};
 use crate::services::Services;
-use crate::store::{ConversationSettings, EventKind, ProjectStatus, StoredProject};
+use crate::store::{EventKind, ProjectStatus, StoredProject};
 
 /// Worker events buffered between a project's workers and its boss.
 const WORKER_EVENTS: usize = 64;

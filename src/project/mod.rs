@@ -18,17 +18,13 @@
 //! starts, pauses and cancels its projects (`conversation/projects.rs`).
 
 mod boss;
-mod config;
 mod outcome;
 mod prompt;
-mod slots;
 mod start;
 mod tools;
 
 pub use boss::{ProjectRun, run_project};
-pub use config::ProjectsConfig;
 pub use outcome::{headline, outcome_text, status_line};
-pub use slots::{ProjectSlot, ProjectSlots};
 pub use start::{StartRefusal, StartedProject, Starter, TurnTools, start_project_spec};
 pub use tools::{PROJECT_TOOLS, ProgressStatus};
 

@@ -1,8 +1,8 @@
 //! What a project's boss is told: its instructions (the orchestrator's,
 //! plus how a project works) and its first message (the goal and plan).
 
+use crate::domain::{ConversationSettings, Mode};
 use crate::orchestrator::prompt::orchestrator_system;
-use crate::store::{ConversationSettings, Mode};
 
 /// How a project works, after the orchestrator's instructions.
 const PROJECT: &str = "You are now running a long project in the background, as its boss. \

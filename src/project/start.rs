@@ -10,13 +10,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::slots::ProjectSlot;
-use crate::llm::ToolSpec;
+use crate::config::routing::{AgentRole, RouteRequest};
+use crate::domain::{ConversationSettings, ToolSpec};
 use crate::llm::models::ModelHandle;
-use crate::llm::routing::{AgentRole, RouteRequest};
 use crate::orchestrator::DelegationTools;
+use crate::services::ProjectSlot;
 use crate::services::Services;
-use crate::store::{ConversationSettings, NewProject, ProjectStatus, StoreError, StoredProject};
+use crate::store::{NewProject, ProjectStatus, StoreError, StoredProject};
 use crate::tools::{ToolError, Toolbox};
 
 /// A stored project with its service-wide slot, ready for its boss.

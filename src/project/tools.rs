@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 
 use super::ProjectEvent;
-use crate::llm::ToolSpec;
+use crate::domain::ToolSpec;
 use crate::orchestrator::DelegationTools;
 use crate::store::{EventKind, ProjectId, Store, TurnId};
 use crate::tools::{ToolError, Toolbox};

@@ -8,7 +8,8 @@ use baton_channel::{ConversationKey, Effort};
 use futures::future::BoxFuture;
 use sqlx::AnyConnection;
 
-use super::{ConversationSettings, MessageId, Mode, Store, StoreError, now_ms, upkeep};
+use super::{MessageId, Store, StoreError, now_ms, upkeep};
+use crate::domain::{ConversationSettings, Mode};
 
 impl Store {
     /// The conversation's saved settings, or `None` if none were ever saved

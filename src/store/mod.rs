@@ -71,8 +71,8 @@ pub use error::StoreError;
 pub use health::StoreHealth;
 pub use leases::{CONVERSATION_LEASE, HeldLease, conversation_lease};
 pub use model::{
-    ConversationSettings, EventKind, MessageId, Mode, NewWorker, ProjectId, ProjectStatus, Role,
-    StoredEvent, StoredMessage, StoredProject, StoredTurn, StoredWorker, TurnId, TurnStatus,
+    EventKind, MessageId, NewWorker, ProjectId, ProjectStatus, Role, StoredEvent, StoredMessage,
+    StoredProject, StoredTurn, StoredWorker, TurnId, TurnStatus,
 };
 pub use outbox::{OutboxId, StoredReply, UnsentReply};
 pub use projects::NewProject;
@@ -402,10 +402,10 @@ fn tokens_from_db(tokens: i64) -> u64 {
     u64::try_from(tokens).unwrap_or(0)
 }
 
-/// A [`Usage`](crate::llm::Usage) from its four stored columns: input,
+/// A [`Usage`](crate::domain::Usage) from its four stored columns: input,
 /// output, cached input and cache-write tokens.
-fn usage_from_db(input: i64, output: i64, cached: i64, written: i64) -> crate::llm::Usage {
-    crate::llm::Usage {
+fn usage_from_db(input: i64, output: i64, cached: i64, written: i64) -> crate::domain::Usage {
+    crate::domain::Usage {
         input_tokens: tokens_from_db(input),
         output_tokens: tokens_from_db(output),
         cached_input_tokens: tokens_from_db(cached),

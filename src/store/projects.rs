@@ -11,10 +11,10 @@ use baton_channel::{ConversationKey, WorkerStatus};
 use sqlx::Connection;
 
 use super::{
-    Mode, ProjectId, ProjectStatus, Store, StoreError, StoredProject, TurnId, TurnStatus, now_ms,
+    ProjectId, ProjectStatus, Store, StoreError, StoredProject, TurnId, TurnStatus, now_ms,
     tokens_to_db,
 };
-use crate::llm::Usage;
+use crate::domain::{Mode, Usage};
 
 /// What a new project starts with.
 #[derive(Debug, Clone)]

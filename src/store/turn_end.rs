@@ -9,7 +9,8 @@ use sqlx::Connection;
 
 use super::outbox::insert_reply;
 use super::turns::{WholeTurn, insert_whole_turn, update_turn_end};
-use super::{MessageId, Mode, OutboxId, Store, StoreError, StoredReply, TurnEnd, TurnId, now_ms};
+use super::{MessageId, OutboxId, Store, StoreError, StoredReply, TurnEnd, TurnId, now_ms};
+use crate::domain::Mode;
 
 /// Which row a turn's end goes to.
 #[derive(Debug, Clone, Copy)]

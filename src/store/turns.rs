@@ -10,10 +10,10 @@ use baton_channel::{ConversationKey, Effort, WorkerId, WorkerStatus};
 use sqlx::{AnyConnection, Connection};
 
 use super::{
-    MessageId, Mode, NewWorker, Store, StoreError, StoredTurn, StoredWorker, TurnId, TurnStatus,
+    MessageId, NewWorker, Store, StoreError, StoredTurn, StoredWorker, TurnId, TurnStatus,
     WorkerRow, now_ms, one_row, tokens_to_db, usage_from_db,
 };
-use crate::llm::Usage;
+use crate::domain::{Mode, Usage};
 
 /// How a turn ended, for [`Store::record_turn`].
 #[derive(Debug, Clone, Copy)]

@@ -5,7 +5,7 @@
 use baton_channel::ConversationKey;
 
 use super::{Store, StoreError, usage_from_db};
-use crate::llm::Usage;
+use crate::domain::Usage;
 
 /// Tokens one model used.
 #[derive(Debug, Clone, PartialEq, Eq)]

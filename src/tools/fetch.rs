@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{Tool, ToolError};
-use crate::llm::ToolSpec;
+use crate::domain::ToolSpec;
 
 /// What `fetch_url` may do.
 #[derive(Debug, Clone, PartialEq, Eq)]

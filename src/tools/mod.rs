@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::llm::ToolSpec;
+use crate::domain::ToolSpec;
 
 /// `[tools]`: settings of the built-in tools, one table per tool.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 use super::{Tool, ToolError};
-use crate::llm::ToolSpec;
+use crate::domain::ToolSpec;
 
 /// Tells the model the current UTC date and time (models have no clock).
 #[derive(Debug, Clone, Copy)]

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{Tool, ToolError};
-use crate::llm::ToolSpec;
+use crate::domain::ToolSpec;
 
 /// The most results one search may ask for (`max_results` in the config
 /// and in a call); Brave's and Tavily's own limit.
@@ -652,35 +652,6 @@ mod tests {
             )
         );
         assert!(WebSearch::from_config(&brave).is_ok());
-    }
-
-    #[test]
-    fn the_config_reads_the_table_its_key_and_overrides() {
-        use crate::config::Config;
-        let config = Config::from_toml(
-            "[tools.web_search]\nbackend = \"tavily\"\napi_key_env = \"BATON_TEST_TAVILY\"\n",
-            vec![
-                ("BATON_TEST_TAVILY".into(), "tvly-secret-123456".into()),
-                ("BATON__TOOLS__WEB_SEARCH__MAX_RESULTS".into(), "7".into()),
-            ],
-        )
-        .unwrap();
-        let search = config.tools.web_search.as_ref().unwrap();
-        assert_eq!(search.max_results, 7);
-        let key = search.api_key().unwrap();
-        assert_eq!(key.expose_secret(), "tvly-secret-123456");
-        assert!(
-            config
-                .secrets()
-                .iter()
-                .any(|s| s.expose_secret() == "tvly-secret-123456"),
-            "the key is redacted like the others"
-        );
-        assert!(!format!("{config:?}").contains("tvly-secret"));
-        let error = Config::from_toml("[tools.web_search]\nbackend = \"searxng\"\n", vec![])
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("tools.web_search.base_url"), "{error}");
     }
 
     #[test]

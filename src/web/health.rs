@@ -83,7 +83,9 @@ pub async fn metrics(State(web): State<Arc<Web>>) -> Response {
         .set(web.registry.live_conversations() as f64);
     metrics::gauge!(crate::metrics::QUEUE_WAITING).set(web.registry.queued_messages() as f64);
     metrics::gauge!(crate::metrics::EVENTS_LOST).set(web.services.store.events_lost() as f64);
-    crate::metrics::model_call_load(&web.services.limiter.load());
+    for load in &web.services.limiter.load().providers {
+        crate::metrics::provider_load(&load.provider, load.limit, load.in_flight, load.waiting);
+    }
     match web.services.store.project_counts().await {
         Ok(counts) => {
             for (status, count) in counts {

@@ -227,18 +227,18 @@ fn tokens(input: i64, output: i64, cached: i64) -> String {
 }
 
 /// What `usage` on `model` cost at the catalog's prices.
-fn cost(web: &Web, model: &str, usage: crate::llm::Usage) -> f64 {
+fn cost(web: &Web, model: &str, usage: crate::domain::Usage) -> f64 {
     model
-        .parse::<crate::config::ModelRef>()
+        .parse::<crate::domain::ModelRef>()
         .ok()
         .map(|m| web.services.config.models.spec(&m).cost(usage))
         .unwrap_or(0.0)
 }
 
-/// A stored row's four token counts as a [`crate::llm::Usage`].
-fn usage(input: i64, output: i64, cached: i64, written: i64) -> crate::llm::Usage {
+/// A stored row's four token counts as a [`crate::domain::Usage`].
+fn usage(input: i64, output: i64, cached: i64, written: i64) -> crate::domain::Usage {
     let tokens = |n: i64| u64::try_from(n).unwrap_or(0);
-    crate::llm::Usage {
+    crate::domain::Usage {
         input_tokens: tokens(input),
         output_tokens: tokens(output),
         cached_input_tokens: tokens(cached),

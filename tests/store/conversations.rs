@@ -2,7 +2,7 @@
 //! reconnect, unknown stored words read as the defaults) and the
 //! dashboard's list of them by last activity.
 
-use baton::store::{ConversationSettings, Mode};
+use baton::domain::{ConversationSettings, Mode};
 use baton_channel::Effort;
 
 use super::{TestDb, alice, key};

@@ -1,7 +1,8 @@
 //! The event log: entries in order, and many written at once all stored
 //! before the store closes.
 
-use baton::store::{EventKind, Mode};
+use baton::domain::Mode;
+use baton::store::EventKind;
 
 use super::{TestDb, key};
 

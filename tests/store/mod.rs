@@ -14,7 +14,7 @@
 //! `turns`, `events`, `projects`, `connection` and `migrations`; this one
 //! holds what they share (the test database, the helpers, the macro).
 
-use baton::llm::Usage;
+use baton::domain::Usage;
 use baton::store::{NewWorker, Store};
 use baton_channel::{Author, ConversationKey, Effort, Platform, WorkerId};
 

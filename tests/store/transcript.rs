@@ -2,7 +2,8 @@
 //! history in order, a reply placed after its message, `/reset`, and stored
 //! replies that stay unsent until marked.
 
-use baton::store::{Mode, Role};
+use baton::domain::Mode;
+use baton::store::Role;
 
 use super::{TestDb, alice, key};
 

@@ -1,8 +1,9 @@
 //! Turns and workers: their token counts (prompt-cache tokens too) and
 //! the usage totals, unknown ids, and turns a crash left running.
 
-use baton::llm::Usage;
-use baton::store::{Mode, StoreError, TurnStatus};
+use baton::domain::Mode;
+use baton::domain::Usage;
+use baton::store::{StoreError, TurnStatus};
 use baton_channel::{Effort, WorkerId, WorkerStatus};
 
 use super::{TestDb, alice, key, usage, worker};

@@ -50,6 +50,17 @@ pub enum Priority {
     Project,
 }
 
+impl Priority {
+    /// The role the metrics label its calls with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Orchestrator => "orchestrator",
+            Priority::Worker => "worker",
+            Priority::Project => "project",
+        }
+    }
+}
+
 /// Who is asking for a slot.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller<'a> {

@@ -10,7 +10,8 @@ use std::time::Duration;
 use baton_channel::{ConversationKey, Platform};
 
 use super::*;
-use crate::llm::{AssistantMessage, Completion, ProviderError, Quota, StopReason, Usage};
+use crate::domain::Usage;
+use crate::llm::{AssistantMessage, Completion, ProviderError, Quota, StopReason};
 
 fn key(name: &str) -> ConversationKey {
     ConversationKey::new(Platform::Telegram, name)

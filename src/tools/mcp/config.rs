@@ -7,8 +7,6 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::config::ConfigError;
-
 /// `[mcp]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -51,9 +49,10 @@ impl McpConfig {
             .map(|(name, server)| (name.as_str(), server))
     }
 
-    /// Checks what the types cannot: names, one transport per server, limits.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |what: String| Err(ConfigError::Invalid(what));
+    /// Checks what the types cannot: names, one transport per server,
+    /// limits; the error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let invalid = |what: String| Err(what);
         if self.startup_timeout_secs == 0 {
             return invalid("mcp.startup_timeout_secs must be at least 1".into());
         }
@@ -164,53 +163,4 @@ pub(super) fn secret_from_env(var: &str) -> Option<SecretString> {
         .ok()
         .filter(|value| !value.trim().is_empty())
         .map(SecretString::from)
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::config::Config;
-
-    fn parse(text: &str) -> Result<Config, String> {
-        Config::from_toml(text, Vec::new()).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn servers_parse_with_defaults() {
-        let config = parse(
-            r#"
-[mcp.servers.files]
-command = "mcp-files"
-args = ["--root", "/srv"]
-env = { LOG = "warn" }
-
-[mcp.servers.search]
-url = "https://search.example/mcp"
-bearer_token_env = "SEARCH_TOKEN"
-enabled = false
-"#,
-        )
-        .unwrap();
-        assert_eq!(config.mcp.startup_timeout_secs, 10);
-        assert_eq!(config.mcp.call_timeout_secs, 60);
-        let enabled: Vec<&str> = config.mcp.enabled_servers().map(|(n, _)| n).collect();
-        assert_eq!(enabled, ["files"]);
-        assert_eq!(config.mcp.servers["files"].args, ["--root", "/srv"]);
-    }
-
-    #[test]
-    fn a_server_needs_exactly_one_transport() {
-        let both = parse("[mcp.servers.x]\ncommand = \"a\"\nurl = \"http://b\"\n").unwrap_err();
-        assert!(
-            both.contains("mcp.servers.x") && both.contains("not both"),
-            "{both}"
-        );
-        let neither = parse("[mcp.servers.x]\nargs = [\"a\"]\n").unwrap_err();
-        assert!(neither.contains("either command"), "{neither}");
-        let mixed = parse("[mcp.servers.x]\nurl = \"http://b\"\nargs = [\"a\"]\n").unwrap_err();
-        assert!(mixed.contains("for command servers"), "{mixed}");
-        let name = parse("[mcp.servers.\"a b\"]\ncommand = \"a\"\n").unwrap_err();
-        assert!(name.contains("letters, digits"), "{name}");
-        let timeout = parse("[mcp]\ncall_timeout_secs = 0\n").unwrap_err();
-        assert!(timeout.contains("call_timeout_secs"), "{timeout}");
-    }
 }

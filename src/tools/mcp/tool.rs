@@ -8,7 +8,7 @@ use rmcp::RoleClient;
 use rmcp::model::{CallToolRequestParams, CallToolResult, ContentBlock, ResourceContents};
 use rmcp::service::{Peer, ServiceError};
 
-use crate::llm::ToolSpec;
+use crate::domain::ToolSpec;
 use crate::tools::{Tool, ToolError};
 
 /// The longest tool name the model providers accept.

@@ -17,7 +17,8 @@ use std::str::FromStr;
 use baton_channel::Effort;
 use serde::Deserialize;
 
-use crate::config::{ConfigError, ModelRef, ModelsConfig};
+use crate::config::{ConfigError, ModelsConfig};
+use crate::domain::ModelRef;
 
 /// What kind of work a worker does: picks its model (when configured) and
 /// a preamble for its instructions.
