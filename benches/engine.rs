@@ -194,7 +194,9 @@ impl TimingChannel {
 
 impl Channel for TimingChannel {
     fn reply_to(&self, key: &ConversationKey) -> Box<dyn Reply> {
-        let posts = self.waiting.lock().unwrap().remove(key);
+        // Cloned, not taken: in a cluster more than one actor may start for
+        // a conversation (the one that does not hold it hands over).
+        let posts = self.waiting.lock().unwrap().get(key).cloned();
         Box::new(TimingReply { posts })
     }
 }
@@ -343,6 +345,26 @@ async fn zero_delay_services_on(url: &str) -> anyhow::Result<Arc<Services>> {
         BTreeMap::from([("bench".to_owned(), Arc::new(ZeroDelay) as Arc<dyn Provider>)]);
     let models = Models::with_providers(config.models.clone(), providers)?;
     Ok(Arc::new(Services::new(config, store, models)))
+}
+
+/// [`zero_delay_services_on`] a Postgres `url`, as a member of the
+/// cluster on that database, as `baton run` is: each conversation claimed
+/// by the actor, its messages queued in the store, the instances woken
+/// through `NOTIFY`. Returns the services and what keeps the membership
+/// alive (drop it, then cancel the token, to leave).
+async fn cluster_member_on(
+    url: &str,
+) -> anyhow::Result<(Arc<Services>, baton::cluster::Membership)> {
+    let services = zero_delay_services_on(url).await?;
+    let services = Arc::into_inner(services).context("fresh services are not shared")?;
+    let heartbeat = services.store.with_own_pool(url, 1).await?;
+    let cluster = Arc::new(baton::cluster::Cluster::new(
+        services.store.clone(),
+        heartbeat,
+        services.config.cluster.clone(),
+    ));
+    let membership = baton::cluster::Membership::join(cluster.clone()).await;
+    Ok((Arc::new(services.with_cluster(cluster)), membership))
 }
 
 // ---------------------------------------------------------------------------
@@ -615,26 +637,90 @@ mod overhead {
         store_breakdown().await
     }
 
-    /// The same measure on PostgreSQL (one instance; a fresh database for
-    /// each run), on the throwaway server the tests use.
+    /// The same measure on PostgreSQL (a fresh database for each run), on
+    /// the throwaway server the tests use: one instance as a cluster member
+    /// (as `baton run` on Postgres is), then two members on one database
+    /// with each conversation's messages sent to them in turn (every other
+    /// message reaches the instance that does not hold the conversation,
+    /// which wakes the owner through `NOTIFY`).
     pub async fn run_postgres() -> anyhow::Result<()> {
         println!();
-        println!(
-            "== Engine overhead on PostgreSQL: single mode, zero-delay model, one instance =="
-        );
+        println!("== Engine overhead on PostgreSQL: single mode, zero-delay model ==");
         println!(
             "  the tests' throwaway server on this machine: fsync, synchronous_commit and full_page_writes off"
         );
-        print_header();
-        for concurrency in CONCURRENCY {
-            let Some(url) = crate::postgres::database().await else {
-                bail!("no PostgreSQL server binaries (apt-get install postgresql)");
-            };
-            let services = zero_delay_services_on(&url).await?;
-            let level = measure(concurrency, services).await?;
-            print_level(&level);
+        for instances in [1, 2] {
+            println!("  -- {instances} instance(s), each a cluster member");
+            print_header();
+            for concurrency in CONCURRENCY {
+                let Some(url) = crate::postgres::database().await else {
+                    bail!("no PostgreSQL server binaries (apt-get install postgresql)");
+                };
+                let mut members = Vec::new();
+                for _ in 0..instances {
+                    members.push(cluster_member_on(&url).await?);
+                }
+                let level = measure_members(concurrency, &members).await?;
+                for (services, membership) in members {
+                    membership.leave().await;
+                    services.store.close().await;
+                }
+                print_level(&level);
+            }
         }
         Ok(())
+    }
+
+    /// [`measure`] over several cluster members on one database, each with
+    /// its wake-up listener and sweep running; message `n` of every
+    /// conversation goes to member `n % members`.
+    async fn measure_members(
+        concurrency: usize,
+        members: &[(Arc<Services>, baton::cluster::Membership)],
+    ) -> anyhow::Result<Level> {
+        let channel = Arc::new(TimingChannel::default());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let mut registries = Vec::new();
+        for (services, _) in members {
+            let registry = Arc::new(
+                Registry::new(services.clone()).with_channel(Platform::Telegram, channel.clone()),
+            );
+            let cluster = services.cluster.clone().context("a cluster member")?;
+            let url = services.config.storage.url.clone();
+            tokio::spawn(baton::conversation::listen(
+                registry.clone(),
+                cluster.clone(),
+                url,
+                stop.clone(),
+            ));
+            tokio::spawn(baton::conversation::sweep(
+                registry.clone(),
+                cluster,
+                stop.clone(),
+            ));
+            registries.push(registry);
+        }
+        let registries = Arc::new(registries);
+        let gate = Arc::new(Semaphore::new(concurrency));
+        let start = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..CONVERSATIONS {
+            let (registries, channel, gate) = (registries.clone(), channel.clone(), gate.clone());
+            tasks.spawn(async move {
+                let _slot = gate.acquire_owned().await?;
+                talk_to(&registries, &channel, &conversation("overhead", n)).await
+            });
+        }
+        let mut latencies = Vec::with_capacity(CONVERSATIONS * MESSAGES);
+        while let Some(joined) = tasks.join_next().await {
+            latencies.extend(joined??);
+        }
+        let elapsed = start.elapsed();
+        stop.cancel();
+        for registry in registries.iter() {
+            registry.shutdown().await;
+        }
+        Ok(level(concurrency, latencies, elapsed))
     }
 
     fn print_header() {
@@ -720,21 +806,35 @@ mod overhead {
         let elapsed = start.elapsed();
         registry.shutdown().await;
         services.store.close().await;
+        Ok(level(concurrency, latencies, elapsed))
+    }
+
+    /// The figures of one run.
+    fn level(concurrency: usize, mut latencies: Vec<Duration>, elapsed: Duration) -> Level {
         latencies.sort();
-        Ok(Level {
+        Level {
             concurrency,
             turns_per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
             p50: quantile(&latencies, 0.50),
             p90: quantile(&latencies, 0.90),
             p99: quantile(&latencies, 0.99),
             max: latencies.last().copied().unwrap_or_default(),
-        })
+        }
     }
 
     /// One conversation: [`MESSAGES`] messages, each after the previous
     /// reply; returns each message's dispatch-to-post latency.
     async fn talk(
-        registry: &Registry,
+        registry: &Arc<Registry>,
+        channel: &TimingChannel,
+        key: &ConversationKey,
+    ) -> anyhow::Result<Vec<Duration>> {
+        talk_to(std::slice::from_ref(registry), channel, key).await
+    }
+
+    /// [`talk`], message `n` to `registries[n % len]`.
+    async fn talk_to(
+        registries: &[Arc<Registry>],
         channel: &TimingChannel,
         key: &ConversationKey,
     ) -> anyhow::Result<Vec<Duration>> {
@@ -742,6 +842,7 @@ mod overhead {
         let mut latencies = Vec::with_capacity(MESSAGES);
         for n in 1..=MESSAGES {
             let sent = Instant::now();
+            let registry = &registries[n % registries.len()];
             registry.dispatch(message(key, n, "hello")).await?;
             let posted = posts.recv().await.context("the channel closed")?;
             ensure!(posted.text == "ok", "unexpected reply: {}", posted.text);

@@ -9,6 +9,8 @@
 //! instance) changes nothing. When a renewal shows that a conversation's
 //! lease is gone, its actor is stopped at once.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use baton_channel::ConversationKey;
 use dashmap::DashMap;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +22,9 @@ use crate::store::{HeldLease, Store, StoreError, conversation_lease, now_ms};
 const RELEASED: i64 = 0;
 /// The expiry of a lease given up with work left for the sweep.
 const EXPIRED: i64 = 1;
+
+/// Members started in this process, for their ids.
+static STARTED: AtomicU64 = AtomicU64::new(0);
 
 /// The Postgres channel the instances wake each other on.
 pub const SIGNALS: &str = "baton_signals";
@@ -53,7 +58,12 @@ impl Cluster {
     /// `store` on a pool of its own.
     pub fn new(store: Store, heartbeat: Store, config: ClusterConfig) -> Self {
         Self {
-            id: format!("{}-{}", std::process::id(), now_ms()),
+            id: format!(
+                "{}-{}-{}",
+                std::process::id(),
+                now_ms(),
+                STARTED.fetch_add(1, Ordering::Relaxed)
+            ),
             store,
             heartbeat,
             config,
@@ -63,7 +73,8 @@ impl Cluster {
         }
     }
 
-    /// This instance's id: its pid and start time.
+    /// This instance's id: its pid, start time and a count (several may
+    /// run in one process: benches, tests).
     pub fn id(&self) -> &str {
         &self.id
     }

@@ -291,6 +291,14 @@ impl Actor {
         match *queued {
             // Taken from the store already (it raced the overflow flag).
             Queued::Message(inbound) if self.backlog.was_taken(inbound.id) => {}
+            // Older messages wait in the store (another instance of a
+            // cluster stored them and woke this one): they go first, and
+            // this one, stored too, is read back behind them.
+            Queued::Message(inbound)
+                if self.overflow.from().is_some_and(|from| from < inbound.id) =>
+            {
+                self.read_backlog().await;
+            }
             // Boxed, so an idle actor's future does not carry a turn's state.
             Queued::Message(inbound) => {
                 let remember = self.remember();

@@ -81,6 +81,12 @@ impl Registry {
         Ok(())
     }
 
+    /// Whether this instance has the adapter of `key`'s platform (an
+    /// instance without it leaves the conversation to one that has).
+    fn serves(&self, key: &ConversationKey) -> bool {
+        self.channels.contains_key(&key.platform)
+    }
+
     /// Acts on a signal from another instance, if this one holds the
     /// conversation it is about.
     async fn take_signal(&self, cluster: &Cluster, signal: Signal) {
@@ -188,6 +194,9 @@ async fn sweep_once(registry: &Registry, cluster: &Cluster, window_ms: i64) {
                     tracing::warn!(lease = name, "a conversation lease with an unreadable key");
                     continue;
                 };
+                if !registry.serves(&key) {
+                    continue;
+                }
                 tracing::info!(conversation = %key, "taking over a conversation whose owner stopped");
                 if let Err(e) = registry.wake(&key, None) {
                     tracing::warn!(conversation = %key, error = %e, "cannot take over a conversation");
@@ -202,6 +211,9 @@ async fn sweep_once(registry: &Registry, cluster: &Cluster, window_ms: i64) {
     {
         Ok(waiting) => {
             for (key, from) in waiting {
+                if !registry.serves(&key) {
+                    continue;
+                }
                 if let Err(e) = registry.wake(&key, Some(from)) {
                     tracing::warn!(conversation = %key, error = %e, "cannot wake a conversation with waiting messages");
                 }

@@ -63,7 +63,7 @@ impl EngineError {
 /// All live conversations, keyed by [`ConversationKey`].
 pub struct Registry {
     services: Arc<Services>,
-    channels: HashMap<Platform, Arc<dyn Channel>>,
+    pub(super) channels: HashMap<Platform, Arc<dyn Channel>>,
     live: Arc<LiveActors>,
     generation: AtomicU64,
     flood: FloodGate,
@@ -325,12 +325,9 @@ impl Registry {
             delivery = match delivery {
                 Delivery::Queue(queued) => {
                     if let Queued::Message(message) = &*queued
-                        && (handle.overflow.is_set() || self.services.cluster.is_some())
+                        && handle.overflow.is_set()
                     {
-                        // Others wait in the store: this one waits behind
-                        // them. In a cluster the store is always the queue:
-                        // other instances store this conversation's
-                        // messages too, and it answers them in id order.
+                        // Others wait in the store: this one waits behind them.
                         handle.overflow.mark(message.id);
                         return Ok(());
                     }
