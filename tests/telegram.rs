@@ -765,6 +765,22 @@ pub fn webhook_settings(telegram: &FakeTelegram) -> Settings {
 }
 
 #[tokio::test]
+async fn webhook_mode_without_a_secret_fails_to_start_and_sets_no_webhook() {
+    let telegram = FakeTelegram::start().await;
+    let mut settings = webhook_settings(&telegram);
+    settings.webhook_secret = None;
+    let Err(error) = Telegram::connect(settings).await else {
+        panic!("connected in webhook mode without a secret");
+    };
+    assert!(!error.is_transient());
+    assert_eq!(
+        error.to_string(),
+        "telegram webhook mode needs a secret token in TELEGRAM_WEBHOOK_SECRET"
+    );
+    assert!(telegram.calls_of("setWebhook").is_empty());
+}
+
+#[tokio::test]
 async fn the_webhook_checks_the_secret_and_confirms_only_what_was_stored() {
     let telegram = FakeTelegram::start().await;
     let bot = Telegram::connect(webhook_settings(&telegram))
