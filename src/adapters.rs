@@ -1,16 +1,18 @@
 //! The glue between the engine and the platform adapters: the registry as
-//! the adapters' [`Dispatch`], and each adapter's settings from Baton's
-//! config. Adapters know nothing of the engine beyond this trait.
+//! the adapters' [`Dispatch`], and connecting each adapter with its own
+//! config section plus what the core adds (secrets, `[media]`). Adapters know nothing of the engine beyond this trait.
 
 use std::time::Duration;
 
 use baton_channel::backoff::{self, Retryable};
 use baton_channel::{Accepted, ChannelEvent, Dispatch, DispatchError};
-use baton_telegram::{Settings as TelegramSettings, Telegram, UpdateMode};
-
 use baton_discord::{Discord, Settings as DiscordSettings};
+use baton_telegram::{Settings as TelegramSettings, Telegram};
 
-use crate::config::{ConfigError, DiscordConfig, DmPolicy, TelegramConfig, TelegramMode};
+use crate::config::{
+    ConfigError, DiscordConfig, MediaConfig, TelegramConfig, TelegramMode, discord_token,
+    telegram_token, telegram_webhook_secret,
+};
 use crate::conversation::Registry;
 
 #[async_trait::async_trait]
@@ -40,21 +42,35 @@ pub enum AdapterError {
     Discord(#[from] baton_discord::StartError),
 }
 
-/// Connects the Telegram adapter if it is enabled and has a token.
+/// Connects the Telegram adapter if it is enabled and has a token. The
+/// section is the adapter's own; the core adds the secrets from the
+/// environment and `[media]`'s answers-as-files rule.
 pub async fn connect_telegram(
     config: &TelegramConfig,
-    media: &crate::config::MediaConfig,
+    media: &MediaConfig,
 ) -> Result<Option<Telegram>, AdapterError> {
     let Some(token) = enabled_token(
         "telegram",
         config.enabled,
-        config.token(),
+        telegram_token(config),
         &config.token_env,
     ) else {
         return Ok(None);
     };
-    let mut settings = telegram_settings(config, token)?;
-    settings.media = media.out();
+    let webhook_secret = telegram_webhook_secret(config);
+    if config.mode == TelegramMode::Webhook && webhook_secret.is_none() {
+        return Err(ConfigError::Invalid(format!(
+            "telegram webhook mode needs a secret token in {}",
+            config.webhook_secret_env
+        ))
+        .into());
+    }
+    let settings = TelegramSettings {
+        config: config.clone(),
+        token,
+        webhook_secret,
+        media: media.out(),
+    };
     let telegram = with_retries("Telegram", baton_telegram::StartError::is_transient, || {
         Telegram::connect(settings.clone())
     })
@@ -62,17 +78,26 @@ pub async fn connect_telegram(
     Ok(Some(telegram))
 }
 
-/// Connects the Discord adapter if it is enabled and has a token.
+/// Connects the Discord adapter if it is enabled and has a token (and its
+/// `require_mention_in` keys are guild ids).
 pub async fn connect_discord(
     config: &DiscordConfig,
-    media: &crate::config::MediaConfig,
+    media: &MediaConfig,
 ) -> Result<Option<Discord>, AdapterError> {
-    let Some(token) = enabled_token("discord", config.enabled, config.token(), &config.token_env)
-    else {
+    let Some(token) = enabled_token(
+        "discord",
+        config.enabled,
+        discord_token(config),
+        &config.token_env,
+    ) else {
         return Ok(None);
     };
-    let mut settings = discord_settings(config, token)?;
-    settings.media = media.out();
+    config.validate().map_err(ConfigError::from)?;
+    let settings = DiscordSettings {
+        config: config.clone(),
+        token,
+        media: media.out(),
+    };
     let discord = with_retries("Discord", baton_discord::StartError::is_transient, || {
         Discord::connect(settings.clone())
     })
@@ -123,66 +148,6 @@ async fn with_retries<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>
         .await
 }
 
-/// The adapter's settings from `[discord]`.
-pub fn discord_settings(
-    config: &DiscordConfig,
-    token: secrecy::SecretString,
-) -> Result<DiscordSettings, ConfigError> {
-    let mut settings = DiscordSettings::new(token);
-    settings.api_url = config.api_url.clone();
-    settings.require_mention = config.require_mention;
-    for (guild, required) in &config.require_mention_in {
-        let guild = guild.trim().parse().map_err(|_| {
-            ConfigError::Invalid(format!(
-                "discord.require_mention_in: {guild:?} is not a guild id"
-            ))
-        })?;
-        settings.require_mention_in.insert(guild, *required);
-    }
-    settings.dev_guild = config.dev_guild;
-    settings.allowed_guilds = config.allowed_guilds.clone();
-    settings.allowed_users = config.allowed_users.clone();
-    settings.allowed_roles = config.allowed_roles.clone();
-    settings.open_dms = config.dm_policy == DmPolicy::Open;
-    settings.verbose_batch = Duration::from_millis(config.verbose_batch_ms);
-    settings.defer_after = Duration::from_millis(config.defer_after_ms.min(2500));
-    settings.global_requests_per_second = config.global_requests_per_second.max(1);
-    Ok(settings)
-}
-
 /// Attempts to reach a platform at start before giving up (transient errors
 /// only; a wrong token fails at once).
 const CONNECT_ATTEMPTS: u32 = 4;
-
-/// The adapter's settings from `[telegram]`.
-pub fn telegram_settings(
-    config: &TelegramConfig,
-    token: secrecy::SecretString,
-) -> Result<TelegramSettings, ConfigError> {
-    let mode = match config.mode {
-        TelegramMode::Polling => UpdateMode::Polling,
-        TelegramMode::Webhook => UpdateMode::Webhook {
-            url: config.webhook_url.clone().unwrap_or_default(),
-            secret: config.webhook_secret().ok_or_else(|| {
-                ConfigError::Invalid(format!(
-                    "telegram webhook mode needs a secret token in {}",
-                    config.webhook_secret_env
-                ))
-            })?,
-        },
-    };
-    let mut settings = TelegramSettings::new(token);
-    settings.api_url = config.api_url.clone();
-    settings.mode = mode;
-    settings.allowed_users = config.allowed_users.clone();
-    settings.allowed_chats = config.allowed_chats.clone();
-    settings.dm_policy = match config.dm_policy {
-        DmPolicy::Allowlist => baton_telegram::DmPolicy::Allowlist,
-        DmPolicy::Open => baton_telegram::DmPolicy::Open,
-    };
-    settings.min_send_interval = Duration::from_millis(config.min_send_interval_ms);
-    settings.group_messages_per_minute = config.group_messages_per_minute;
-    settings.verbose_batch = Duration::from_millis(config.verbose_batch_ms);
-    settings.poll_timeout = Duration::from_secs(config.poll_timeout_secs);
-    Ok(settings)
-}

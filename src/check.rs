@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::{Config, DmPolicy, discord_token, telegram_token, telegram_webhook_secret};
 use crate::domain::ModelRef;
 use crate::store::Store;
 use crate::tools::mcp::{self, McpConfig};
@@ -124,13 +124,13 @@ pub async fn check(config: &Config) -> CheckReport {
         (
             "telegram",
             config.telegram.enabled,
-            config.telegram.token().is_some(),
+            telegram_token(&config.telegram).is_some(),
             &config.telegram.token_env,
         ),
         (
             "discord",
             config.discord.enabled,
-            config.discord.token().is_some(),
+            discord_token(&config.discord).is_some(),
             &config.discord.token_env,
         ),
     ];
@@ -147,10 +147,10 @@ pub async fn check(config: &Config) -> CheckReport {
     }
     let telegram = &config.telegram;
     if telegram.enabled
-        && telegram.token().is_some()
+        && telegram_token(telegram).is_some()
         && telegram.mode == crate::config::TelegramMode::Webhook
     {
-        if telegram.webhook_secret().is_none() {
+        if telegram_webhook_secret(telegram).is_none() {
             report.problem(format!(
                 "telegram: webhook mode needs a secret token in {}",
                 telegram.webhook_secret_env
@@ -161,25 +161,21 @@ pub async fn check(config: &Config) -> CheckReport {
         }
     }
     let discord = &config.discord;
-    if discord.enabled && discord.token().is_some() {
+    if discord.enabled && discord_token(discord).is_some() {
         report.ok(format!(
             "discord: {} allowed guilds, {} allowed users, {} DMs, slash commands {}",
             discord.allowed_guilds.len(),
             discord.allowed_users.len(),
             match discord.dm_policy {
-                crate::config::DmPolicy::Open => "open",
-                crate::config::DmPolicy::Allowlist => "allowlisted",
+                DmPolicy::Open => "open",
+                DmPolicy::Allowlist => "allowlisted",
             },
             match discord.dev_guild {
                 Some(guild) => format!("global and in dev guild {guild}"),
                 None => "global only".to_owned(),
             },
         ));
-        if discord
-            .require_mention_in
-            .keys()
-            .any(|g| g.trim().parse::<u64>().is_err())
-        {
+        if discord.validate().is_err() {
             report.problem("discord: require_mention_in keys must be guild ids".to_owned());
         }
     }

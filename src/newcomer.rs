@@ -3,7 +3,7 @@
 //! orchestrator's model (every turn would fail). Plain words, and what to
 //! do about each.
 
-use crate::config::Config;
+use crate::config::{Config, discord_token, telegram_token};
 
 /// Why the orchestrator's model cannot be called, if it cannot: its
 /// provider names a key variable that is not set.
@@ -22,8 +22,8 @@ pub fn missing_api_key(config: &Config) -> Option<String> {
 /// The problems `baton run` should say at start (empty: none).
 pub fn run_problems(config: &Config) -> Vec<String> {
     let mut problems = Vec::new();
-    let telegram = config.telegram.enabled && config.telegram.token().is_some();
-    let discord = config.discord.enabled && config.discord.token().is_some();
+    let telegram = config.telegram.enabled && telegram_token(&config.telegram).is_some();
+    let discord = config.discord.enabled && discord_token(&config.discord).is_some();
     if !telegram && !discord {
         problems.push(format!(
             "no platform token: set {} (Telegram, from @BotFather) or {} (Discord) and start \

@@ -9,7 +9,7 @@ use baton::config::Config;
 use baton_channel::{Accepted, ChannelEvent, Dispatch, DispatchError};
 use baton_telegram::inbound::{ADMINS_ONLY, CANNOT_READ_YET};
 use baton_telegram::webhook::SECRET_HEADER;
-use baton_telegram::{Settings, Telegram, UpdateMode};
+use baton_telegram::{Settings, Telegram, TelegramConfig, TelegramMode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -749,17 +749,43 @@ impl Dispatch for Recorder {
     }
 }
 
+/// The adapter's settings in webhook mode on `telegram`: ADA allowed, the
+/// hook at `https://bot.example.org/telegram` with the secret `s3cret`.
+pub fn webhook_settings(telegram: &FakeTelegram) -> Settings {
+    let mut settings = Settings::new(SecretString::from("123456:TEST-TOKEN"));
+    settings.config = TelegramConfig {
+        api_url: telegram.api_url(),
+        allowed_users: vec![ADA],
+        mode: TelegramMode::Webhook,
+        webhook_url: Some("https://bot.example.org/telegram".into()),
+        ..TelegramConfig::default()
+    };
+    settings.webhook_secret = Some(SecretString::from("s3cret"));
+    settings
+}
+
+#[tokio::test]
+async fn webhook_mode_without_a_secret_fails_to_start_and_sets_no_webhook() {
+    let telegram = FakeTelegram::start().await;
+    let mut settings = webhook_settings(&telegram);
+    settings.webhook_secret = None;
+    let Err(error) = Telegram::connect(settings).await else {
+        panic!("connected in webhook mode without a secret");
+    };
+    assert!(!error.is_transient());
+    assert_eq!(
+        error.to_string(),
+        "telegram webhook mode needs a secret token in TELEGRAM_WEBHOOK_SECRET"
+    );
+    assert!(telegram.calls_of("setWebhook").is_empty());
+}
+
 #[tokio::test]
 async fn the_webhook_checks_the_secret_and_confirms_only_what_was_stored() {
     let telegram = FakeTelegram::start().await;
-    let mut settings = Settings::new(SecretString::from("123456:TEST-TOKEN"));
-    settings.api_url = telegram.api_url();
-    settings.allowed_users = vec![ADA];
-    settings.mode = UpdateMode::Webhook {
-        url: "https://bot.example.org/telegram".into(),
-        secret: SecretString::from("s3cret"),
-    };
-    let bot = Telegram::connect(settings).await.unwrap();
+    let bot = Telegram::connect(webhook_settings(&telegram))
+        .await
+        .unwrap();
     assert_eq!(bot.identity().id.0, BOT_ID);
     let hooks = telegram.calls_of("setWebhook");
     assert_eq!(hooks.len(), 1);

@@ -7,13 +7,12 @@
 use std::sync::Arc;
 
 use baton_channel::ChannelEvent;
+use baton_telegram::Telegram;
 use baton_telegram::webhook::SECRET_HEADER;
-use baton_telegram::{Settings, Telegram, UpdateMode};
-use secrecy::SecretString;
 
 use crate::support::fake_llm::{FakeLlm, Wire};
 use crate::support::fake_telegram::{FakeTelegram, raw_message_update};
-use crate::telegram::{ADA, Recorder, echo, start_app};
+use crate::telegram::{ADA, Recorder, echo, start_app, webhook_settings};
 
 /// Another user, who may talk to the bot in private (`dm_policy = "open"`).
 const EVE: u64 = 77;
@@ -115,14 +114,9 @@ async fn polling_skips_updates_that_cannot_be_read_and_answers_the_rest_of_the_b
 #[tokio::test]
 async fn the_webhook_takes_updates_it_cannot_read_and_checks_the_secret_first() {
     let telegram = FakeTelegram::start().await;
-    let mut settings = Settings::new(SecretString::from("123456:TEST-TOKEN"));
-    settings.api_url = telegram.api_url();
-    settings.allowed_users = vec![ADA];
-    settings.mode = UpdateMode::Webhook {
-        url: "https://bot.example.org/telegram".into(),
-        secret: SecretString::from("s3cret"),
-    };
-    let bot = Telegram::connect(settings).await.unwrap();
+    let bot = Telegram::connect(webhook_settings(&telegram))
+        .await
+        .unwrap();
     let engine = Arc::new(Recorder::default());
     let router = bot.webhook("/telegram", engine.clone()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -22,10 +22,14 @@ pub mod routing;
 #[cfg(test)]
 mod tests;
 
+pub use baton_channel::DmPolicy;
 pub use budget::BudgetConfig;
 pub use media::MediaConfig;
 pub use models::{ModelSpec, ModelsConfig, ProviderConfig, ProviderKind};
-pub use platforms::{DiscordConfig, DmPolicy, TelegramConfig, TelegramMode};
+pub use platforms::{
+    DiscordConfig, TelegramConfig, TelegramMode, discord_token, telegram_token,
+    telegram_webhook_secret,
+};
 pub use projects::ProjectsConfig;
 
 /// The prefix of environment variables that override config keys.
@@ -43,6 +47,12 @@ pub enum ConfigError {
     /// The TOML (after environment overrides) does not fit the schema.
     #[error("invalid config: {0}")]
     Invalid(String),
+}
+
+impl From<baton_channel::InvalidSetting> for ConfigError {
+    fn from(error: baton_channel::InvalidSetting) -> Self {
+        ConfigError::Invalid(error.0)
+    }
 }
 
 impl From<ModelRefError> for ConfigError {
@@ -69,9 +79,9 @@ pub struct Config {
     pub budget: BudgetConfig,
     /// Baton's HTTP server (health check, Telegram webhook).
     pub server: ServerConfig,
-    /// The Telegram adapter.
+    /// The Telegram adapter (the adapter's own section type).
     pub telegram: TelegramConfig,
-    /// The Discord adapter.
+    /// The Discord adapter (the adapter's own section type).
     pub discord: DiscordConfig,
     /// MCP servers whose tools workers (and the orchestrator) may call.
     pub mcp: crate::tools::mcp::McpConfig,
@@ -354,9 +364,9 @@ impl Config {
             .filter_map(|server| server.bearer_token_env.as_deref())
             .filter_map(env_secret);
         let adapters = [
-            self.telegram.token(),
-            self.telegram.webhook_secret(),
-            self.discord.token(),
+            telegram_token(&self.telegram),
+            telegram_webhook_secret(&self.telegram),
+            discord_token(&self.discord),
             self.server.dashboard_token(),
             self.tools.web_search.as_ref().and_then(|s| s.api_key()),
         ];
@@ -428,28 +438,7 @@ impl Config {
         if let Some(key) = self.media.invalid_key() {
             return invalid(key);
         }
-        let telegram = &self.telegram;
-        if telegram.group_messages_per_minute == 0 {
-            return invalid("telegram.group_messages_per_minute");
-        }
-        if !(1..=15).contains(&telegram.poll_timeout_secs) {
-            return Err(ConfigError::Invalid(
-                "telegram.poll_timeout_secs must be 1 to 15 (the HTTP client gives up at 17)"
-                    .into(),
-            ));
-        }
-        if telegram.enabled && telegram.mode == TelegramMode::Webhook {
-            if telegram.webhook_url.as_deref().is_none_or(str::is_empty) {
-                return Err(ConfigError::Invalid(
-                    "telegram.mode = \"webhook\" needs telegram.webhook_url".into(),
-                ));
-            }
-            if !telegram.webhook_path.starts_with('/') {
-                return Err(ConfigError::Invalid(
-                    "telegram.webhook_path must start with /".into(),
-                ));
-            }
-        }
+        self.telegram.validate()?;
         self.tools.validate().map_err(ConfigError::Invalid)?;
         self.mcp.validate().map_err(ConfigError::Invalid)
     }

@@ -133,6 +133,64 @@ fn bad_values_are_clear_errors() {
 }
 
 #[test]
+fn the_platform_sections_are_the_adapters_own_types_read_from_file_and_environment() {
+    let config = Config::from_toml(
+        "[telegram]\nmin_send_interval_ms = 250\ndm_policy = \"open\"\n\
+         [discord]\nrequire_mention_in = { \"123\" = false }\n",
+        env(&[
+            ("BATON__DISCORD__DEFER_AFTER_MS", "9000"),
+            ("BATON__TELEGRAM__MODE", "webhook"),
+            (
+                "BATON__TELEGRAM__WEBHOOK_URL",
+                "https://bot.example.org/hook",
+            ),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        config.telegram.min_send_interval(),
+        Duration::from_millis(250)
+    );
+    assert_eq!(config.telegram.dm_policy, DmPolicy::Open);
+    assert_eq!(config.telegram.mode, TelegramMode::Webhook);
+    assert_eq!(config.telegram.verbose_batch(), Duration::from_secs(1));
+    assert!(!config.discord.mention_required(123));
+    assert!(config.discord.mention_required(456));
+    assert_eq!(config.discord.defer_after(), Duration::from_millis(2500));
+    assert_eq!(config.discord.dm_policy, DmPolicy::Allowlist);
+
+    for (text, message) in [
+        (
+            "[telegram]\ngroup_messages_per_minute = 0\n",
+            "invalid config: telegram.group_messages_per_minute must be at least 1",
+        ),
+        (
+            "[telegram]\npoll_timeout_secs = 16\n",
+            "invalid config: telegram.poll_timeout_secs must be 1 to 15 (the HTTP client gives up at 17)",
+        ),
+        (
+            "[telegram]\nmode = \"webhook\"\n",
+            "invalid config: telegram.mode = \"webhook\" needs telegram.webhook_url",
+        ),
+        (
+            "[telegram]\nmode = \"webhook\"\nwebhook_url = \"https://x\"\nwebhook_path = \"hook\"\n",
+            "invalid config: telegram.webhook_path must start with /",
+        ),
+    ] {
+        let err = Config::from_toml(text, env(&[])).unwrap_err();
+        assert_eq!(err.to_string(), message);
+    }
+    // A disabled adapter's webhook keys are not checked.
+    Config::from_toml(
+        "[telegram]\nenabled = false\nmode = \"webhook\"\n",
+        env(&[]),
+    )
+    .unwrap();
+    let err = Config::from_toml("", env(&[("BATON__DISCORD__MENTION", "true")])).unwrap_err();
+    assert!(err.to_string().contains("mention"), "{err}");
+}
+
+#[test]
 fn the_fetch_url_proxy_is_off_unless_set_and_unknown_tool_keys_are_refused() {
     let config = Config::from_toml("", env(&[])).unwrap();
     assert_eq!(config.tools.fetch_url.proxy, None);

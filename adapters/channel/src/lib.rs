@@ -14,8 +14,10 @@
 //! attachment; [`download`] fetches an attachment's bytes within a size
 //! cap; [`mention`] tidies a message once the bot's mention is cut out;
 //! [`refusal`] holds the answers every adapter gives by itself;
+//! [`DmPolicy`] is the one private-chat rule both adapters' settings read;
 //! [`OncePerKey`] logs something once per chat.
 
+mod access;
 mod attachment;
 pub mod backoff;
 mod chunk;
@@ -33,6 +35,7 @@ pub mod outbox;
 pub mod refusal;
 mod reply;
 
+pub use access::{DmPolicy, InvalidSetting};
 pub use attachment::{Attachment, FileError, Files, WithFiles};
 pub use chunk::chunk_text;
 pub use command::{

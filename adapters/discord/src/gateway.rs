@@ -67,7 +67,7 @@ pub struct Intake {
 impl Intake {
     /// Handles one message.
     pub async fn message(&self, message: &Message) {
-        match decide(message, &self.me, &self.settings) {
+        match decide(message, &self.me, &self.settings.config) {
             Action::Ignore(why) => {
                 tracing::debug!(
                     channel = message.channel_id.get(),
@@ -126,7 +126,7 @@ impl Intake {
             return;
         };
         let token = interaction.token.clone();
-        if let Err(refusal) = check(interaction, command.as_ref().ok(), &self.settings) {
+        if let Err(refusal) = check(interaction, command.as_ref().ok(), &self.settings.config) {
             self.interactions.refuse(id, token, refusal);
             return;
         }

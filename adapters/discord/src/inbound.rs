@@ -5,11 +5,12 @@
 
 use baton_channel::mention;
 use baton_channel::{
-    Author, ChannelEvent, Command, ConversationKey, Inbound, Origin, Platform, parse_command,
+    Author, ChannelEvent, Command, ConversationKey, DmPolicy, Inbound, Origin, Platform,
+    parse_command,
 };
 use serenity::all::{Message, MessageType, User};
 
-use crate::settings::Settings;
+use crate::settings::DiscordConfig;
 
 pub use baton_channel::refusal::NOT_ALLOWED;
 /// The answer to a settings command from a member without Manage Server
@@ -57,7 +58,7 @@ pub enum Action {
 }
 
 /// Decides what a message is, without any I/O.
-pub fn decide(message: &Message, me: &BotIdentity, settings: &Settings) -> Action {
+pub fn decide(message: &Message, me: &BotIdentity, settings: &DiscordConfig) -> Action {
     if message.author.bot || message.webhook_id.is_some() {
         return Action::Ignore("from a bot");
     }
@@ -76,7 +77,7 @@ pub fn decide(message: &Message, me: &BotIdentity, settings: &Settings) -> Actio
     let trusted = settings.allowed_users.contains(&user);
     let allowed = trusted
         || match guild {
-            None => settings.open_dms,
+            None => settings.dm_policy == DmPolicy::Open,
             Some(guild) => settings.allowed_guilds.contains(&guild),
         };
     let addressed = match guild {
@@ -140,7 +141,7 @@ pub fn decide(message: &Message, me: &BotIdentity, settings: &Settings) -> Actio
 
 /// Whether the sender holds one of `allowed_roles` (guild messages carry
 /// the member's roles).
-fn has_allowed_role(message: &Message, settings: &Settings) -> bool {
+fn has_allowed_role(message: &Message, settings: &DiscordConfig) -> bool {
     message.member.as_ref().is_some_and(|member| {
         member
             .roles
@@ -201,7 +202,6 @@ fn strip_mentions(text: &str, me: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::SecretString;
     use serde_json::{Value, json};
 
     const BOT: u64 = 999;
@@ -217,11 +217,12 @@ mod tests {
         }
     }
 
-    fn settings() -> Settings {
-        let mut settings = Settings::new(SecretString::from("t"));
-        settings.allowed_users = vec![ADA];
-        settings.allowed_guilds = vec![GUILD];
-        settings
+    fn settings() -> DiscordConfig {
+        DiscordConfig {
+            allowed_users: vec![ADA],
+            allowed_guilds: vec![GUILD],
+            ..DiscordConfig::default()
+        }
     }
 
     fn user(id: u64, bot: bool) -> Value {
@@ -296,7 +297,7 @@ mod tests {
             "and why?"
         );
         let mut open = settings();
-        open.require_mention_in.insert(GUILD, false);
+        open.require_mention_in.insert(GUILD.to_string(), false);
         assert_eq!(
             text_of(decide(
                 &message(Some(GUILD), BOB, "hello", json!({})),
@@ -326,7 +327,7 @@ mod tests {
             Action::Answer(_, NOT_ALLOWED)
         ));
         let mut open = settings();
-        open.open_dms = true;
+        open.dm_policy = DmPolicy::Open;
         assert_eq!(
             text_of(decide(&message(None, BOB, "hi", json!({})), &me(), &open)),
             "hi"

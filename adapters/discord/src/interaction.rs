@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use baton_channel::{ChannelError, Command, Origin, chunk_text};
+use baton_channel::{ChannelError, Command, DmPolicy, Origin, chunk_text};
 use serde_json::{Value, json};
 use serenity::all::{CommandInteraction, Permissions};
 use tokio::sync::{mpsc, oneshot};
@@ -24,7 +24,7 @@ use tokio_util::task::TaskTracker;
 use crate::inbound::{MANAGERS_ONLY, NOT_ALLOWED};
 use crate::outbox::MESSAGE_LIMIT;
 use crate::rest::{Endpoint, Rest, RestError};
-use crate::settings::Settings;
+use crate::settings::DiscordConfig;
 
 /// The prefix of an interaction's synthetic origin id.
 const ORIGIN_PREFIX: &str = "interaction:";
@@ -63,12 +63,12 @@ pub fn interaction_of(origin: &Origin) -> Option<u64> {
 pub fn check(
     interaction: &CommandInteraction,
     command: Option<&Command>,
-    settings: &Settings,
+    settings: &DiscordConfig,
 ) -> Result<(), &'static str> {
     let user = interaction.user.id.get();
     let trusted = settings.allowed_users.contains(&user);
     let Some(guild) = interaction.guild_id.map(|g| g.get()) else {
-        return if trusted || settings.open_dms {
+        return if trusted || settings.dm_policy == DmPolicy::Open {
             Ok(())
         } else {
             Err(NOT_ALLOWED)
@@ -307,18 +307,18 @@ fn finish(answer: Answer, result: Result<(), RestError>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::SecretString;
     use serde_json::Value;
 
     const GUILD: u64 = 7;
     const ROLE: u64 = 77;
 
-    fn settings() -> Settings {
-        let mut settings = Settings::new(SecretString::from("t"));
-        settings.allowed_users = vec![42];
-        settings.allowed_guilds = vec![GUILD];
-        settings.allowed_roles = vec![ROLE];
-        settings
+    fn settings() -> DiscordConfig {
+        DiscordConfig {
+            allowed_users: vec![42],
+            allowed_guilds: vec![GUILD],
+            allowed_roles: vec![ROLE],
+            ..DiscordConfig::default()
+        }
     }
 
     fn interaction(
@@ -390,7 +390,7 @@ mod tests {
             Ok(())
         );
         let mut open = settings();
-        open.open_dms = true;
+        open.dm_policy = DmPolicy::Open;
         assert_eq!(
             check(&interaction(None, 5, &[], 0), Some(&status), &open),
             Ok(())

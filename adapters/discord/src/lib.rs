@@ -51,7 +51,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use inbound::BotIdentity;
 pub use rest::RestError;
-pub use settings::Settings;
+pub use settings::{DiscordConfig, Settings};
 
 use gateway::{Handler, Intake};
 use interaction::Interactions;
@@ -116,8 +116,8 @@ impl Discord {
         let rest = Arc::new(Rest::new(
             client.clone(),
             &settings.token,
-            &settings.api_url,
-            settings.global_requests_per_second,
+            &settings.config.api_url,
+            settings.config.requests_per_second(),
         ));
         let call = |step: &'static str| move |source| StartError::Rest { step, source };
         let user = rest
@@ -139,17 +139,17 @@ impl Discord {
                 field: "an id",
             })?,
         };
-        register_commands(&rest, &me, settings.dev_guild).await;
+        register_commands(&rest, &me, settings.config.dev_guild).await;
         tracing::info!(bot = %me.name, "connected to Discord");
         let outboxes = Arc::new(Outboxes::new(DiscordOut::new(
             rest.clone(),
-            settings.verbose_batch,
+            settings.config.verbose_batch(),
             settings.media,
         )));
         let interactions = Arc::new(Interactions::new(
             rest,
             me.application,
-            settings.defer_after,
+            settings.config.defer_after(),
         ));
         Ok(Discord {
             me,
@@ -177,7 +177,7 @@ impl Discord {
             channel: DiscordChannel::new(self.outboxes.clone(), self.interactions.clone()),
             files: Arc::new(files::DiscordFiles::new(
                 self.client.clone(),
-                &self.settings.api_url,
+                &self.settings.config.api_url,
             )),
         })
     }
@@ -195,7 +195,7 @@ impl Discord {
         // ratelimiter must be off for the proxy to apply.
         let http = HttpBuilder::new(self.settings.token.expose_secret())
             .client(self.client.clone())
-            .proxy(self.settings.api_url.trim_end_matches('/'))
+            .proxy(self.settings.config.api_url.trim_end_matches('/'))
             .ratelimiter_disabled(true)
             .application_id(ApplicationId::new(self.me.application))
             .build();

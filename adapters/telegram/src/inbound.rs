@@ -10,15 +10,15 @@
 use std::sync::Arc;
 
 use baton_channel::{
-    Author, ChannelEvent, Command, ConversationKey, Dispatch, DispatchError, Inbound, OncePerKey,
-    Origin, Platform, Ticket, parse_command,
+    Author, ChannelEvent, Command, ConversationKey, Dispatch, DispatchError, DmPolicy, Inbound,
+    OncePerKey, Origin, Platform, Ticket, parse_command,
 };
 use teloxide::Bot;
 use teloxide::prelude::Requester;
 use teloxide::types::{Message, Update, UpdateKind, User, UserId};
 
 use crate::outbox::{Outboxes, Outgoing, Target};
-use crate::settings::{DmPolicy, Settings};
+use crate::settings::{Settings, TelegramConfig};
 
 pub use baton_channel::refusal::NOT_ALLOWED;
 /// The answer to a settings command from a non-administrator in a group.
@@ -69,7 +69,7 @@ impl Intake {
     /// Handles one update. `Ok` means it may be confirmed to Telegram; a
     /// transient error means it should be offered again later.
     pub async fn handle(&self, update: Update) -> Result<(), DispatchError> {
-        let action = decide(&update, &self.me, &self.settings);
+        let action = decide(&update, &self.me, &self.settings.config);
         let event = match action {
             Action::Ignore(why) => {
                 tracing::debug!(
@@ -147,7 +147,7 @@ impl Intake {
 }
 
 /// Decides what an update is, without any I/O.
-fn decide(update: &Update, me: &BotIdentity, settings: &Settings) -> Action {
+fn decide(update: &Update, me: &BotIdentity, settings: &TelegramConfig) -> Action {
     let message = match &update.kind {
         UpdateKind::Message(message) => message,
         UpdateKind::EditedMessage(_) => return Action::Ignore("edited message"),
@@ -321,7 +321,6 @@ fn mention_spans<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::SecretString;
     use serde_json::{Value, json};
 
     fn me() -> BotIdentity {
@@ -331,11 +330,12 @@ mod tests {
         }
     }
 
-    fn settings() -> Settings {
-        let mut settings = Settings::new(SecretString::from("t"));
-        settings.allowed_users = vec![42];
-        settings.allowed_chats = vec![-100];
-        settings
+    fn settings() -> TelegramConfig {
+        TelegramConfig {
+            allowed_users: vec![42],
+            allowed_chats: vec![-100],
+            ..TelegramConfig::default()
+        }
     }
 
     fn update(chat: Value, from: u64, text: &str, extra: Value) -> Update {

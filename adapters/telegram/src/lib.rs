@@ -48,7 +48,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use api::Failure;
 pub use inbound::BotIdentity;
-pub use settings::{DmPolicy, Settings, UpdateMode};
+pub use settings::{Settings, TelegramConfig, TelegramMode};
 
 use inbound::Intake;
 use outbox::{Outboxes, TelegramOut};
@@ -70,6 +70,9 @@ pub enum StartError {
     /// Permanent: the bot has no username (every Telegram bot has one).
     #[error("getMe returned a bot without a username")]
     NoUsername,
+    /// Permanent: webhook mode was asked for without a secret token.
+    #[error("telegram webhook mode needs a secret token in {variable}")]
+    NoWebhookSecret { variable: String },
 }
 
 impl StartError {
@@ -93,8 +96,9 @@ impl Telegram {
     /// Connects: `getMe`, `setMyCommands`, then `deleteWebhook` (polling)
     /// or `setWebhook` (webhook mode).
     pub async fn connect(settings: Settings) -> Result<Telegram, StartError> {
-        let url = url::Url::parse(&settings.api_url).map_err(|e| StartError::Url {
-            url: settings.api_url.clone(),
+        let config = &settings.config;
+        let url = url::Url::parse(&config.api_url).map_err(|e| StartError::Url {
+            url: config.api_url.clone(),
             reason: e.to_string(),
         })?;
         let bot = Bot::new(settings.token.expose_secret()).set_api_url(url);
@@ -120,15 +124,21 @@ impl Telegram {
             let failure = Failure::from_request(&error, settings.token.expose_secret());
             tracing::warn!(error = %failure, "could not register the bot's commands");
         }
-        match &settings.mode {
-            UpdateMode::Polling => {
+        match config.mode {
+            TelegramMode::Polling => {
                 if let Err(error) = bot.delete_webhook().await {
                     let failure = Failure::from_request(&error, settings.token.expose_secret());
                     tracing::warn!(error = %failure, "could not remove a webhook before polling");
                 }
             }
-            UpdateMode::Webhook { url, secret } => {
-                let hook = url::Url::parse(url).map_err(|e| StartError::Url {
+            TelegramMode::Webhook => {
+                let secret = settings.webhook_secret.as_ref().ok_or_else(|| {
+                    StartError::NoWebhookSecret {
+                        variable: config.webhook_secret_env.clone(),
+                    }
+                })?;
+                let url = config.webhook_url.clone().unwrap_or_default();
+                let hook = url::Url::parse(&url).map_err(|e| StartError::Url {
                     url: url.clone(),
                     reason: e.to_string(),
                 })?;
@@ -146,7 +156,7 @@ impl Telegram {
             settings.clone(),
         )));
         let connection = Arc::new(baton_channel::Connection::default());
-        if matches!(settings.mode, UpdateMode::Webhook { .. }) {
+        if settings.config.mode == TelegramMode::Webhook {
             // The webhook is set: Telegram delivers to it from now on.
             connection.up();
         }
@@ -180,7 +190,7 @@ impl Telegram {
 
     /// Whether updates come by webhook.
     pub fn uses_webhook(&self) -> bool {
-        matches!(self.settings.mode, UpdateMode::Webhook { .. })
+        self.settings.config.mode == TelegramMode::Webhook
     }
 
     /// Long-polls for updates and hands them to `engine` until `shutdown`
@@ -190,7 +200,7 @@ impl Telegram {
         poll::poll(
             self.bot.clone(),
             intake,
-            self.settings.poll_timeout,
+            self.settings.config.poll_timeout(),
             shutdown,
         )
         .await;
@@ -199,14 +209,9 @@ impl Telegram {
     /// The webhook route (`POST path`) for Baton's HTTP server, or `None`
     /// in polling mode.
     pub fn webhook(&self, path: &str, engine: Arc<dyn Dispatch>) -> Option<axum::Router> {
-        match &self.settings.mode {
-            UpdateMode::Webhook { secret, .. } => Some(webhook::router(
-                path,
-                Arc::new(self.intake(engine)),
-                secret.clone(),
-            )),
-            UpdateMode::Polling => None,
-        }
+        let secret = self.settings.webhook_secret.as_ref()?;
+        self.uses_webhook()
+            .then(|| webhook::router(path, Arc::new(self.intake(engine)), secret.clone()))
     }
 
     /// Stops the send queues (what is still queued is dropped).

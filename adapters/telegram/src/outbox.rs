@@ -151,9 +151,9 @@ impl Transport for TelegramOut {
     fn rules(&self, chat: ChatId) -> Rules {
         let group = chat.0 < 0;
         Rules {
-            min_interval: self.settings.min_send_interval,
-            per_minute: group.then_some(self.settings.group_messages_per_minute),
-            verbose_batch: self.settings.verbose_batch,
+            min_interval: self.settings.config.min_send_interval(),
+            per_minute: group.then_some(self.settings.config.group_messages_per_minute),
+            verbose_batch: self.settings.config.verbose_batch(),
             verbose_line_limit: VERBOSE_LINE_LIMIT,
             media: self.settings.media,
             file_text_limit: CAPTION_SPLIT_AT,
