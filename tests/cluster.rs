@@ -420,6 +420,14 @@ async fn done_turns_per_message(database: &str) -> Vec<(i64, i64)> {
     answers
 }
 
+/// Unix milliseconds, as the store's times are.
+fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since.as_millis()).unwrap()
+}
+
 /// The users whose conversations instance `pid` holds.
 async fn held_by(database: &str, pid: u32) -> Vec<u64> {
     let store = baton::store::Store::connect(database).await.unwrap();
@@ -440,4 +448,101 @@ async fn held_by(database: &str, pid: u32) -> Vec<u64> {
         .iter()
         .filter_map(|name| name.strip_prefix("conversation:telegram/")?.parse().ok())
         .collect()
+}
+
+#[tokio::test]
+async fn a_turn_end_under_a_lease_taken_over_by_another_instance_writes_nothing() {
+    use baton::domain::Mode;
+    use baton::store::{
+        EndingTurn, ReplyToStore, Store, StoreError, TurnEnd, TurnStatus, UnderLease,
+    };
+    let Some(database) = postgres::database().await else {
+        return;
+    };
+    let store = Store::connect(&database).await.unwrap();
+    let key: baton_channel::ConversationKey = "telegram/42".parse().unwrap();
+    let name = baton::store::conversation_lease(&key);
+    let now = now_ms();
+    let epoch = store
+        .take_lease(&name, "first", now, now + 60_000)
+        .await
+        .unwrap()
+        .expect("a free lease is taken");
+    let ada = baton_channel::Author {
+        id: "42".into(),
+        name: "Ada".into(),
+    };
+    let end = |message| {
+        let store = store.clone();
+        let key = key.clone();
+        let name = name.clone();
+        async move {
+            let under = |owner: &str, epoch| UnderLease {
+                name: name.clone(),
+                owner: owner.to_owned(),
+                epoch,
+            };
+            let ended = TurnEnd {
+                status: TurnStatus::Done,
+                usage: Default::default(),
+                error: None,
+            };
+            let turn = EndingTurn::Whole {
+                inbound: Some(message),
+                mode: Mode::Single,
+                model: "fake:model",
+                started_at: 0,
+            };
+            let reply = Some(ReplyToStore {
+                text: "the answer",
+                reply_to: None,
+            });
+            (
+                store
+                    .end_turn(&key, turn, ended, reply, Some(under("second", epoch)))
+                    .await,
+                store
+                    .end_turn(&key, turn, ended, reply, Some(under("first", epoch)))
+                    .await,
+            )
+        }
+    };
+    let first = store
+        .record_inbound(&key, &ada, "one", Some("1"))
+        .await
+        .unwrap()
+        .unwrap();
+    let (wrong_owner, holder) = end(first).await;
+    assert!(
+        matches!(wrong_owner, Err(StoreError::LeaseLost)),
+        "{wrong_owner:?}"
+    );
+    let (_, stored) = holder.expect("the holder writes");
+    assert!(stored.is_some(), "the reply is stored with the turn");
+
+    // Another instance takes the conversation over once the lease expired:
+    // the first holder's next turn end writes nothing.
+    store.release_lease(&name, "first", epoch, 1).await.unwrap();
+    let now = now_ms();
+    store
+        .take_lease(&name, "second", now, now + 60_000)
+        .await
+        .unwrap()
+        .expect("an expired lease is taken");
+    let second = store
+        .record_inbound(&key, &ada, "two", Some("2"))
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, stale) = end(second).await;
+    assert!(matches!(stale, Err(StoreError::LeaseLost)), "{stale:?}");
+    let unsent = store.unsent_replies(0, 10).await.unwrap();
+    assert_eq!(unsent.len(), 1, "only the holder's reply: {unsent:?}");
+    let waiting = store.unanswered_messages(0, 10).await.unwrap();
+    assert_eq!(
+        waiting.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["two"],
+        "the second message is still unanswered, for the new owner"
+    );
+    store.close().await;
 }

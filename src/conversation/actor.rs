@@ -172,6 +172,8 @@ pub(crate) struct Actor {
     pub last_turn: Option<Spend>,
     /// The recent transcript, so a turn need not read it back.
     pub recent: RecentTranscript,
+    /// Whether (and at which epoch) this instance holds the conversation.
+    pub lease: Lease,
     /// Set when the fence closed under a turn (`ownership.rs`): the actor
     /// stops and leaves its conversation to the cluster's sweep.
     pub stranded: bool,
@@ -189,8 +191,8 @@ impl Actor {
             }
         }
         // On a cluster, only the instance holding the conversation runs it.
-        let lease = self.claim().await;
-        if lease == Lease::Elsewhere {
+        self.lease = self.claim().await;
+        if self.lease == Lease::Elsewhere {
             self.hand_over().await;
             return;
         }
@@ -259,7 +261,7 @@ impl Actor {
         }
         self.live
             .remove_if(&self.key, |_, handle| handle.generation == self.generation);
-        self.release(lease).await;
+        self.release().await;
         tracing::debug!(conversation = %self.key, "conversation actor stopped");
     }
 

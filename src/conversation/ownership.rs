@@ -11,7 +11,7 @@
 use super::actor::{Actor, Control, ControlMessage, Queued};
 use super::backlog::stored_inbound;
 use super::cluster::Signal;
-use crate::store::now_ms;
+use crate::store::{UnderLease, conversation_lease, now_ms};
 
 /// How far back a new owner looks for what an earlier owner left.
 pub(super) const TAKE_OVER_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
@@ -21,7 +21,7 @@ const TAKE_OVER_LIMIT: usize = 1_000;
 
 /// Whether this actor may run its conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Lease {
+pub(crate) enum Lease {
     /// A single instance (SQLite): no lease.
     Unneeded,
     /// Held by this instance since the take at this epoch.
@@ -51,12 +51,24 @@ impl Actor {
         }
     }
 
+    /// The lease this actor's writes are made under, on a cluster.
+    pub(super) fn under_lease(&self) -> Option<UnderLease> {
+        match (self.lease, &self.services.cluster) {
+            (Lease::Held(epoch), Some(cluster)) => Some(UnderLease {
+                name: conversation_lease(&self.key),
+                owner: cluster.id().to_owned(),
+                epoch,
+            }),
+            _ => None,
+        }
+    }
+
     /// Gives the lease up as the actor leaves: released when everything
     /// was handled, expired at once when the actor was stranded (so that
     /// the sweep of any instance takes the conversation over, and answers
     /// what was left).
-    pub(super) async fn release(&self, lease: Lease) {
-        if let (Lease::Held(epoch), Some(cluster)) = (lease, &self.services.cluster) {
+    pub(super) async fn release(&self) {
+        if let (Lease::Held(epoch), Some(cluster)) = (self.lease, &self.services.cluster) {
             if self.stranded {
                 cluster.expire(&self.key, epoch).await;
             } else {

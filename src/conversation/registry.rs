@@ -418,6 +418,7 @@ impl Registry {
             shutdown: self.shutdown.child_token(),
             last_turn: None,
             recent: Default::default(),
+            lease: super::ownership::Lease::Unneeded,
             stranded: false,
         };
         self.actors.spawn(actor.run());

@@ -12,8 +12,8 @@ use super::reply_cap::cap_reply;
 use super::turn::TurnOutcome;
 use crate::domain::{Mode, Usage};
 use crate::store::{
-    EndingTurn, EventKind, MessageId, ReplyToStore, Role, StoredMessage, TurnEnd, TurnId,
-    TurnStatus,
+    EndingTurn, EventKind, MessageId, ReplyToStore, Role, StoreError, StoredMessage, TurnEnd,
+    TurnId, TurnStatus,
 };
 
 /// What `finish` records a turn's end with.
@@ -138,7 +138,8 @@ impl Actor {
             text: &text,
             reply_to: origin.message_id.as_deref(),
         });
-        let (turn, outbox) = match store.end_turn(&self.key, ending, ended, reply).await {
+        let lease = self.under_lease();
+        let (turn, outbox) = match store.end_turn(&self.key, ending, ended, reply, lease).await {
             Ok((turn, stored)) => {
                 // A single-mode turn's id exists from here on (its row is
                 // written once, at its end): the span's lines carry it now.
@@ -155,6 +156,13 @@ impl Actor {
                     self.recent.push(reply, limit);
                 }
                 (Some(turn), stored.map(|stored| stored.outbox))
+            }
+            Err(StoreError::LeaseLost) => {
+                // Another instance holds the conversation now and runs this
+                // message again: record and post nothing.
+                tracing::warn!(conversation = %self.key, "a turn ended after another instance took the conversation over; left to it");
+                self.strand();
+                return;
             }
             Err(e) => {
                 tracing::error!(conversation = %self.key, error = %e, "could not record a turn's end and its reply");

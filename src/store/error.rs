@@ -64,6 +64,11 @@ pub enum StoreError {
     /// Permanent.
     #[error("not found: {0}")]
     NotFound(String),
+    /// A write that names the lease it is made under found the lease gone
+    /// or taken over by another instance (a cluster). Permanent: the
+    /// writer no longer runs the conversation.
+    #[error("the conversation's lease is no longer held")]
+    LeaseLost,
     /// Any other database error: a constraint, bad SQL, a value of an
     /// unexpected type. Permanent.
     #[error("database error: {0}")]

@@ -77,7 +77,7 @@ pub use model::{
 pub use outbox::{OutboxId, StoredReply, UnsentReply};
 pub use projects::NewProject;
 pub use recovery::UnansweredMessage;
-pub use turn_end::{EndingTurn, ReplyToStore};
+pub use turn_end::{EndingTurn, ReplyToStore, UnderLease};
 pub use turns::TurnEnd;
 pub use usage::ModelUsage;
 

@@ -26,6 +26,18 @@ pub enum EndingTurn<'a> {
     },
 }
 
+/// The lease a write is made under (a cluster): the write happens only
+/// while `owner` still holds `name` at `epoch`, unexpired.
+#[derive(Debug, Clone)]
+pub struct UnderLease {
+    /// The lease's name.
+    pub name: String,
+    /// This instance.
+    pub owner: String,
+    /// The epoch of the take.
+    pub epoch: i64,
+}
+
 /// A reply to store with its turn's end.
 #[derive(Debug, Clone, Copy)]
 pub struct ReplyToStore<'a> {
@@ -38,13 +50,17 @@ pub struct ReplyToStore<'a> {
 impl Store {
     /// Records how a turn ended and, with `reply`, stores its reply and
     /// queues it in the outbox, all in one transaction. Returns the turn's
-    /// id and the stored reply.
+    /// id and the stored reply. With `lease` (Postgres), the transaction
+    /// first locks the lease row and writes nothing, failing with
+    /// [`StoreError::LeaseLost`], unless the lease is still held as named;
+    /// an instance taking the conversation over waits for the commit.
     pub async fn end_turn(
         &self,
         key: &ConversationKey,
         turn: EndingTurn<'_>,
         ended: TurnEnd<'_>,
         reply: Option<ReplyToStore<'_>>,
+        lease: Option<UnderLease>,
     ) -> Result<(TurnId, Option<StoredReply>), StoreError> {
         let now = now_ms();
         let (status, usage) = (ended.status, ended.usage);
@@ -63,12 +79,28 @@ impl Store {
             .run_in_conversation(key, now, move |conn, key| {
                 Box::pin(async move {
                     let mut tx = conn.begin().await?;
+                    if let Some(lease) = lease {
+                        let held: Vec<i64> = sqlx::query_scalar(
+                            "SELECT epoch FROM leases \
+                             WHERE name = $1 AND owner = $2 AND epoch = $3 AND expires_at >= $4 \
+                             FOR SHARE",
+                        )
+                        .bind(lease.name)
+                        .bind(lease.owner)
+                        .bind(lease.epoch)
+                        .bind(now)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        if held.is_empty() {
+                            return Ok(Ended::LeaseLost);
+                        }
+                    }
                     let id = match turn {
                         Ok(id) => {
                             if update_turn_end(&mut tx, id, status, usage, error.as_deref()).await?
                                 == 0
                             {
-                                return Ok(None);
+                                return Ok(Ended::NoSuchTurn);
                             }
                             id.0
                         }
@@ -99,12 +131,16 @@ impl Store {
                         None => None,
                     };
                     tx.commit().await?;
-                    Ok(Some((id, stored)))
+                    Ok(Ended::Written(id, stored))
                 })
             })
             .await?;
-        let Some((id, stored)) = ended else {
-            return Err(StoreError::NotFound("the turn that ended".to_owned()));
+        let (id, stored) = match ended {
+            Ended::Written(id, stored) => (id, stored),
+            Ended::NoSuchTurn => {
+                return Err(StoreError::NotFound("the turn that ended".to_owned()));
+            }
+            Ended::LeaseLost => return Err(StoreError::LeaseLost),
         };
         Ok((
             TurnId(id),
@@ -114,4 +150,11 @@ impl Store {
             }),
         ))
     }
+}
+
+/// What the transaction of [`Store::end_turn`] did.
+enum Ended {
+    Written(i64, Option<(i64, i64)>),
+    NoSuchTurn,
+    LeaseLost,
 }
