@@ -118,7 +118,7 @@ async fn beat(cluster: Arc<Cluster>, lost: CancellationToken) {
         {
             Ok(held) => {
                 tracing::debug!(took = ?sent.elapsed(), leases = held.len(), "leases renewed");
-                if !cluster.renewed(&held) {
+                if !cluster.renewed(&held, sent) {
                     tracing::error!(instance = %id, "another instance took over a role of this one; stopping");
                     break;
                 }

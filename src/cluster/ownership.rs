@@ -9,10 +9,12 @@
 //! instance) changes nothing. When a renewal shows that a conversation's
 //! lease is gone, its actor is stopped at once.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use baton_channel::ConversationKey;
 use dashmap::DashMap;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{ClusterConfig, Fence, millis};
@@ -42,14 +44,18 @@ pub struct Cluster {
     /// Conversations this instance holds: the epoch of the take, and the
     /// token that stops their actor.
     conversations: DashMap<ConversationKey, Claim>,
-    /// Roles this instance holds, and the epoch of the take.
-    roles: DashMap<String, i64>,
+    /// Roles this instance holds: the epoch of the take, and when it had
+    /// committed.
+    roles: DashMap<String, (i64, Instant)>,
 }
 
 #[derive(Debug)]
 struct Claim {
     epoch: i64,
     stop: CancellationToken,
+    /// When the take had committed: a renewal sent before then cannot
+    /// know of it.
+    taken: Instant,
 }
 
 impl Cluster {
@@ -114,8 +120,12 @@ impl Cluster {
             .take_lease(&conversation_lease(key), &self.id, now, expires)
             .await?;
         if let Some(epoch) = taken {
-            self.conversations
-                .insert(key.clone(), Claim { epoch, stop });
+            let claim = Claim {
+                epoch,
+                stop,
+                taken: Instant::now(),
+            };
+            self.conversations.insert(key.clone(), claim);
         }
         Ok(taken)
     }
@@ -156,33 +166,61 @@ impl Cluster {
         let expires = now + millis(self.config.lease());
         let taken = self.store.take_lease(name, &self.id, now, expires).await?;
         if let Some(epoch) = taken {
-            self.roles.insert(name.to_owned(), epoch);
+            self.roles.insert(name.to_owned(), (epoch, Instant::now()));
         }
         Ok(taken.is_some())
     }
 
-    /// Takes in what a renewal kept: stops the actor of every conversation
-    /// whose lease is no longer held. Returns false if a role was lost.
-    pub(super) fn renewed(&self, held: &[HeldLease]) -> bool {
-        let holds = |name: &str, epoch: i64| {
-            held.iter()
-                .any(|lease| lease.name == name && lease.epoch == epoch)
-        };
+    /// Takes in what a renewal sent at `sent` kept: stops the actor of
+    /// every conversation claimed before then whose lease is no longer
+    /// held (one claimed since is not in the answer, and is left for the
+    /// next renewal). Returns false if a role was lost.
+    pub(super) fn renewed(&self, held: &[HeldLease], sent: Instant) -> bool {
+        let held: HashMap<&str, i64> = held
+            .iter()
+            .map(|lease| (lease.name.as_str(), lease.epoch))
+            .collect();
+        let holds = |name: &str, epoch: i64| held.get(name) == Some(&epoch);
         self.conversations.retain(|key, claim| {
-            let kept = holds(&conversation_lease(key), claim.epoch);
+            let kept = claim.taken >= sent || holds(&conversation_lease(key), claim.epoch);
             if !kept {
                 tracing::error!(conversation = %key, "this instance lost the conversation's lease; its actor stops");
                 claim.stop.cancel();
             }
             kept
         });
-        self.roles
-            .iter()
-            .all(|role| holds(role.key(), *role.value()))
+        self.roles.iter().all(|role| {
+            let (epoch, taken) = *role.value();
+            taken >= sent || holds(role.key(), epoch)
+        })
     }
 
     /// Sends `payload` to every instance listening on [`SIGNALS`].
     pub async fn signal(&self, payload: &str) -> Result<(), StoreError> {
         self.store.notify(SIGNALS, payload).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_renewal_judges_only_the_leases_taken_before_it_was_sent() -> anyhow::Result<()> {
+        let store = Store::connect("sqlite::memory:").await?;
+        let cluster = Cluster::new(store.clone(), store.clone(), ClusterConfig::default());
+        let key: ConversationKey = "telegram/42".parse()?;
+        let sent = Instant::now();
+        let stop = CancellationToken::new();
+        assert!(cluster.claim(&key, stop.clone()).await?.is_some());
+        assert!(cluster.take_role("role:test").await?);
+        // A renewal sent before the takes cannot have them in its answer.
+        assert!(cluster.renewed(&[], sent), "the role is kept");
+        assert!(cluster.holds(&key) && !stop.is_cancelled());
+        // One sent after them must.
+        assert!(!cluster.renewed(&[], Instant::now()), "the role is lost");
+        assert!(!cluster.holds(&key) && stop.is_cancelled());
+        store.close().await;
+        Ok(())
     }
 }
