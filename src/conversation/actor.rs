@@ -301,6 +301,13 @@ impl Actor {
             {
                 self.read_backlog().await;
             }
+            // In a cluster, other instances store this conversation's
+            // messages too, and their wake-up may come after a younger
+            // message reached the queue: what waits in the store since the
+            // last message taken goes first (this one is read back with it).
+            Queued::Message(inbound) if matches!(self.lease, Lease::Held(_)) => {
+                self.catch_up(inbound.id).await;
+            }
             // Boxed, so an idle actor's future does not carry a turn's state.
             Queued::Message(inbound) => {
                 let remember = self.remember();

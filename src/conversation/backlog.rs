@@ -143,6 +143,28 @@ impl Backlog {
         Ok(())
     }
 
+    /// Whether message `id` waits in the backlog.
+    pub fn is_waiting(&self, id: MessageId) -> bool {
+        self.waiting.iter().any(|message| message.id == id)
+    }
+
+    /// The largest message id taken, if any.
+    pub fn last_taken(&self) -> Option<MessageId> {
+        self.taken.iter().max().copied()
+    }
+
+    /// Reads the conversation's messages from `from` on that no turn took
+    /// yet (up to `limit`), to go before the rest of the queue.
+    pub async fn catch_up(
+        &mut self,
+        store: &Store,
+        key: &ConversationKey,
+        from: MessageId,
+        limit: usize,
+    ) -> Result<(), StoreError> {
+        self.read(store, key, from, limit).await
+    }
+
     async fn read(
         &mut self,
         store: &Store,

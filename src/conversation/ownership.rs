@@ -11,7 +11,7 @@
 use super::actor::{Actor, Control, ControlMessage, Queued};
 use super::backlog::stored_inbound;
 use super::cluster::Signal;
-use crate::store::{UnderLease, conversation_lease, now_ms};
+use crate::store::{MessageId, UnderLease, conversation_lease, now_ms};
 
 /// How far back a new owner looks for what an earlier owner left.
 pub(super) const TAKE_OVER_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
@@ -60,6 +60,32 @@ impl Actor {
                 epoch,
             }),
             _ => None,
+        }
+    }
+
+    /// Reads into the backlog, in id order, the messages no turn took yet
+    /// from the one after the last taken (or from `queued`, the message
+    /// that came through the queue, when none was taken yet); `queued` is
+    /// among them. If it is not (the store cannot be read, or more were
+    /// waiting than one read takes), it waits in the store for the actor's
+    /// next read.
+    pub(super) async fn catch_up(&mut self, queued: MessageId) {
+        let from = self
+            .backlog
+            .last_taken()
+            .map_or(queued, |last| MessageId(last.0 + 1).min(queued));
+        let limit = self.services.config.engine.queue_capacity;
+        let store = self.services.store.clone();
+        match self.backlog.catch_up(&store, &self.key, from, limit).await {
+            // Read back with the others.
+            Ok(()) if self.backlog.is_waiting(queued) => {}
+            // Past the read's limit: the store keeps it, and the others
+            // before it, for the next reads.
+            Ok(()) => self.overflow.mark(from),
+            Err(e) => {
+                tracing::warn!(conversation = %self.key, error = %e, "cannot read the messages waiting before this one; it waits in the store");
+                self.overflow.mark(from);
+            }
         }
     }
 
