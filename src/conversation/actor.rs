@@ -274,6 +274,14 @@ impl Actor {
     /// Reads messages that wait in the store into the backlog; on a store
     /// failure, waits a moment before the loop tries again.
     async fn read_backlog(&mut self) {
+        // In a cluster, wake-ups from other instances can come out of
+        // order: read from the message after the last taken, not only
+        // from the one a wake-up named.
+        if matches!(self.lease, Lease::Held(_))
+            && let Some(last) = self.backlog.last_taken()
+        {
+            self.overflow.mark(MessageId(last.0 + 1));
+        }
         let store = &self.services.store;
         let limit = self.services.config.engine.queue_capacity;
         if let Err(e) = self

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Registry;
 use super::actor::ControlMessage;
-use super::ownership::TAKE_OVER_WINDOW_MS;
+use super::registry::RECOVERY_WINDOW_MS;
 use crate::cluster::{Cluster, SIGNALS};
 use crate::store::{CONVERSATION_LEASE, MessageId, now_ms};
 
@@ -169,7 +169,7 @@ pub async fn listen(
 pub async fn sweep(registry: Arc<Registry>, cluster: Arc<Cluster>, stop: CancellationToken) {
     let mut beat = tokio::time::interval(cluster.beat());
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut window = TAKE_OVER_WINDOW_MS;
+    let mut window = RECOVERY_WINDOW_MS;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,

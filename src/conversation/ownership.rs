@@ -11,10 +11,9 @@
 use super::actor::{Actor, Control, ControlMessage, Queued};
 use super::backlog::stored_inbound;
 use super::cluster::Signal;
+use super::registry::RECOVERY_WINDOW_MS;
 use crate::store::{MessageId, UnderLease, conversation_lease, now_ms};
 
-/// How far back a new owner looks for what an earlier owner left.
-pub(super) const TAKE_OVER_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 /// At most this many unanswered messages (or unsent replies) are taken
 /// over at once; more wait for the next sweep.
 const TAKE_OVER_LIMIT: usize = 1_000;
@@ -118,7 +117,7 @@ impl Actor {
     /// turn is closed as failed), then its projects.
     async fn take_over(&mut self) {
         let store = self.services.store.clone();
-        let since = now_ms() - TAKE_OVER_WINDOW_MS;
+        let since = now_ms() - RECOVERY_WINDOW_MS;
         match store
             .unsent_replies_of(&self.key, since, TAKE_OVER_LIMIT)
             .await

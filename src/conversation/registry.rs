@@ -31,8 +31,9 @@ use crate::store::{MessageId, StoreError, TurnEnd, TurnStatus, now_ms};
 /// Commands waiting for one actor (they are answered at once, so few wait).
 const CONTROL_CAPACITY: usize = 16;
 
-/// How long after a stop its unanswered messages are still answered.
-const RESUME_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+/// How long after a stop its unanswered messages are still answered (by
+/// `resume`, or by a cluster member taking a conversation over).
+pub(super) const RECOVERY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 /// At most this many unanswered messages are resumed.
 const RESUME_LIMIT: usize = 10_000;
 
@@ -230,7 +231,7 @@ impl Registry {
     /// how many messages were queued again.
     pub async fn resume(&self) -> Result<usize, EngineError> {
         let store = &self.services.store;
-        let since = now_ms() - RESUME_WINDOW_MS;
+        let since = now_ms() - RECOVERY_WINDOW_MS;
         let unsent = store.unsent_replies(since, RESUME_LIMIT).await?;
         let unanswered = store.unanswered_messages(since, RESUME_LIMIT).await?;
         let abandoned = store.fail_abandoned_turns().await?;
