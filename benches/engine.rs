@@ -124,10 +124,7 @@ fn message(key: &ConversationKey, n: usize, text: &str) -> ChannelEvent {
             name: "Ada".into(),
         },
         text: text.to_owned(),
-        reply_to: None,
-        origin: Origin {
-            message_id: Some(format!("m{n}")),
-        },
+        origin: Origin::Telegram(n as i32),
         attachments: Vec::new(),
         chat_title: None,
     })
@@ -135,7 +132,7 @@ fn message(key: &ConversationKey, n: usize, text: &str) -> ChannelEvent {
 
 /// A conversation key for the `n`th conversation of a run.
 fn conversation(run: &str, n: usize) -> ConversationKey {
-    ConversationKey::new(Platform::Telegram, format!("{run}-{n}"))
+    ConversationKey::terminal(format!("{run}-{n}"))
 }
 
 /// The `p`-quantile (0 < p <= 1) of sorted samples, nearest rank.
@@ -419,7 +416,7 @@ mod parallel {
         let services = baton::app::services(config(&llm, dir.path())?).await?;
         let channel = Arc::new(TimingChannel::default());
         let registry =
-            Registry::new(services.clone()).with_channel(Platform::Telegram, channel.clone());
+            Registry::new(services.clone()).with_channel(Platform::Terminal, channel.clone());
 
         one_turn(&registry, &channel, &timeline, 0).await?; // warm-up: connections, statements
         let mut runs = Vec::new();
@@ -683,7 +680,7 @@ mod overhead {
         let mut registries = Vec::new();
         for (services, _) in members {
             let registry = Arc::new(
-                Registry::new(services.clone()).with_channel(Platform::Telegram, channel.clone()),
+                Registry::new(services.clone()).with_channel(Platform::Terminal, channel.clone()),
             );
             let cluster = services.cluster.clone().context("a cluster member")?;
             let url = services.config.storage.url.clone();
@@ -787,7 +784,7 @@ mod overhead {
     async fn measure(concurrency: usize, services: Arc<Services>) -> anyhow::Result<Level> {
         let channel = Arc::new(TimingChannel::default());
         let registry = Arc::new(
-            Registry::new(services.clone()).with_channel(Platform::Telegram, channel.clone()),
+            Registry::new(services.clone()).with_channel(Platform::Terminal, channel.clone()),
         );
         let gate = Arc::new(Semaphore::new(concurrency));
         let start = Instant::now();
@@ -963,7 +960,7 @@ mod memory {
         let services = zero_delay_services(dir.path()).await?;
         let channel = Arc::new(CountingChannel::default());
         let registry =
-            Registry::new(services.clone()).with_channel(Platform::Telegram, channel.clone());
+            Registry::new(services.clone()).with_channel(Platform::Terminal, channel.clone());
         settle().await;
         let idle = rss_kib()?;
 

@@ -78,7 +78,7 @@ pub async fn chat(
     });
     let channel = Arc::new(TerminalChannel { lines: lines_tx });
     let registry = Registry::new(services).with_channel(Platform::Terminal, channel);
-    let key = ConversationKey::new(Platform::Terminal, conversation);
+    let key = ConversationKey::terminal(conversation);
     let author = Author {
         id: "terminal".into(),
         name: std::env::var("USER").unwrap_or_else(|_| "you".into()),
@@ -105,7 +105,6 @@ pub async fn chat(
                 key: key.clone(),
                 author: author.clone(),
                 text: text.to_owned(),
-                reply_to: None,
                 origin,
                 attachments: Vec::new(),
                 chat_title: None,

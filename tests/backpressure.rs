@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use baton::config::Config;
 use baton::store::Store;
-use baton_channel::{ConversationKey, Platform};
+use baton_channel::ConversationKey;
 use secrecy::SecretString;
 
 use crate::support::bot::test_config;
@@ -146,7 +146,7 @@ async fn past_the_per_user_limit_messages_are_stored_and_answered_once_with_a_no
     let store = Store::connect(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
-    let key = ConversationKey::new(Platform::Telegram, ADA.to_string());
+    let key = ConversationKey::telegram(ADA as i64, None);
     let history = store.history(&key, 100).await.unwrap();
     for n in 0..SENT {
         let text = format!("spam {n}");

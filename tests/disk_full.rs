@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use baton::store::{EventKind, Store};
-use baton_channel::{Author, ConversationKey, Platform};
+use baton_channel::{Author, ConversationKey};
 
 use crate::support::fake_llm::{FakeLlm, FakeReply, Wire};
 use crate::support::fake_telegram::FakeTelegram;
@@ -77,7 +77,7 @@ async fn a_message_written_to_a_full_disk_is_an_error_not_an_id() {
     };
     let url = format!("sqlite://{}", disk.path().join("baton.db").display());
     let store = Store::connect(&url).await.unwrap();
-    let key = ConversationKey::new(Platform::Telegram, "42");
+    let key = ConversationKey::telegram(42, None);
     store
         .record_inbound(&key, &ada(), "before", Some("m1"))
         .await

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use baton_channel::{WorkerEventKind, WorkerStatus};
+use baton_channel::{Origin, WorkerEventKind, WorkerStatus};
 use serde_json::{Value, json};
 
 use baton::store::EventKind;
@@ -115,8 +115,8 @@ async fn single_mode_gets_exactly_one_reply_on_every_wire() {
         };
         assert_eq!(text, "Hello! You said: Ada: hi there", "{wire:?}");
         assert_eq!(
-            origin.message_id.as_deref(),
-            Some("m1"),
+            *origin,
+            Origin::Telegram(1),
             "the reply answers the user's message"
         );
         let requests = bot.llm.requests();
@@ -240,7 +240,7 @@ async fn verbose_shows_each_worker_tagged_with_its_label_and_never_in_the_reply_
         .unwrap();
     for (i, item) in shown.iter().enumerate() {
         if let Shown::Verbose { origin, .. } = item {
-            assert_eq!(origin.message_id.as_deref(), Some("m3"));
+            assert_eq!(*origin, Origin::Telegram(3));
             assert!(i < reply_at);
         }
     }
@@ -755,10 +755,7 @@ async fn a_message_delivered_twice_is_answered_once() {
             name: "Ada".into(),
         },
         text: "hello".into(),
-        reply_to: None,
-        origin: baton_channel::Origin {
-            message_id: Some("update-7".into()),
-        },
+        origin: baton_channel::Origin::Telegram(7),
         attachments: Vec::new(),
         chat_title: None,
     };
@@ -813,8 +810,8 @@ async fn a_message_interrupted_by_a_stop_is_answered_once_after_the_restart() {
     };
     assert_eq!(text, "yes, Ada: are you there?");
     assert_eq!(
-        origin.message_id.as_deref(),
-        Some("m2"),
+        *origin,
+        Origin::Telegram(2),
         "the reply answers the original message"
     );
 

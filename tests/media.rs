@@ -414,7 +414,7 @@ async fn a_discord_attachment_reaches_the_model_as_an_image() {
 async fn attachment_metadata_is_stored_with_its_message_on_both_backends() {
     let mut urls = vec!["sqlite::memory:".to_owned()];
     urls.extend(crate::support::postgres::database().await);
-    let key = baton_channel::ConversationKey::new(baton_channel::Platform::Telegram, "42");
+    let key = baton_channel::ConversationKey::telegram(42, None);
     let ada = baton_channel::Author {
         id: "42".into(),
         name: "Ada".into(),

@@ -16,20 +16,18 @@ use crate::support::bot::{RecordingChannel, Shown, TestBot, WORKER_MODEL, test_c
 use crate::support::eventually::until;
 use crate::support::fake_llm::{FakeLlm, FakeReply, Gate, SeenRequest, Wire};
 
-fn key(chat: &str) -> ConversationKey {
-    ConversationKey::new(Platform::Telegram, chat)
+fn key(chat: i64) -> ConversationKey {
+    ConversationKey::telegram(chat, None)
 }
 
 /// Sends `text` in conversation `chat` as that conversation's own user
 /// (so the per-user flood limit never counts one user for all).
-async fn say_in(bot: &TestBot, chat: &str, n: usize, text: &str) {
+async fn say_in(bot: &TestBot, chat: i64, n: i32, text: &str) {
     let author = Author {
         id: format!("user-{chat}"),
         name: format!("U{chat}"),
     };
-    let origin = Origin {
-        message_id: Some(format!("{chat}-m{n}")),
-    };
+    let origin = Origin::Telegram(n);
     let event = match baton_channel::parse_command(text, None) {
         Some(command) => ChannelEvent::Command {
             key: key(chat),
@@ -41,7 +39,6 @@ async fn say_in(bot: &TestBot, chat: &str, n: usize, text: &str) {
             key: key(chat),
             author,
             text: text.to_owned(),
-            reply_to: None,
             origin,
             attachments: Vec::new(),
             chat_title: None,
@@ -55,7 +52,7 @@ async fn say_in(bot: &TestBot, chat: &str, n: usize, text: &str) {
 const RETRY_NOTICE: &str = "_The model is slow to answer";
 
 /// The posts in conversation `chat`, in order, retry notices left out.
-fn replies_in(bot: &TestBot, chat: &str) -> Vec<String> {
+fn replies_in(bot: &TestBot, chat: i64) -> Vec<String> {
     answers(&bot.channel.shown())
         .into_iter()
         .filter(|(k, _)| *k == key(chat))
@@ -115,15 +112,15 @@ async fn a_provider_that_takes_four_calls_at_once_gets_about_four_and_every_mess
     const CHATS: usize = 12;
     for n in 1..=2 {
         for chat in 0..CHATS {
-            say_in(&bot, &format!("c{chat}"), n, &format!("message {n}")).await;
+            say_in(&bot, 100 + chat as i64, n, &format!("message {n}")).await;
         }
     }
     wait_for_answers(&bot, 2 * CHATS).await;
 
     for chat in 0..CHATS {
-        let chat = format!("c{chat}");
+        let chat = 100 + chat as i64;
         assert_eq!(
-            replies_in(&bot, &chat),
+            replies_in(&bot, chat),
             [
                 format!("echo U{chat}: message 1"),
                 format!("echo U{chat}: message 2")
@@ -140,9 +137,9 @@ async fn a_provider_that_takes_four_calls_at_once_gets_about_four_and_every_mess
     assert!(bot.llm.refused() > 0, "the provider refused some calls");
 
     // /status shows it.
-    say_in(&bot, "c0", 3, "/status").await;
+    say_in(&bot, 100, 3, "/status").await;
     wait_for_answers(&bot, 2 * CHATS + 1).await;
-    let status = replies_in(&bot, "c0").pop().unwrap();
+    let status = replies_in(&bot, 100).pop().unwrap();
     assert!(
         status.contains(&format!(
             "- fake: limit {} of 64, 0 in flight, 0 waiting",
@@ -166,7 +163,7 @@ async fn a_provider_that_recovers_gets_its_limit_back() {
         .await;
     bot.llm.limit_concurrency(2);
     for chat in 0..8 {
-        say_in(&bot, &format!("r{chat}"), 1, "busy").await;
+        say_in(&bot, 200 + chat, 1, "busy").await;
     }
     wait_for_answers(&bot, 8).await;
     let lowered = fake_load(&bot, "fake").limit;
@@ -177,7 +174,7 @@ async fn a_provider_that_recovers_gets_its_limit_back() {
     bot.llm.limit_concurrency(usize::MAX);
     for n in 2..=13 {
         for chat in 0..8 {
-            say_in(&bot, &format!("r{chat}"), n, "again").await;
+            say_in(&bot, 200 + chat, n, "again").await;
         }
     }
     wait_for_answers(&bot, 8 * 13).await;
@@ -197,7 +194,7 @@ async fn retry_after_holds_every_call_to_the_provider_for_that_long() {
         .env("BATON__PROVIDERS__FAKE__MAX_CONCURRENCY", "16")
         .start(move |request| {
             let said = request.last_user_text().unwrap_or_default();
-            if said == "Ua: first" && !refused.swap(true, Ordering::SeqCst) {
+            if said == "U1: first" && !refused.swap(true, Ordering::SeqCst) {
                 return FakeReply::Error {
                     status: 429,
                     body: json!({"error": {"message": "slow down", "type": "rate_limit"}}),
@@ -207,7 +204,7 @@ async fn retry_after_holds_every_call_to_the_provider_for_that_long() {
             FakeReply::Text(format!("echo {said}"))
         })
         .await;
-    say_in(&bot, "a", 1, "first").await;
+    say_in(&bot, 1, 1, "first").await;
     until("the provider to pause", || {
         fake_load(&bot, "fake").paused.is_some()
     })
@@ -215,26 +212,26 @@ async fn retry_after_holds_every_call_to_the_provider_for_that_long() {
     // The retry policy's own wait is 5 ms here (retry_max_delay_ms caps
     // Retry-After), yet neither the retry nor another conversation's call
     // reaches the provider during its pause: both wait in the limiter.
-    say_in(&bot, "b", 1, "second").await;
+    say_in(&bot, 2, 1, "second").await;
     until("the retry and the other call to wait", || {
         fake_load(&bot, "fake").waiting == 2
     })
     .await;
     assert_eq!(bot.llm.requests().len(), 1);
     // /status says so.
-    say_in(&bot, "c", 1, "/status").await;
+    say_in(&bot, 3, 1, "/status").await;
     bot.channel
         .wait_for("the status", |shown| {
-            answers(shown).iter().any(|(k, _)| *k == key("c"))
+            answers(shown).iter().any(|(k, _)| *k == key(3))
         })
         .await;
-    let status = replies_in(&bot, "c").pop().unwrap();
+    let status = replies_in(&bot, 3).pop().unwrap();
     assert!(status.contains("2 waiting; paused"), "{status}");
     assert!(status.contains("(Retry-After)"), "{status}");
 
     wait_for_answers(&bot, 3).await;
-    assert_eq!(replies_in(&bot, "a"), ["echo Ua: first"]);
-    assert_eq!(replies_in(&bot, "b"), ["echo Ub: second"]);
+    assert_eq!(replies_in(&bot, 1), ["echo U1: first"]);
+    assert_eq!(replies_in(&bot, 2), ["echo U2: second"]);
     assert_eq!(bot.llm.requests().len(), 3);
 }
 
@@ -282,7 +279,7 @@ fn conversation_of(request: &SeenRequest) -> &'static str {
         .find(|message| message.role == "user")
         .map(|message| message.text.as_str())
         .unwrap_or_default();
-    if first.starts_with("Ub:") { "b" } else { "a" }
+    if first.starts_with("U2:") { "b" } else { "a" }
 }
 
 /// The index in `requests` of the first request that satisfies `is`.
@@ -304,7 +301,7 @@ async fn orchestrator_calls_go_ahead_of_waiting_workers() {
     // Conversation a starts three workers: one holds the only slot (its
     // model waits on the gate) and two queue. a's next round either went
     // first (it is awaiting its workers) or queues too.
-    say_in(&bot, "a", 1, "split it").await;
+    say_in(&bot, 1, 1, "split it").await;
     let a_settled = || {
         let requests = bot.llm.requests();
         let rounds = requests.iter().filter(|r| r.model != WORKER_MODEL).count();
@@ -318,7 +315,7 @@ async fn orchestrator_calls_go_ahead_of_waiting_workers() {
     until("a's workers to start and queue", a_settled).await;
     let queued = fake_load(&bot, "fake").waiting;
     // Conversation b's first call queues after them.
-    say_in(&bot, "b", 1, "just answer").await;
+    say_in(&bot, 2, 1, "just answer").await;
     until("b's call to queue", || {
         fake_load(&bot, "fake").waiting == queued + 1
     })
@@ -326,8 +323,8 @@ async fn orchestrator_calls_go_ahead_of_waiting_workers() {
     gate.open();
     wait_for_answers(&bot, 2).await;
 
-    assert_eq!(replies_in(&bot, "b"), ["b done"]);
-    assert_eq!(replies_in(&bot, "a"), ["a done"]);
+    assert_eq!(replies_in(&bot, 2), ["b done"]);
+    assert_eq!(replies_in(&bot, 1), ["a done"]);
     let requests = bot.llm.requests();
     let b = index_of(&requests, "b's first call", |r| {
         r.model != WORKER_MODEL && conversation_of(r) == "b"
@@ -353,14 +350,14 @@ async fn one_conversations_workers_do_not_queue_ahead_of_anothers() {
     let gate = Gate::new();
     let bot = bot_with_a_worker_provider(team(&["w1", "w2", "w3", "w4"], gate.clone())).await;
     // a's four workers: two run (waiting on the gate), two queue.
-    say_in(&bot, "a", 1, "split it four ways").await;
+    say_in(&bot, 1, 1, "split it four ways").await;
     until("a's workers to queue", || {
         let load = fake_load(&bot, "workers");
         load.in_flight == 2 && load.waiting == 2
     })
     .await;
     // b's one worker queues after them.
-    say_in(&bot, "b", 1, "one worker will do").await;
+    say_in(&bot, 2, 1, "one worker will do").await;
     // (and both orchestrators to be awaiting, with no call in flight)
     until("b's worker to queue", || {
         fake_load(&bot, "workers").waiting == 3 && fake_load(&bot, "fake").in_flight == 0
@@ -368,8 +365,8 @@ async fn one_conversations_workers_do_not_queue_ahead_of_anothers() {
     .await;
     gate.open();
     wait_for_answers(&bot, 2).await;
-    assert_eq!(replies_in(&bot, "a"), ["a done"]);
-    assert_eq!(replies_in(&bot, "b"), ["b done"]);
+    assert_eq!(replies_in(&bot, 1), ["a done"]);
+    assert_eq!(replies_in(&bot, 2), ["b done"]);
 
     // The first slot that freed went to b, which had nothing running,
     // not to a's third worker, which asked first.
@@ -496,9 +493,9 @@ async fn quota_headers_reach_the_limiter_and_a_429_without_retry_after() {
     assert!(completion.quota.exhausted_for.is_some());
     // Through the engine: the call is answered, and the provider pauses
     // new calls for as long as the limiter allows.
-    say_in(&bot, "q", 1, "hi").await;
+    say_in(&bot, 17, 1, "hi").await;
     wait_for_answers(&bot, 1).await;
-    assert_eq!(replies_in(&bot, "q"), ["hello"]);
+    assert_eq!(replies_in(&bot, 17), ["hello"]);
     let paused = fake_load(&bot, "fake").paused;
     assert!(
         matches!(paused, Some((wait, "its quota is used up")) if wait > Duration::from_secs(50) && wait <= baton::agent::MAX_PAUSE),

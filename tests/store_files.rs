@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use baton::store::{Store, StoreError, StoreHealth};
-use baton_channel::{Author, ConversationKey, Platform};
+use baton_channel::{Author, ConversationKey};
 
 use crate::support::eventually::eventually_within;
 
@@ -21,12 +21,7 @@ async fn write_something(store: &Store) {
         name: "Ada".into(),
     };
     store
-        .record_inbound(
-            &ConversationKey::new(Platform::Telegram, "1"),
-            &author,
-            "hello",
-            None,
-        )
+        .record_inbound(&ConversationKey::telegram(1, None), &author, "hello", None)
         .await
         .unwrap();
 }

@@ -305,7 +305,7 @@ async fn measure(setup: &'static WireSetup, before: bool) -> anyhow::Result<Turn
     let services = baton::app::services(config(setup, &llm, dir.path())?).await?;
     let channel = Arc::new(TimingChannel::default());
     let registry =
-        Registry::new(services.clone()).with_channel(Platform::Telegram, channel.clone());
+        Registry::new(services.clone()).with_channel(Platform::Terminal, channel.clone());
     let key = conversation("cost", 0);
     let mut posts = channel.expect(&key);
     let mut say = async |n: usize, text: String| -> anyhow::Result<()> {

@@ -108,7 +108,7 @@ async fn measure(
     let services = baton::app::services(config).await?;
     let channel = Arc::new(TimingChannel::default());
     let registry =
-        Arc::new(Registry::new(services.clone()).with_channel(Platform::Telegram, channel.clone()));
+        Arc::new(Registry::new(services.clone()).with_channel(Platform::Terminal, channel.clone()));
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..CHATS {
@@ -172,10 +172,7 @@ async fn talk(registry: &Registry, channel: &TimingChannel, n: usize) -> anyhow:
                 name: format!("User {n}"),
             },
             text: "hello".into(),
-            reply_to: None,
-            origin: Origin {
-                message_id: Some(format!("m{m}")),
-            },
+            origin: Origin::Telegram(m as i32),
             attachments: Vec::new(),
             chat_title: None,
         });

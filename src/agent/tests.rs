@@ -131,7 +131,7 @@ async fn run(
         spec: ModelSpec::default(),
     };
     let limiter = ModelCallLimiter::new(1);
-    let conversation = baton_channel::ConversationKey::new(baton_channel::Platform::Terminal, "t");
+    let conversation = baton_channel::ConversationKey::terminal("t");
     let agent = Agent {
         model: &model,
         system: "be brief",
@@ -192,14 +192,14 @@ async fn at_the_round_limit_the_model_answers_once_more_without_tools() {
     );
     // Every round carries the conversation's prompt-cache key, and it names
     // no chat.
-    let conversation = baton_channel::ConversationKey::new(baton_channel::Platform::Terminal, "t");
+    let conversation = baton_channel::ConversationKey::terminal("t");
     let key = super::prompt_cache_key(&conversation);
     assert!(
         key.starts_with("baton-") && !key.contains("terminal"),
         "{key}"
     );
     assert!(requests.iter().all(|r| r.cache_key.as_ref() == Some(&key)));
-    let other = baton_channel::ConversationKey::new(baton_channel::Platform::Terminal, "u");
+    let other = baton_channel::ConversationKey::terminal("u");
     assert_ne!(super::prompt_cache_key(&other), key);
     let last = &requests[3];
     assert_eq!(last.tools, tools.specs(), "the tools stay declared");

@@ -326,9 +326,7 @@ impl Actor {
             Queued::Reset { message, through } => self.reset(&message.origin, through).await,
             Queued::Resend(unsent) => {
                 tracing::info!(conversation = %self.key, outbox = unsent.id.0, "posting a reply an earlier stop left unsent");
-                let origin = Origin {
-                    message_id: unsent.reply_to,
-                };
+                let origin = Origin::from_stored(self.key.platform(), unsent.reply_to.as_deref());
                 self.post_stored(&origin, &unsent.text, unsent.id).await;
             }
         }
@@ -652,7 +650,7 @@ impl Actor {
             notices: notices_tx,
             started: started_tx,
             shelf: plan.shelf,
-            reply_to: origin.message_id.clone(),
+            reply_to: *origin,
             cancel: cancel.clone(),
         };
         let mut task = AbortOnDropHandle::new(tokio::spawn(run_turn(request).in_current_span()));

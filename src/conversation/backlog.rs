@@ -186,16 +186,17 @@ impl Backlog {
 
 /// A message read back from the store, as its turn takes it.
 pub(crate) fn stored_inbound(message: UnansweredMessage) -> StoredInbound {
+    let origin = Origin::from_stored(
+        message.key.platform(),
+        message.platform_message_id.as_deref(),
+    );
     StoredInbound {
         id: message.id,
         inbound: Inbound {
             key: message.key,
             author: message.author,
             text: message.text,
-            reply_to: None,
-            origin: Origin {
-                message_id: message.platform_message_id,
-            },
+            origin,
             attachments: message.attachments,
             chat_title: None,
         },

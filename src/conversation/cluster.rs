@@ -84,7 +84,7 @@ impl Registry {
     /// Whether this instance has the adapter of `key`'s platform (an
     /// instance without it leaves the conversation to one that has).
     fn serves(&self, key: &ConversationKey) -> bool {
-        self.channels.contains_key(&key.platform)
+        self.channels.contains_key(&key.platform())
     }
 
     /// Acts on a signal from another instance, if this one holds the

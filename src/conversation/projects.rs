@@ -104,11 +104,12 @@ impl Actor {
             key: &self.key,
             settings: &self.settings,
         };
+        let reply_to = origin.stored_id();
         let new = NewProject {
             goal: &goal,
             plan: None,
             model: "",
-            reply_to: origin.message_id.as_deref(),
+            reply_to: reply_to.as_deref(),
         };
         match starter.start(new).await {
             Ok(started) => {
@@ -165,8 +166,8 @@ impl Actor {
         }
         let text = outcome_text(&project);
         if let Some(text) = text {
-            self.post_outcome(project.id, project.reply_to.clone(), &text)
-                .await;
+            let origin = self.stored_origin(project.reply_to.as_deref());
+            self.post_outcome(project.id, origin, &text).await;
         }
     }
 
@@ -328,15 +329,30 @@ impl Actor {
                 text,
             } => {
                 self.projects.running.remove(&project);
-                let reply_to = match self.services.store.load_project(project).await {
-                    Ok(Some(stored)) => stored.reply_to,
-                    _ => None,
-                };
                 if let Some(text) = text {
-                    self.post_outcome(project, reply_to, &text).await;
+                    let origin = self.project_origin(project).await;
+                    self.post_outcome(project, origin, &text).await;
                 }
             }
         }
+    }
+
+    /// The message that started a project, which its output hangs under
+    /// (none when the store cannot say: the outcome still goes out).
+    async fn project_origin(&self, project: ProjectId) -> Origin {
+        match self.services.store.load_project(project).await {
+            Ok(Some(stored)) => self.stored_origin(stored.reply_to.as_deref()),
+            Ok(None) => Origin::Unnamed,
+            Err(e) => {
+                tracing::warn!(project = %project, error = %e, "cannot read which message started a project; its output goes out without a reference");
+                Origin::Unnamed
+            }
+        }
+    }
+
+    /// A stored platform message id of this conversation, read back.
+    fn stored_origin(&self, id: Option<&str>) -> Origin {
+        Origin::from_stored(self.key.platform(), id)
     }
 
     /// Shows a project's line under the message that started it, when
@@ -345,23 +361,14 @@ impl Actor {
         if !self.settings.verbose {
             return;
         }
-        let reply_to = match self.services.store.load_project(project).await {
-            Ok(Some(stored)) => stored.reply_to,
-            _ => None,
-        };
-        let origin = Origin {
-            message_id: reply_to,
-        };
+        let origin = self.project_origin(project).await;
         if let Err(e) = self.reply.verbose(&origin, event).await {
             tracing::warn!(conversation = %self.key, error = %e, "could not show project output");
         }
     }
 
     /// Posts a project's outcome and records that it went out.
-    async fn post_outcome(&mut self, project: ProjectId, reply_to: Option<String>, text: &str) {
-        let origin = Origin {
-            message_id: reply_to,
-        };
+    async fn post_outcome(&mut self, project: ProjectId, origin: Origin, text: &str) {
         let max = self.services.config.engine.max_reply_chars;
         let text = cap_reply(text.to_owned(), max);
         if let Err(e) = self.reply.post(&origin, &text).await {

@@ -129,13 +129,13 @@ impl Registry {
         let delivery = match event {
             ChannelEvent::Message(inbound) => {
                 let store = &self.services.store;
-                let platform_id = inbound.origin.message_id.as_deref();
+                let platform_id = inbound.origin.stored_id();
                 let stored = match store
                     .record_inbound_with(
                         &key,
                         &inbound.author,
                         &inbound.text,
-                        platform_id,
+                        platform_id.as_deref(),
                         &inbound.attachments,
                     )
                     .await
@@ -168,7 +168,7 @@ impl Registry {
                 {
                     tracing::debug!(conversation = %key, error = %e, "could not store the chat's title");
                 }
-                match self.flood.check(key.platform, &inbound.author.id) {
+                match self.flood.check(key.platform(), &inbound.author.id) {
                     Verdict::Admit => {
                         Delivery::Queue(Box::new(Queued::Message(StoredInbound { id, inbound })))
                     }
@@ -265,7 +265,7 @@ impl Registry {
         }
         let projects = store.projects_to_resume().await?;
         for project in projects {
-            if !self.channels.contains_key(&project.key.platform) {
+            if !self.channels.contains_key(&project.key.platform()) {
                 continue;
             }
             tracing::info!(project = %project.id, status = %project.status, "taking up a project the last stop left");
@@ -283,7 +283,7 @@ impl Registry {
     ) -> Result<usize, EngineError> {
         let mut delivered = 0;
         for (key, delivery) in items {
-            if self.channels.contains_key(&key.platform) {
+            if self.channels.contains_key(&key.platform()) {
                 self.deliver(&key, delivery)?;
                 delivered += 1;
             }
@@ -374,8 +374,8 @@ impl Registry {
         }
         let channel = self
             .channels
-            .get(&key.platform)
-            .ok_or(EngineError::NoChannel(key.platform))?;
+            .get(&key.platform())
+            .ok_or(EngineError::NoChannel(key.platform()))?;
         Ok(match self.live.entry(key.clone()) {
             Entry::Occupied(entry) => entry.get().clone(),
             Entry::Vacant(entry) => {

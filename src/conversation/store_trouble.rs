@@ -41,13 +41,12 @@ impl StoreTrouble {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use baton_channel::Platform;
 
     #[test]
     fn a_conversation_hears_of_store_trouble_once() {
         let trouble = StoreTrouble::default();
-        let key = ConversationKey::new(Platform::Telegram, "1");
-        let other = ConversationKey::new(Platform::Telegram, "2");
+        let key = ConversationKey::telegram(1, None);
+        let other = ConversationKey::telegram(2, None);
         assert!(trouble.should_tell(&key));
         assert!(!trouble.should_tell(&key));
         assert!(trouble.should_tell(&other));

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use baton_channel::{ConversationKey, WorkerEvent};
+use baton_channel::{ConversationKey, Origin, WorkerEvent};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -56,8 +56,8 @@ pub struct TurnRequest {
     /// The context's attachments, which the orchestrator can hand to
     /// workers.
     pub shelf: Arc<crate::media::Shelf>,
-    /// The platform id of the message the turn answers.
-    pub reply_to: Option<String>,
+    /// The message the turn answers.
+    pub reply_to: Origin,
     /// `/stop` cancels this.
     pub cancel: CancellationToken,
 }
@@ -192,7 +192,7 @@ pub async fn run_turn(request: TurnRequest) -> TurnOutcome {
                 key: &request.key,
                 settings: &request.settings,
             },
-            reply_to: request.reply_to.as_deref(),
+            reply_to: request.reply_to,
             started,
         }),
         _ => None,

@@ -134,9 +134,10 @@ impl Actor {
             },
         };
         // A reply is stored with its turn's end, in one transaction.
+        let reply_to = origin.stored_id();
         let reply = (status == TurnStatus::Done).then(|| ReplyToStore {
             text: &text,
-            reply_to: origin.message_id.as_deref(),
+            reply_to: reply_to.as_deref(),
         });
         let lease = self.under_lease();
         let (turn, outbox) = match store.end_turn(&self.key, ending, ended, reply, lease).await {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use baton_channel::ConversationKey;
+use baton_channel::{ConversationKey, Origin};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -111,9 +111,8 @@ pub struct TurnTools<'a> {
     pub delegation: DelegationTools<'a>,
     /// How to start a project here.
     pub starter: Starter<'a>,
-    /// The platform id of the message the turn answers (the project's
-    /// result replies to it).
-    pub reply_to: Option<&'a str>,
+    /// The message the turn answers (the project's result replies to it).
+    pub reply_to: Origin,
     /// Where started projects go: the actor runs their bosses.
     pub started: &'a mpsc::Sender<StartedProject>,
 }
@@ -139,11 +138,12 @@ impl Toolbox for TurnTools<'_> {
         }
         let args: StartArgs = serde_json::from_value(arguments)
             .map_err(|e| ToolError::BadArguments(e.to_string()))?;
+        let reply_to = self.reply_to.stored_id();
         let new = NewProject {
             goal: args.goal.trim(),
             plan: args.plan.as_deref(),
             model: "",
-            reply_to: self.reply_to,
+            reply_to: reply_to.as_deref(),
         };
         let started = self
             .starter

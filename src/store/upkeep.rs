@@ -185,7 +185,7 @@ async fn passive_checkpoint(conn: &mut AnyConnection) -> Result<i64, sqlx::Error
 
 #[cfg(test)]
 mod tests {
-    use baton_channel::{Author, ConversationKey, Platform};
+    use baton_channel::{Author, ConversationKey};
 
     use super::{checkpoint, passive_checkpoint};
     use sqlx::Connection;
@@ -203,7 +203,7 @@ mod tests {
         store._checkpointer = None;
         let (_, url, _) = prepare_url(&url).unwrap();
         let mut side = connect_sqlite(&url).await.unwrap();
-        let key = ConversationKey::new(Platform::Telegram, "1");
+        let key = ConversationKey::telegram(1, None);
         let author = Author {
             id: "1".into(),
             name: "Ann".into(),

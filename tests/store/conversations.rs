@@ -3,12 +3,12 @@
 //! dashboard's list of them by last activity.
 
 use baton::domain::{ConversationSettings, Mode};
-use baton_channel::Effort;
+use baton_channel::{ConversationKey, Effort};
 
 use super::{TestDb, alice, key};
 
 pub(super) async fn settings_round_trip_and_survive_a_reconnect(db: TestDb) {
-    let k = key("-100123").with_thread("7");
+    let k = ConversationKey::telegram(-100123, Some(7));
     let settings = ConversationSettings {
         mode: Mode::Orchestrator,
         verbose: true,

@@ -48,7 +48,7 @@ pub(super) async fn concurrent_events_are_all_written_in_order_before_close(db: 
     for conversation in 0..8 {
         let store = store.clone();
         tasks.spawn(async move {
-            let k = key(&format!("ev{conversation}"));
+            let k = key(&format!("{}", 500 + conversation));
             for n in 0..50 {
                 store
                     .record_event(&k, None, EventKind::Progress, "w1", &n.to_string())
@@ -63,7 +63,7 @@ pub(super) async fn concurrent_events_are_all_written_in_order_before_close(db: 
     let store = db.connect().await;
     for conversation in 0..8 {
         let events = store
-            .recent_events(&key(&format!("ev{conversation}")), 100)
+            .recent_events(&key(&format!("{}", 500 + conversation)), 100)
             .await
             .unwrap();
         let bodies: Vec<String> = events.into_iter().map(|e| e.body).collect();

@@ -16,7 +16,7 @@
 
 use baton::domain::Usage;
 use baton::store::{NewWorker, Store};
-use baton_channel::{Author, ConversationKey, Effort, Platform, WorkerId};
+use baton_channel::{Author, ConversationKey, Effort, WorkerId};
 
 use crate::support;
 
@@ -28,8 +28,9 @@ mod projects;
 mod transcript;
 mod turns;
 
+/// The Telegram chat `chat` (a number).
 fn key(chat: &str) -> ConversationKey {
-    ConversationKey::new(Platform::Telegram, chat)
+    format!("telegram/{chat}").parse().unwrap()
 }
 
 fn alice() -> Author {

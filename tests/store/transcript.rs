@@ -73,12 +73,12 @@ pub(super) async fn history_returns_the_newest_messages_oldest_first(db: TestDb)
     assert!(history.windows(2).all(|pair| pair[0].id < pair[1].id));
     assert_eq!(store.history(&k, 100).await.unwrap().len(), 10);
     assert!(store.history(&k, 0).await.unwrap().is_empty());
-    assert!(store.history(&key("other"), 10).await.unwrap().is_empty());
+    assert!(store.history(&key("9001"), 10).await.unwrap().is_empty());
 }
 
 pub(super) async fn a_reply_follows_its_message_even_when_others_queued_before_it(db: TestDb) {
     let store = db.connect().await;
-    let k = key("7q");
+    let k = key("9002");
     // q2 and q3 arrive (and are stored) while q1's turn runs.
     let q1 = store
         .record_inbound(&k, &alice(), "q1", None)
@@ -137,8 +137,8 @@ pub(super) async fn reset_context_hides_earlier_messages(db: TestDb) {
     assert_eq!(texts, ["new"]);
 
     // A reset before anything was said is fine too.
-    store.reset_context(&key("fresh")).await.unwrap();
-    assert!(store.history(&key("fresh"), 10).await.unwrap().is_empty());
+    store.reset_context(&key("9003")).await.unwrap();
+    assert!(store.history(&key("9003"), 10).await.unwrap().is_empty());
 }
 
 pub(super) async fn a_stored_reply_is_unsent_until_marked_even_across_a_restart(db: TestDb) {

@@ -148,7 +148,7 @@ pub(super) async fn usage_since_adds_turn_and_worker_usage(db: TestDb) {
         Usage::default()
     );
     assert_eq!(
-        store.usage_since(&key("nobody"), 0).await.unwrap(),
+        store.usage_since(&key("9004"), 0).await.unwrap(),
         Usage::default()
     );
     // The whole service, split by model (budgets price each model apart).

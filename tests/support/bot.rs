@@ -135,7 +135,7 @@ impl Reply for RecordingReply {
     async fn post(&mut self, origin: &Origin, text: &str) -> Result<(), ChannelError> {
         self.channel.push(Shown::Reply {
             key: self.key.clone(),
-            origin: origin.clone(),
+            origin: *origin,
             text: text.to_owned(),
         });
         Ok(())
@@ -144,7 +144,7 @@ impl Reply for RecordingReply {
     async fn verbose(&mut self, origin: &Origin, event: &WorkerEvent) -> Result<(), ChannelError> {
         self.channel.push(Shown::Verbose {
             key: self.key.clone(),
-            origin: origin.clone(),
+            origin: *origin,
             event: event.clone(),
         });
         Ok(())
@@ -246,7 +246,7 @@ pub struct TestBot {
     pub dir: Arc<tempfile::TempDir>,
     /// The number of the last platform message id sent (`m1`, `m2`, ...);
     /// a restarted bot sets it past the earlier run's.
-    pub next_message: u64,
+    pub next_message: i32,
 }
 
 impl TestBot {
@@ -270,7 +270,7 @@ impl TestBot {
 
     /// The conversation the helpers below talk in.
     pub fn key() -> ConversationKey {
-        ConversationKey::new(Platform::Telegram, "1001")
+        ConversationKey::telegram(1001, None)
     }
 
     /// Sends a user message (or a command, if it starts with `/`).
@@ -280,9 +280,7 @@ impl TestBot {
             id: "42".into(),
             name: "Ada".into(),
         };
-        let origin = Origin {
-            message_id: Some(format!("m{}", self.next_message)),
-        };
+        let origin = Origin::Telegram(self.next_message);
         let event = match parse_command(text, None) {
             Some(command) => ChannelEvent::Command {
                 key: Self::key(),
@@ -294,7 +292,6 @@ impl TestBot {
                 key: Self::key(),
                 author,
                 text: text.to_owned(),
-                reply_to: None,
                 origin,
                 attachments: Vec::new(),
                 chat_title: None,

@@ -1,4 +1,6 @@
-//! Conversation identity: which platform, which chat, which thread.
+//! Conversation identity: which platform, and the platform's own ids for
+//! the chat (typed as the platform types them, so that nothing is parsed
+//! back from a string when posting).
 
 use std::fmt;
 use std::str::FromStr;
@@ -25,49 +27,77 @@ impl Platform {
 
 /// Identifies one conversation: each has exactly one orchestrator.
 ///
-/// A Telegram DM or group is `chat` alone; a forum topic adds `thread`.
-/// A Discord channel, thread or DM is its channel id. The string form
-/// (`telegram/-100123/7`) is what the store keys on.
+/// The string form (`telegram/-100123/7`, `discord/42`, `terminal/notes`)
+/// is what the store keys on; [`FromStr`] reads it back.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConversationKey {
-    /// Where the conversation lives.
-    pub platform: Platform,
-    /// The platform's chat or channel id.
-    pub chat: String,
-    /// A sub-conversation inside the chat (a Telegram forum topic).
-    pub thread: Option<String>,
+pub enum ConversationKey {
+    /// A named `baton chat` conversation.
+    Terminal {
+        /// The name given on the command line.
+        name: String,
+    },
+    /// A Telegram DM or group, or (with `topic`) one forum topic in a group.
+    Telegram {
+        /// The chat id (negative for groups).
+        chat: i64,
+        /// The forum topic (`message_thread_id`).
+        topic: Option<i32>,
+    },
+    /// A Discord guild channel, thread or DM channel: each is a channel.
+    Discord {
+        /// The channel's snowflake.
+        channel: u64,
+    },
 }
 
 impl ConversationKey {
-    /// A conversation without a sub-thread.
-    pub fn new(platform: Platform, chat: impl Into<String>) -> Self {
-        Self {
-            platform,
-            chat: chat.into(),
-            thread: None,
-        }
+    /// A terminal conversation.
+    pub fn terminal(name: impl Into<String>) -> Self {
+        ConversationKey::Terminal { name: name.into() }
     }
 
-    /// The same chat, narrowed to one thread (a forum topic).
-    pub fn with_thread(mut self, thread: impl Into<String>) -> Self {
-        self.thread = Some(thread.into());
-        self
+    /// A Telegram chat, or a forum topic in it.
+    pub fn telegram(chat: i64, topic: Option<i32>) -> Self {
+        ConversationKey::Telegram { chat, topic }
+    }
+
+    /// A Discord channel (a guild channel, a thread or a DM).
+    pub fn discord(channel: u64) -> Self {
+        ConversationKey::Discord { channel }
+    }
+
+    /// The platform the conversation lives on.
+    pub fn platform(&self) -> Platform {
+        match self {
+            ConversationKey::Terminal { .. } => Platform::Terminal,
+            ConversationKey::Telegram { .. } => Platform::Telegram,
+            ConversationKey::Discord { .. } => Platform::Discord,
+        }
     }
 }
 
 impl fmt::Display for ConversationKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.platform, self.chat)?;
-        if let Some(thread) = &self.thread {
-            write!(f, "/{thread}")?;
+        write!(f, "{}/", self.platform())?;
+        match self {
+            ConversationKey::Terminal { name } => f.write_str(name),
+            ConversationKey::Telegram { chat, topic } => {
+                write!(f, "{chat}")?;
+                match topic {
+                    Some(topic) => write!(f, "/{topic}"),
+                    None => Ok(()),
+                }
+            }
+            ConversationKey::Discord { channel } => write!(f, "{channel}"),
         }
-        Ok(())
     }
 }
 
-/// A string that is not `platform/chat[/thread]`.
+/// A string that is not a conversation key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a conversation key: {0:?} (expected platform/chat[/thread])")]
+#[error(
+    "not a conversation key: {0:?} (expected telegram/<chat>[/<topic>], discord/<channel> or terminal/<name>)"
+)]
 pub struct ParseKeyError(pub String);
 
 /// In its string form, as the store keys on it.
@@ -89,20 +119,21 @@ impl FromStr for ConversationKey {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || ParseKeyError(s.to_owned());
-        let mut parts = s.splitn(3, '/');
-        let platform = match parts.next() {
-            Some("terminal") => Platform::Terminal,
-            Some("telegram") => Platform::Telegram,
-            Some("discord") => Platform::Discord,
-            _ => return Err(err()),
-        };
-        let chat = parts.next().filter(|c| !c.is_empty()).ok_or_else(err)?;
-        let thread = parts.next().filter(|t| !t.is_empty());
-        let key = ConversationKey::new(platform, chat);
-        Ok(match thread {
-            Some(thread) => key.with_thread(thread),
-            None => key,
-        })
+        let (platform, rest) = s.split_once('/').ok_or_else(err)?;
+        let platform: Platform = platform.parse().map_err(|_| err())?;
+        let number = |text: &str| text.parse().map_err(|_| err());
+        match platform {
+            Platform::Terminal if !rest.is_empty() => Ok(ConversationKey::terminal(rest)),
+            Platform::Terminal => Err(err()),
+            Platform::Telegram => match rest.split_once('/') {
+                Some((chat, topic)) => Ok(ConversationKey::telegram(
+                    number(chat)?,
+                    Some(topic.parse().map_err(|_| err())?),
+                )),
+                None => Ok(ConversationKey::telegram(number(rest)?, None)),
+            },
+            Platform::Discord => Ok(ConversationKey::discord(rest.parse().map_err(|_| err())?)),
+        }
     }
 }
 
@@ -112,12 +143,25 @@ mod tests {
 
     #[test]
     fn round_trips_through_its_string_form() {
-        let key = ConversationKey::new(Platform::Telegram, "-100123").with_thread("7");
-        assert_eq!(key.to_string(), "telegram/-100123/7");
-        assert_eq!(key.to_string().parse::<ConversationKey>(), Ok(key));
+        let topic = ConversationKey::telegram(-100123, Some(7));
+        assert_eq!(topic.to_string(), "telegram/-100123/7");
+        assert_eq!(topic.to_string().parse::<ConversationKey>(), Ok(topic));
         let dm: ConversationKey = "discord/42".parse().unwrap();
-        assert_eq!(dm, ConversationKey::new(Platform::Discord, "42"));
-        assert!("irc/1".parse::<ConversationKey>().is_err());
-        assert!("telegram/".parse::<ConversationKey>().is_err());
+        assert_eq!(dm, ConversationKey::discord(42));
+        assert_eq!(dm.platform(), Platform::Discord);
+        let named: ConversationKey = "terminal/notes/2026".parse().unwrap();
+        assert_eq!(named, ConversationKey::terminal("notes/2026"));
+        assert_eq!(named.to_string(), "terminal/notes/2026");
+        for bad in [
+            "irc/1",
+            "telegram/",
+            "telegram/abc",
+            "telegram/1/x",
+            "discord/-5",
+            "terminal/",
+            "discord",
+        ] {
+            assert!(bad.parse::<ConversationKey>().is_err(), "{bad}");
+        }
     }
 }

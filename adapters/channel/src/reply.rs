@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::attachment::{Attachment, Files};
 use crate::command::{Command, CommandError};
 use crate::event::WorkerEvent;
-use crate::key::ConversationKey;
+use crate::key::{ConversationKey, Platform};
 
 /// Who sent a message.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -19,11 +19,55 @@ pub struct Author {
 }
 
 /// The platform message a turn answers: replies reference it and the verbose
-/// thread hangs under it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Origin {
-    /// The platform's id of the user's message, where it has one.
-    pub message_id: Option<String>,
+/// thread hangs under it. Typed as its platform numbers it.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub enum Origin {
+    /// Nothing to refer to: the terminal, or a stored message whose id
+    /// does not read back.
+    #[default]
+    Unnamed,
+    /// A Telegram message.
+    Telegram(i32),
+    /// A Discord message.
+    Discord(u64),
+    /// A Discord slash-command interaction, answered through its token.
+    Interaction(u64),
+}
+
+/// The stored form's prefix of an interaction.
+const INTERACTION_PREFIX: &str = "interaction:";
+
+impl Origin {
+    /// The id as the store keeps it: messages are deduplicated on it, and
+    /// unsent replies and projects keep it to refer to it later.
+    pub fn stored_id(&self) -> Option<String> {
+        match self {
+            Origin::Unnamed => None,
+            Origin::Telegram(id) => Some(id.to_string()),
+            Origin::Discord(id) => Some(id.to_string()),
+            Origin::Interaction(id) => Some(format!("{INTERACTION_PREFIX}{id}")),
+        }
+    }
+
+    /// Reads a stored id back for a conversation on `platform`. An id that
+    /// does not read back is [`Origin::Unnamed`]: the reply then goes out
+    /// without a reference rather than not at all.
+    pub fn from_stored(platform: Platform, id: Option<&str>) -> Origin {
+        let Some(id) = id else {
+            return Origin::Unnamed;
+        };
+        let read = match platform {
+            Platform::Terminal => None,
+            Platform::Telegram => id.parse().ok().map(Origin::Telegram),
+            Platform::Discord => match id.strip_prefix(INTERACTION_PREFIX) {
+                Some(interaction) => interaction.parse().ok().map(Origin::Interaction),
+                None => id.parse().ok().map(Origin::Discord),
+            },
+        };
+        read.unwrap_or_default()
+    }
 }
 
 /// A chat message for the conversation's orchestrator.
@@ -35,8 +79,6 @@ pub struct Inbound {
     pub author: Author,
     /// Its text, with any bot mention already stripped.
     pub text: String,
-    /// The message it answers, if the user replied to one.
-    pub reply_to: Option<String>,
     /// The message itself, for replies and deduplication.
     pub origin: Origin,
     /// Files sent with it (a caption and its file are one message).
@@ -226,5 +268,39 @@ impl Ticket {
         self.generation
             .as_ref()
             .is_some_and(|g| g.load(Ordering::SeqCst) != self.at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_origin_reads_back_from_its_stored_id() {
+        for (platform, origin) in [
+            (Platform::Telegram, Origin::Telegram(7)),
+            (
+                Platform::Discord,
+                Origin::Discord(1_234_567_890_123_456_789),
+            ),
+            (Platform::Discord, Origin::Interaction(12)),
+        ] {
+            let stored = origin.stored_id();
+            assert_eq!(Origin::from_stored(platform, stored.as_deref()), origin);
+        }
+        assert_eq!(Origin::Unnamed.stored_id(), None);
+        assert_eq!(
+            Origin::from_stored(Platform::Telegram, None),
+            Origin::Unnamed
+        );
+        // A row written by something else reads as no reference, not an error.
+        assert_eq!(
+            Origin::from_stored(Platform::Telegram, Some("m1")),
+            Origin::Unnamed
+        );
+        assert_eq!(
+            Origin::from_stored(Platform::Terminal, Some("1")),
+            Origin::Unnamed
+        );
     }
 }

@@ -15,9 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_channel::{
-    ChannelEvent, ConversationKey, Dispatch, OncePerKey, Platform, Ticket, parse_command,
-};
+use baton_channel::{ChannelEvent, ConversationKey, Dispatch, OncePerKey, Ticket, parse_command};
 use serenity::all::{
     CommandInteraction, Context, EventHandler, GatewayIntents, Guild, GuildChannel, Interaction,
     Message, PartialGuild, PartialGuildChannel, Ready, ResumedEvent, ShardStageUpdateEvent,
@@ -131,7 +129,7 @@ impl Intake {
             return;
         }
         let origin = self.interactions.open(id, token);
-        let key = ConversationKey::new(Platform::Discord, interaction.channel_id.get().to_string());
+        let key = ConversationKey::discord(interaction.channel_id.get());
         let nick = interaction.member.as_ref().and_then(|m| m.nick.as_deref());
         let event = ChannelEvent::Command {
             key,

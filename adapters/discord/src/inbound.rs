@@ -5,8 +5,7 @@
 
 use baton_channel::mention;
 use baton_channel::{
-    Author, ChannelEvent, Command, ConversationKey, DmPolicy, Inbound, Origin, Platform,
-    parse_command,
+    Author, ChannelEvent, Command, ConversationKey, DmPolicy, Inbound, Origin, parse_command,
 };
 use serenity::all::{Message, MessageType, User};
 
@@ -92,11 +91,9 @@ pub fn decide(message: &Message, me: &BotIdentity, settings: &DiscordConfig) -> 
         return Action::Ignore("a guild message not addressed to the bot");
     }
     let text = strip_mentions(&message.content, me.id);
-    let key = ConversationKey::new(Platform::Discord, spot.channel.to_string());
+    let key = ConversationKey::discord(spot.channel);
     let author = author(message);
-    let origin = Origin {
-        message_id: Some(spot.message.to_string()),
-    };
+    let origin = Origin::Discord(spot.message);
     if let Some(command) = parse_command(&text, Some(&me.name)) {
         if !allowed {
             return Action::Answer(spot, NOT_ALLOWED);
@@ -128,11 +125,6 @@ pub fn decide(message: &Message, me: &BotIdentity, settings: &DiscordConfig) -> 
         key,
         author,
         text,
-        reply_to: message
-            .message_reference
-            .as_ref()
-            .and_then(|reference| reference.message_id)
-            .map(|id| id.get().to_string()),
         origin,
         attachments,
         chat_title: None,
@@ -267,7 +259,7 @@ mod tests {
         };
         assert_eq!(inbound.key.to_string(), "discord/300");
         assert_eq!(inbound.text, "what is 2+2?");
-        assert_eq!(inbound.origin.message_id.as_deref(), Some("500"));
+        assert_eq!(inbound.origin, Origin::Discord(500));
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! Discord's 3-second deadline.
 //!
 //! The engine answers a command by posting through its reply handle with
-//! the command's [`Origin`]. For an interaction that origin is synthetic
-//! (`interaction:<id>`), and [`Interactions`] keeps, per open interaction,
+//! the command's [`Origin`], [`Origin::Interaction`] with its id, and
+//! [`Interactions`] keeps, per open interaction,
 //! a task holding its token: the first answer that arrives within
 //! `defer_after` is the interaction's response (ephemeral); if none has
 //! arrived by then the task defers (ephemeral "thinking") and the answer,
@@ -26,8 +26,6 @@ use crate::outbox::MESSAGE_LIMIT;
 use crate::rest::{Endpoint, Rest, RestError};
 use crate::settings::DiscordConfig;
 
-/// The prefix of an interaction's synthetic origin id.
-const ORIGIN_PREFIX: &str = "interaction:";
 /// Discord's "channel message with source" response.
 const RESPOND: u8 = 4;
 /// Discord's "deferred channel message with source" response.
@@ -39,23 +37,6 @@ const EPHEMERAL: u64 = 1 << 6;
 const TOKEN_LIFETIME: Duration = Duration::from_secs(14 * 60);
 /// How long after its answer an interaction still takes more answers.
 const LINGER: Duration = Duration::from_secs(30);
-
-/// The origin the engine answers an interaction with.
-pub fn origin(interaction: u64) -> Origin {
-    Origin {
-        message_id: Some(format!("{ORIGIN_PREFIX}{interaction}")),
-    }
-}
-
-/// The interaction an origin stands for, if it stands for one.
-pub fn interaction_of(origin: &Origin) -> Option<u64> {
-    origin
-        .message_id
-        .as_deref()?
-        .strip_prefix(ORIGIN_PREFIX)?
-        .parse()
-        .ok()
-}
 
 /// Whether the interaction's user may use `command` (`None`: a command
 /// that did not parse, which changes nothing): `Err` holds the refusal to
@@ -168,7 +149,7 @@ impl Interactions {
                 () = answering.run(rx, defer_after) => {}
             }
         });
-        origin(id)
+        Origin::Interaction(id)
     }
 
     /// Delivers the engine's `text` as interaction `id`'s answer. `None`
@@ -395,14 +376,5 @@ mod tests {
             check(&interaction(None, 5, &[], 0), Some(&status), &open),
             Ok(())
         );
-    }
-
-    #[test]
-    fn origins_round_trip_and_message_ids_are_not_interactions() {
-        assert_eq!(interaction_of(&origin(12)), Some(12));
-        let message = Origin {
-            message_id: Some("12".into()),
-        };
-        assert_eq!(interaction_of(&message), None);
     }
 }

@@ -8,7 +8,7 @@ use baton_channel::{
     CancelSource, Channel, ChannelError, ConversationKey, Origin, PendingCancel, Reply, WorkerEvent,
 };
 
-use crate::interaction::{Interactions, interaction_of};
+use crate::interaction::Interactions;
 use crate::outbox::{Outboxes, Outgoing, Target};
 
 /// Discord as the engine sees it: a source of reply handles.
@@ -30,7 +30,10 @@ impl Channel for DiscordChannel {
     fn reply_to(&self, key: &ConversationKey) -> Box<dyn Reply> {
         Box::new(DiscordReply {
             key: key.clone(),
-            channel: key.chat.parse().ok(),
+            channel: match *key {
+                ConversationKey::Discord { channel } => Some(channel),
+                _ => None,
+            },
             outboxes: self.outboxes.clone(),
             interactions: self.interactions.clone(),
             cancel: CancelSource::new(),
@@ -58,13 +61,16 @@ impl DiscordReply {
 
 /// The user's message an origin names, if it names one.
 fn message_id(origin: &Origin) -> Option<u64> {
-    origin.message_id.as_deref().and_then(|id| id.parse().ok())
+    match *origin {
+        Origin::Discord(id) => Some(id),
+        _ => None,
+    }
 }
 
 #[async_trait::async_trait]
 impl Reply for DiscordReply {
     async fn post(&mut self, origin: &Origin, text: &str) -> Result<(), ChannelError> {
-        if let Some(interaction) = interaction_of(origin)
+        if let Origin::Interaction(interaction) = *origin
             && let Some(result) = self.interactions.answer(interaction, text).await
         {
             return result;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use baton_channel::{
     Author, ChannelEvent, Command, ConversationKey, Dispatch, DispatchError, DmPolicy, Inbound,
-    OncePerKey, Origin, Platform, Ticket, parse_command,
+    OncePerKey, Origin, Ticket, parse_command,
 };
 use teloxide::Bot;
 use teloxide::prelude::Requester;
@@ -178,9 +178,7 @@ fn decide(update: &Update, me: &BotIdentity, settings: &TelegramConfig) -> Actio
         };
     let key = conversation_key(message);
     let author = author(user);
-    let origin = Origin {
-        message_id: Some(message.id.0.to_string()),
-    };
+    let origin = Origin::Telegram(message.id.0);
     let attachments = crate::files::attachments(message);
     let text = message.text().or(message.caption());
     if crate::files::unreadable(message) || (text.is_none() && attachments.is_empty()) {
@@ -235,9 +233,6 @@ fn decide(update: &Update, me: &BotIdentity, settings: &TelegramConfig) -> Actio
         key,
         author,
         text,
-        reply_to: message
-            .reply_to_message()
-            .map(|replied| replied.id.0.to_string()),
         origin,
         attachments,
         chat_title: message.chat.title().map(str::to_owned),
@@ -246,11 +241,11 @@ fn decide(update: &Update, me: &BotIdentity, settings: &TelegramConfig) -> Actio
 
 /// A DM or a group is one conversation; a forum topic is its own.
 fn conversation_key(message: &Message) -> ConversationKey {
-    let key = ConversationKey::new(Platform::Telegram, message.chat.id.0.to_string());
-    match message.thread_id {
-        Some(thread) if message.is_topic_message => key.with_thread(thread.0.0.to_string()),
-        _ => key,
-    }
+    let topic = message
+        .thread_id
+        .filter(|_| message.is_topic_message)
+        .map(|thread| thread.0.0);
+    ConversationKey::telegram(message.chat.id.0, topic)
 }
 
 fn author(user: &User) -> Author {
@@ -390,7 +385,7 @@ mod tests {
             panic!("{action:?}")
         };
         assert_eq!(inbound.key.to_string(), "telegram/42");
-        assert_eq!(inbound.origin.message_id.as_deref(), Some("7"));
+        assert_eq!(inbound.origin, Origin::Telegram(7));
         assert_eq!(inbound.author.name, "Ada");
     }
 

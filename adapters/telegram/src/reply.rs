@@ -23,25 +23,34 @@ impl TelegramChannel {
 
 impl Channel for TelegramChannel {
     fn reply_to(&self, key: &ConversationKey) -> Box<dyn Reply> {
+        let chat = match *key {
+            ConversationKey::Telegram { chat, topic } => Some(Chat {
+                id: ChatId(chat),
+                topic: topic.map(|topic| ThreadId(MessageId(topic))),
+            }),
+            _ => None,
+        };
         Box::new(TelegramReply {
             key: key.clone(),
-            chat: key.chat.parse().ok().map(ChatId),
-            thread: key
-                .thread
-                .as_deref()
-                .and_then(|t| t.parse().ok())
-                .map(|id| ThreadId(MessageId(id))),
+            chat,
             outboxes: self.outboxes.clone(),
             cancel: CancelSource::new(),
         })
     }
 }
 
-/// One conversation's handle: a chat, and a forum topic in it.
+/// A chat, and a forum topic in it.
+#[derive(Clone, Copy)]
+struct Chat {
+    id: ChatId,
+    topic: Option<ThreadId>,
+}
+
+/// One conversation's handle.
 struct TelegramReply {
     key: ConversationKey,
-    chat: Option<ChatId>,
-    thread: Option<ThreadId>,
+    /// `None` for a key of another platform: every post then fails.
+    chat: Option<Chat>,
     outboxes: Arc<Outboxes>,
     /// Voids what this conversation queued (`/stop` during a long reply).
     cancel: CancelSource,
@@ -53,20 +62,19 @@ impl TelegramReply {
             ChannelError::Permanent(format!("{} is not a Telegram chat", self.key))
         })?;
         Ok(Target {
-            chat,
-            thread: self.thread,
+            chat: chat.id,
+            thread: chat.topic,
             reply_to: message_id(origin),
         })
     }
 }
 
-/// The Telegram message id an origin names, if it names one.
-pub(crate) fn message_id(origin: &Origin) -> Option<MessageId> {
-    origin
-        .message_id
-        .as_deref()
-        .and_then(|id| id.parse().ok())
-        .map(MessageId)
+/// The Telegram message an origin names, if it names one.
+fn message_id(origin: &Origin) -> Option<MessageId> {
+    match *origin {
+        Origin::Telegram(id) => Some(MessageId(id)),
+        _ => None,
+    }
 }
 
 #[async_trait::async_trait]

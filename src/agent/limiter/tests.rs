@@ -7,14 +7,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use baton_channel::{ConversationKey, Platform};
+use baton_channel::ConversationKey;
 
 use super::*;
 use crate::domain::Usage;
 use crate::llm::{AssistantMessage, Completion, ProviderError, Quota, StopReason};
 
 fn key(name: &str) -> ConversationKey {
-    ConversationKey::new(Platform::Telegram, name)
+    ConversationKey::terminal(name)
 }
 
 fn answered() -> Result<Completion, ProviderError> {
