@@ -18,7 +18,7 @@ use tracing::Instrument;
 use super::backlog::{Backlog, Overflow};
 use super::commands;
 use super::context::{self, RecentTranscript};
-use super::ownership::Lease;
+use super::ownership::{ForwardedInteraction, Lease};
 use super::projects::ActorProjects;
 use super::turn::{TurnOutcome, TurnRequest, run_turn};
 use super::turn_end::TurnRow;
@@ -56,6 +56,10 @@ pub(crate) struct ControlMessage {
     pub author: Author,
     pub origin: Origin,
     pub command: Result<Command, CommandError>,
+    /// The instance that received the command, when it is not this one (a
+    /// command forwarded in a cluster): an interaction's answer goes back
+    /// there, since only it holds the interaction.
+    pub received_at: Option<String>,
 }
 
 impl ControlMessage {
@@ -177,6 +181,9 @@ pub(crate) struct Actor {
     /// Set when the fence closed under a turn (`ownership.rs`): the actor
     /// stops and leaves its conversation to the cluster's sweep.
     pub stranded: bool,
+    /// While a command another instance received is answered: its
+    /// interaction, answered through that instance.
+    pub answering_for: Option<ForwardedInteraction>,
 }
 
 impl Actor {
@@ -372,6 +379,12 @@ impl Actor {
     }
 
     async fn command(&mut self, message: ControlMessage, running: Option<&RunningTurn>) {
+        self.answering_for = ForwardedInteraction::of(&message);
+        self.answer_command(message, running).await;
+        self.answering_for = None;
+    }
+
+    async fn answer_command(&mut self, message: ControlMessage, running: Option<&RunningTurn>) {
         let text = match message.command {
             Err(error) => error.to_string(),
             Ok(Command::Stop) => "Nothing is running.".to_owned(),
@@ -764,6 +777,9 @@ impl Actor {
             tracing::warn!(conversation = %self.key, "not posting: this instance cannot trust its cluster lease");
             self.strand();
             return Err(ChannelError::Transient("the cluster lease was lost".into()));
+        }
+        if self.answer_elsewhere(origin, text).await {
+            return Ok(());
         }
         let cancel = self.reply.pending_cancel();
         let mut stopped: Option<Origin> = None;

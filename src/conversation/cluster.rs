@@ -41,12 +41,22 @@ const RECONNECT: Duration = Duration::from_secs(1);
 pub(crate) enum Signal {
     /// Messages wait in the store, from message id `from` on.
     Wake { key: ConversationKey, from: i64 },
-    /// A command that arrived at another instance.
+    /// A command that arrived at another instance, `received_at`.
     Command {
         key: ConversationKey,
         author: Author,
         origin: Origin,
         command: Command,
+        #[serde(default)]
+        received_at: Option<String>,
+    },
+    /// The answer to a slash command's `interaction`, for the instance
+    /// that received the command (only it holds the interaction's token).
+    Answer {
+        key: ConversationKey,
+        instance: String,
+        interaction: u64,
+        text: String,
     },
 }
 
@@ -60,7 +70,9 @@ impl Signal {
 
     fn key(&self) -> &ConversationKey {
         match self {
-            Signal::Wake { key, .. } | Signal::Command { key, .. } => key,
+            Signal::Wake { key, .. } | Signal::Command { key, .. } | Signal::Answer { key, .. } => {
+                key
+            }
         }
     }
 }
@@ -91,6 +103,18 @@ impl Registry {
     /// conversation it is about.
     async fn take_signal(&self, cluster: &Cluster, signal: Signal) {
         let key = signal.key().clone();
+        if let Signal::Answer {
+            instance,
+            interaction,
+            text,
+            ..
+        } = signal
+        {
+            if instance == cluster.id() {
+                self.answer_interaction(key, interaction, text);
+            }
+            return;
+        }
         if !cluster.holds(&key) {
             return;
         }
@@ -100,19 +124,40 @@ impl Registry {
                 author,
                 origin,
                 command,
+                received_at,
                 ..
             } => {
                 let message = ControlMessage {
                     author,
                     origin,
                     command: Ok(command),
+                    received_at: received_at.filter(|at| at != cluster.id()),
                 };
                 self.command(&key, message).await
             }
+            Signal::Answer { .. } => Ok(()),
         };
         if let Err(e) = taken {
             tracing::warn!(conversation = %key, error = %e, "cannot act on another instance's signal");
         }
+    }
+}
+
+impl Registry {
+    /// Answers `interaction`, which this instance received, with the text
+    /// its conversation's owner sent back (in the background: the
+    /// listener goes on). An interaction no longer open gets the answer
+    /// in its channel instead.
+    fn answer_interaction(&self, key: ConversationKey, interaction: u64, text: String) {
+        let Some(channel) = self.channels.get(&key.platform()).cloned() else {
+            return;
+        };
+        self.actors.spawn(async move {
+            let mut reply = channel.reply_to(&key);
+            if let Err(e) = reply.post(&Origin::Interaction(interaction), &text).await {
+                tracing::warn!(conversation = %key, error = %e, "could not answer a slash command for its conversation's owner");
+            }
+        });
     }
 }
 

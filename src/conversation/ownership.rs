@@ -8,6 +8,8 @@
 //!   already, so the owner is woken from the first one; commands are sent
 //!   to it whole ([`Signal`]); then the actor stops.
 
+use baton_channel::Origin;
+
 use super::actor::{Actor, Control, ControlMessage, Queued};
 use super::backlog::stored_inbound;
 use super::cluster::Signal;
@@ -17,6 +19,28 @@ use crate::store::{MessageId, UnderLease, conversation_lease, now_ms};
 /// At most this many unanswered messages (or unsent replies) are taken
 /// over at once; more wait for the next sweep.
 const TAKE_OVER_LIMIT: usize = 1_000;
+
+/// A slash command's interaction that another instance received and
+/// holds (its token lives there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ForwardedInteraction {
+    pub interaction: u64,
+    /// The instance that holds it.
+    pub instance: String,
+}
+
+impl ForwardedInteraction {
+    /// The interaction of a command received elsewhere, if it has one.
+    pub fn of(message: &ControlMessage) -> Option<ForwardedInteraction> {
+        match (message.origin, &message.received_at) {
+            (Origin::Interaction(interaction), Some(instance)) => Some(ForwardedInteraction {
+                interaction,
+                instance: instance.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
 
 /// Whether this actor may run its conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,18 +230,56 @@ impl Actor {
                 author,
                 origin,
                 command,
+                received_at,
             } = message;
             match command {
                 Ok(command) => {
+                    let received_at = received_at.or_else(|| {
+                        let cluster = self.services.cluster.as_ref()?;
+                        Some(cluster.id().to_owned())
+                    });
                     self.signal(Signal::Command {
                         key: self.key.clone(),
                         author,
                         origin,
                         command,
+                        received_at,
                     })
                     .await;
                 }
                 Err(error) => self.post(&origin, &error.to_string()).await,
+            }
+        }
+    }
+
+    /// Answers a forwarded command's interaction through the instance that
+    /// holds it. False when `origin` is no such interaction, or the answer
+    /// cannot be sent there: it is then posted here (in the channel).
+    pub(super) async fn answer_elsewhere(&self, origin: &Origin, text: &str) -> bool {
+        let Some(forwarded) = &self.answering_for else {
+            return false;
+        };
+        let (Origin::Interaction(interaction), Some(cluster)) = (*origin, &self.services.cluster)
+        else {
+            return false;
+        };
+        if interaction != forwarded.interaction {
+            return false;
+        }
+        let answer = Signal::Answer {
+            key: self.key.clone(),
+            instance: forwarded.instance.clone(),
+            interaction,
+            text: text.to_owned(),
+        };
+        let Some(payload) = answer.encode() else {
+            return false;
+        };
+        match cluster.signal(&payload).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(conversation = %self.key, error = %e, "cannot hand a command's answer to the instance that received it; posting it in the channel");
+                false
             }
         }
     }

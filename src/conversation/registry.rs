@@ -71,7 +71,8 @@ pub struct Registry {
     /// When each conversation was last told its messages cannot be stored.
     store_trouble: StoreTrouble,
     shutdown: CancellationToken,
-    actors: TaskTracker,
+    /// The actors, and the other work `shutdown` waits for.
+    pub(super) actors: TaskTracker,
 }
 
 impl Registry {
@@ -197,6 +198,7 @@ impl Registry {
                     author,
                     origin,
                     command,
+                    received_at: None,
                 };
                 self.command(&key, message).await?;
                 return Ok(Accepted::New);
@@ -421,6 +423,7 @@ impl Registry {
             recent: Default::default(),
             lease: super::ownership::Lease::Unneeded,
             stranded: false,
+            answering_for: None,
         };
         self.actors.spawn(actor.run());
         ConversationHandle {
